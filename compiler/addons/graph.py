@@ -1,0 +1,55 @@
+"""GraphWithNamedArgs and BoundGraph: a graph with its named (variable) inputs, and a binding of them."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from compiler import popxl
+from compiler.ir import print_schedule as _print_schedule
+
+from .dot_tree import NamedTensors
+
+
+class BoundGraph:
+    def __init__(self, graph: popxl.Graph, args: Mapping[Any, Any] | None = None) -> None:
+        self.graph = graph
+        self.args = dict(args or {})
+
+    def call(self, *targs: Any, args: Mapping[Any, Any] | None = None) -> tuple[popxl.Tensor, ...]:
+        return self.call_with_info(*targs, args=args).outputs
+
+    def call_with_info(self, *targs: Any, args: Mapping[Any, Any] | None = None) -> Any:
+        return popxl.ops.call_with_info(self.graph, *targs, inputs_dict={**self.args, **dict(args or {})})
+
+    def bind(self, args: Mapping[Any, Any]) -> "BoundGraph":
+        return BoundGraph(self.graph, {**self.args, **dict(args)})
+
+
+class GraphWithNamedArgs:
+    def __init__(self, graph: popxl.Graph, args: NamedTensors | None = None, grad_graph_info: Any = None) -> None:
+        self.graph = graph
+        self.args = args if args is not None else NamedTensors()
+        self.grad_graph_info = grad_graph_info
+        for key, t in self.args.to_dict().items():
+            graph._g.input_names[t._value.id] = key
+
+    @property
+    def ir(self):
+        return self.graph.ir
+
+    def print_schedule(self) -> str:
+        return _print_schedule(self.graph._g)
+
+    def bind(self, args: NamedTensors | Mapping[Any, Any]) -> BoundGraph:
+        if isinstance(args, NamedTensors):
+            return BoundGraph(self.graph, self.args.to_mapping(args))
+        return BoundGraph(self.graph, args)
+
+    def call(self, *targs: Any, args: Mapping[Any, Any] | None = None) -> tuple[popxl.Tensor, ...]:
+        return popxl.ops.call(self.graph, *targs, inputs_dict=dict(args or {}))
+
+    def call_with_info(self, *targs: Any, args: Mapping[Any, Any] | None = None) -> Any:
+        return popxl.ops.call_with_info(self.graph, *targs, inputs_dict=dict(args or {}))
+
+    @classmethod
+    def from_create_graph(cls, graph: popxl.Graph, args: NamedTensors) -> "GraphWithNamedArgs":
+        return cls(graph, args)

@@ -1,0 +1,98 @@
+"""The reference interpreter: runs any graph with numpy and defines the semantics.
+
+Storage semantics: every SSA value lives in a storage buffer; an op that writes in
+place copies its result into its input's buffer, so every older handle of that
+storage sees the update (as PopXL's in-place ops do). Calls copy their inputs in
+and copy by-reference inputs back out, as PopART's CallOp does.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from compiler.ir import Graph, Ir, Op, Value
+from compiler.ops import run_reference
+
+
+class StreamIO:
+    """Host-stream data for one run: one batch per HostLoad per iteration."""
+
+    def __init__(self, inputs: dict[str, np.ndarray], iteration: int = 0) -> None:
+        self.inputs = inputs
+        self.iteration = iteration
+        self.outputs: dict[str, list[np.ndarray]] = {}
+
+    def load(self, name: str) -> np.ndarray:
+        return self.inputs[name][self.iteration]
+
+    def store(self, name: str, arr: np.ndarray) -> None:
+        self.outputs.setdefault(name, []).append(np.array(arr, copy=True))
+
+
+# A hook that sees every op result, e.g. the opt-in non-finite check
+Observer = Callable[[Op, list[np.ndarray]], None]
+
+
+def run_graph(
+    ir: Ir,
+    graph: Graph,
+    args: list[np.ndarray],
+    variables: dict[int, np.ndarray],
+    streams: StreamIO | None = None,
+    observer: Observer | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Execute `graph`. Returns (outputs, final values of by-ref inputs in by_ref order).
+
+    `variables` maps main-graph variable value ids to their live buffers, which
+    in-place ops update.
+    """
+    env: dict[int, np.ndarray] = {}
+    for v, a in zip(graph.inputs, args):
+        env[v.storage] = np.array(a, dtype=v.dtype.numpy, copy=True)  # call by value
+    for vid, buf in variables.items():
+        if vid in graph.values:
+            env[graph.values[vid].storage] = buf
+    for vid, data in ir.constants.items():
+        if vid in graph.values:
+            env[graph.values[vid].storage] = data
+
+    def read(v: Value) -> np.ndarray:
+        try:
+            return env[v.storage]
+        except KeyError:
+            raise RuntimeError(f"interpreter: {v.name!r} (%{v.id}) in graph {graph.id!r} has no value") from None
+
+    for op in graph.ops:
+        ins = [read(v) for v in op.inputs]
+        if op.kind == "Call":
+            assert op.called is not None
+            outs, refs = run_graph(ir, op.called, ins, {}, streams, observer)
+            results = outs + refs  # updates are sorted by input index == sorted(by_ref)
+        elif op.kind == "HostLoad":
+            if streams is None:
+                raise RuntimeError("HostLoad outside a session run")
+            results = [streams.load(op.attrs["stream"])]
+        elif op.kind == "HostStore":
+            if streams is None:
+                raise RuntimeError("HostStore outside a session run")
+            streams.store(op.attrs["stream"], ins[0])
+            results = []
+        else:
+            results = run_reference(op, ins)
+        if observer is not None:
+            observer(op, results)
+        for v, r in zip(op.results, results):
+            r = np.asarray(r)
+            if r.dtype != v.dtype.numpy or r.shape != v.shape:
+                raise RuntimeError(
+                    f"interpreter: {op.label} produced {r.dtype}{r.shape} for {v.name!r}, expected {v.spec}")
+            if v.version > 0:  # in-place: write into the existing buffer
+                np.copyto(env[v.storage], r)
+            else:
+                if any(np.shares_memory(r, x) for x in ins):
+                    r = r.copy()
+                env[v.storage] = r
+    outs = [np.array(read(v), copy=True) for v in graph.outputs]
+    refs = [np.array(read(graph.inputs[i]), copy=True) for i in sorted(graph.by_ref)]
+    return outs, refs

@@ -1,0 +1,103 @@
+"""Ir: owns the graphs, the main graph, variables with their data, constants and host streams."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .graph import Graph
+from .spec import TensorSpec
+from .value import Value
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    spec: TensorSpec
+    direction: Literal["h2d", "d2h"]
+
+
+class Ir:
+    def __init__(self, replication: int = 1) -> None:
+        self._op_counter = 100  # PopART's Ir::opsCounter starts at 100
+        self._value_counter = 0
+        self._graph_counter = 0
+        self._tensor_counter = 0  # for "__t{k}" name disambiguation
+        self.graphs: dict[str, Graph] = {}
+        self.main = Graph(self, "")
+        self.graphs[""] = self.main
+        self.variables: dict[int, np.ndarray] = {}  # value id -> initial data
+        self.constants: dict[int, np.ndarray] = {}  # value id -> data (any graph)
+        self.streams: dict[str, Stream] = {}
+        self.replication_factor = int(replication)
+        self.num_host_transfers = 1
+        self.meta: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ ids
+    def _next_op_id(self) -> int:
+        i = self._op_counter
+        self._op_counter += 1
+        return i
+
+    def _next_value_id(self) -> int:
+        self._value_counter += 1
+        return self._value_counter
+
+    def unique_graph_id(self, qualname: str) -> str:
+        gid = f"{qualname}_subgraph({self._graph_counter})"
+        self._graph_counter += 1
+        return gid
+
+    def new_graph(self, gid: str) -> Graph:
+        if gid in self.graphs:
+            raise ValueError(f"a graph named {gid!r} already exists")
+        g = Graph(self, gid)
+        self.graphs[gid] = g
+        return g
+
+    # ------------------------------------------------------------- tensors
+    def add_variable(self, data: np.ndarray, name: str) -> Value:
+        from .dtypes import DType
+
+        v = self.main.new_value(TensorSpec(data.shape, DType.from_numpy(data.dtype)), name, "variable")
+        self.variables[v.id] = np.array(data, copy=True)
+        return v
+
+    def add_constant(self, graph: Graph, data: np.ndarray, name: str) -> Value:
+        from .dtypes import DType
+
+        v = graph.new_value(TensorSpec(data.shape, DType.from_numpy(data.dtype)), name, "constant")
+        self.constants[v.id] = np.array(data, copy=True)
+        return v
+
+    def add_stream(self, name: str, spec: TensorSpec, direction: Literal["h2d", "d2h"]) -> Stream:
+        if name in self.streams:
+            raise ValueError(f"a host stream named {name!r} already exists; give streams unique names")
+        s = Stream(name, spec, direction)
+        self.streams[name] = s
+        return s
+
+    def variable_values(self) -> list[Value]:
+        return [self.main.values[i] for i in self.variables]
+
+    def value(self, vid: int) -> Value:
+        for g in self.graphs.values():
+            if vid in g.values:
+                return g.values[vid]
+        raise KeyError(vid)
+
+    def reachable_graphs(self) -> list[Graph]:
+        """The main graph and every graph it calls, transitively, callers first."""
+        order: list[Graph] = []
+        todo = [self.main]
+        while todo:
+            g = todo.pop(0)
+            if g in order:
+                continue
+            order.append(g)
+            todo.extend(g.called_graphs())
+        return order
+
+    def __repr__(self) -> str:
+        return f"<Ir: {len(self.graphs)} graphs, {len(self.variables)} variables>"

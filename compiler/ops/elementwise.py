@@ -1,0 +1,100 @@
+"""Elementwise math: unary and binary ops, cast, where, comparisons. Binary ops broadcast numpy-style."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from compiler.ir import DType, TensorSpec
+
+from .primitives import COMPARE, Expr, Prim
+from .registry import OpDef, OpError, register
+from .rules import broadcast_shapes, float_only, same_dtype
+
+Dec = Callable[[Expr, int], int]
+
+
+def _unary(kind: str, formula: str, body: Dec, floats: bool = True) -> None:
+    def infer(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+        if floats:
+            float_only(kind, s, "x")
+        return [s["x"]]
+
+    register(OpDef(kind=kind, formula=formula, infer=infer, elementwise=True,
+                   decompose=lambda e, n, s, a: [body(e, n["x"])]))
+
+
+def _gelu_tanh(e: Expr, x: int) -> int:
+    c = e.c(math.sqrt(2.0 / math.pi), x)
+    inner = e.mul(c, e.add(x, e.mul(e.c(0.044715, x), e.mul(x, e.mul(x, x)))))
+    return e.mul(e.mul(e.c(0.5, x), x), e.add(e.c(1.0, x), e.tanh(inner)))
+
+
+def _gelu_erf(e: Expr, x: int) -> int:
+    return e.mul(e.mul(e.c(0.5, x), x), e.add(e.c(1.0, x), e.erf(e.mul(x, e.c(1.0 / math.sqrt(2.0), x)))))
+
+
+_unary("Neg", "out = -x", lambda e, x: e.neg(x), floats=False)
+_unary("Sqrt", "out = sqrt(x)", lambda e, x: e.sqrt(x))
+_unary("Exp", "out = exp(x)", lambda e, x: e.exp(x))
+_unary("Log", "out = log(x)", lambda e, x: e.log(x))
+_unary("Tanh", "out = tanh(x)", lambda e, x: e.tanh(x))
+_unary("Abs", "out = |x|", lambda e, x: e.abs(x), floats=False)
+_unary("Sign", "out = sign(x)", lambda e, x: e.unary(Prim.sign, x), floats=False)
+_unary("Floor", "out = floor(x)", lambda e, x: e.unary(Prim.floor, x))
+_unary("Relu", "out = max(x, 0)", lambda e, x: e.max(x, e.c(0, x)))
+_unary("Gelu", "out = 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))", _gelu_tanh)
+_unary("GeluErf", "out = 0.5x(1 + erf(x/sqrt(2)))", _gelu_erf)
+_unary("Sigmoid", "out = 1/(1+exp(-x))", lambda e, x: e.div(e.c(1.0, x), e.add(e.c(1.0, x), e.exp(e.neg(x)))))
+_unary("Reciprocal", "out = 1/x", lambda e, x: e.div(e.c(1.0, x), x))
+_unary("Square", "out = x*x", lambda e, x: e.mul(x, x), floats=False)
+_unary("Identity", "out = x", lambda e, x: x, floats=False)
+
+
+def _binary(kind: str, formula: str, body: Callable[[Expr, int, int], int], out_bool: bool = False) -> None:
+    def infer(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+        dt = same_dtype(kind, s, "a", "b")
+        shape = broadcast_shapes(kind, s["a"].shape, s["b"].shape)
+        return [TensorSpec(shape, DType.bool if out_bool else dt)]
+
+    register(OpDef(kind=kind, formula=formula, infer=infer, elementwise=True,
+                   decompose=lambda e, n, s, a: [body(e, n["a"], n["b"])]))
+
+
+_binary("Add", "out = a + b", lambda e, a, b: e.add(a, b))
+_binary("Sub", "out = a - b", lambda e, a, b: e.sub(a, b))
+_binary("Mul", "out = a * b", lambda e, a, b: e.mul(a, b))
+_binary("Div", "out = a / b", lambda e, a, b: e.div(a, b))
+_binary("Pow", "out = a ** b", lambda e, a, b: e.pow(a, b))
+_binary("Max", "out = max(a, b)", lambda e, a, b: e.max(a, b))
+_binary("Min", "out = min(a, b)", lambda e, a, b: e.min(a, b))
+for _k, _p in (("Less", Prim.lt), ("LessOrEqual", Prim.le), ("Greater", Prim.gt),
+               ("GreaterOrEqual", Prim.ge), ("Equal", Prim.eq), ("NotEqual", Prim.ne)):
+    assert _p in COMPARE
+    _binary(_k, f"out = a {_p.value} b", lambda e, a, b, p=_p: e.compare(p, a, b), out_bool=True)
+
+
+def _infer_cast(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    return [TensorSpec(s["x"].shape, a["to"])]
+
+
+register(OpDef(kind="Cast", formula="out = (to) x", infer=_infer_cast, elementwise=True,
+               decompose=lambda e, n, s, a: [e.cast(n["x"], a["to"])]))
+
+
+def _infer_where(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    if s["cond"].dtype != DType.bool:
+        raise OpError(f"Where: condition must be bool, got {s['cond']}")
+    dt = same_dtype("Where", s, "a", "b")
+    return [TensorSpec(broadcast_shapes("Where", s["cond"].shape, s["a"].shape, s["b"].shape), dt)]
+
+
+register(OpDef(kind="Where", formula="out = cond ? a : b", infer=_infer_where, elementwise=True,
+               decompose=lambda e, n, s, a: [e.select(n["cond"], n["a"], n["b"])]))
+
+
+def _infer_clip(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    return [s["x"]]
+
+
+register(OpDef(kind="Clip", formula="out = min(max(x, lo), hi)", infer=_infer_clip, elementwise=True,
+               decompose=lambda e, n, s, a: [e.min(e.max(n["x"], e.c(a["min"], n["x"])), e.c(a["max"], n["x"]))]))

@@ -1,0 +1,177 @@
+"""Non-elementwise tensor ops: matmul, reductions, shape ops, softmax, cross-entropy."""
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from compiler.ir import DType, Op, TensorSpec
+
+from .registry import OpDef, OpError, register
+from .rules import same_dtype
+
+A = dict[str, np.ndarray]
+S = dict[str, TensorSpec]
+D = dict[str, Any]
+
+
+# ------------------------------------------------------------------ MatMul
+def _infer_matmul(s: S, a: D) -> list[TensorSpec]:
+    x, w = s["a"], s["b"]
+    dt = same_dtype("MatMul", s, "a", "b")
+    if x.rank == 0 or w.rank == 0:
+        raise OpError(f"MatMul: operands must have rank >= 1, got a {x} and b {w}")
+    k1 = x.shape[-1]
+    k2 = w.shape[0] if w.rank == 1 else w.shape[-2]
+    if k1 != k2:
+        raise OpError(f"MatMul: contraction dims differ: a {x} has {k1}, b {w} has {k2}")
+    out = np.matmul(np.empty(x.shape, np.int8), np.empty(w.shape, np.int8)).shape
+    return [TensorSpec(out, dt)]
+
+
+def _ref_matmul(x: A, a: D, op: Op) -> list[np.ndarray]:
+    l, r = x["a"], x["b"]
+    if l.dtype in (np.float16,) or str(l.dtype) == "bfloat16":  # accumulate in float32, as poplin does
+        return [np.matmul(l.astype(np.float32), r.astype(np.float32)).astype(l.dtype)]
+    return [np.matmul(l, r)]
+
+
+register(OpDef(kind="MatMul", formula="out = a @ b", infer=_infer_matmul, reference=_ref_matmul))
+
+
+# --------------------------------------------------------------- reductions
+def norm_axes(kind: str, rank: int, axes: Any) -> tuple[int, ...]:
+    if axes is None:
+        return tuple(range(rank))
+    if isinstance(axes, int):
+        axes = (axes,)
+    out = []
+    for ax in axes:
+        if not -rank <= ax < max(rank, 1):
+            raise OpError(f"{kind}: axis {ax} is out of range for rank {rank}")
+        out.append(ax % rank if rank else 0)
+    return tuple(sorted(set(out)))
+
+
+def _reduce(kind: str, fn: Any, formula: str) -> None:
+    def infer(s: S, a: D) -> list[TensorSpec]:
+        x = s["x"]
+        axes = norm_axes(kind, x.rank, a.get("axes"))
+        keep = bool(a.get("keepdims", False))
+        shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep else tuple(
+            d for i, d in enumerate(x.shape) if i not in axes)
+        return [TensorSpec(shape, x.dtype)]
+
+    def ref(x: A, a: D, op: Op) -> list[np.ndarray]:
+        v = x["x"]
+        axes = norm_axes(kind, v.ndim, a.get("axes"))
+        acc = v.astype(np.float32) if v.dtype == np.float16 else v
+        r = fn(acc, axis=axes, keepdims=bool(a.get("keepdims", False)))
+        return [np.asarray(r).astype(v.dtype)]
+
+    register(OpDef(kind=kind, formula=formula, infer=infer, reference=ref))
+
+
+_reduce("ReduceSum", np.sum, "out = sum(x, axes)")
+_reduce("ReduceMean", np.mean, "out = mean(x, axes)")
+_reduce("ReduceMax", np.max, "out = max(x, axes)")
+_reduce("ReduceMin", np.min, "out = min(x, axes)")
+_reduce("ReduceSumSquare", lambda v, axis, keepdims: np.sum(v * v, axis=axis, keepdims=keepdims),
+        "out = sum(x*x, axes)")
+
+
+# --------------------------------------------------------------- shape ops
+def _infer_reshape(s: S, a: D) -> list[TensorSpec]:
+    x = s["x"]
+    shape = list(a["shape"])
+    if shape.count(-1) > 1:
+        raise OpError(f"Reshape: at most one -1 in the new shape, got {tuple(shape)}")
+    if -1 in shape:
+        rest = prod(d for d in shape if d != -1)
+        if rest == 0 or x.nelms % rest:
+            raise OpError(f"Reshape: cannot reshape {x} to {tuple(shape)}")
+        shape[shape.index(-1)] = x.nelms // rest
+    if prod(shape) != x.nelms:
+        raise OpError(f"Reshape: cannot reshape {x} ({x.nelms} elements) to {tuple(shape)} ({prod(shape)} elements)")
+    return [TensorSpec(tuple(shape), x.dtype)]
+
+
+register(OpDef(kind="Reshape", formula="out = reshape(x, shape)", infer=_infer_reshape,
+               reference=lambda x, a, op: [x["x"].reshape(op.outputs[0].shape).copy()]))
+
+
+def _perm(s: S, a: D) -> tuple[int, ...]:
+    r = s["x"].rank
+    p = tuple(a["perm"]) if a.get("perm") is not None else tuple(reversed(range(r)))
+    if sorted(p) != list(range(r)):
+        raise OpError(f"Transpose: permutation {p} is not a permutation of the {r} axes of {s['x']}")
+    return p
+
+
+def _infer_transpose(s: S, a: D) -> list[TensorSpec]:
+    p = _perm(s, a)
+    return [TensorSpec(tuple(s["x"].shape[i] for i in p), s["x"].dtype)]
+
+
+register(OpDef(kind="Transpose", formula="out = transpose(x, perm)", infer=_infer_transpose,
+               reference=lambda x, a, op: [np.ascontiguousarray(np.transpose(x["x"], _perm({"x": op.inputs[0].spec}, a)))]))
+
+
+# ------------------------------------------------------------------ softmax
+def _infer_softmax(s: S, a: D) -> list[TensorSpec]:
+    norm_axes("Softmax", s["x"].rank, a.get("axis", -1))
+    return [s["x"]]
+
+
+def softmax_ref(v: np.ndarray, axis: int) -> np.ndarray:
+    acc = v.astype(np.float32) if v.dtype == np.float16 else v
+    m = np.max(acc, axis=axis, keepdims=True)
+    ex = np.exp(acc - m)
+    return (ex / np.sum(ex, axis=axis, keepdims=True)).astype(v.dtype)
+
+
+register(OpDef(kind="Softmax", formula="out = exp(x - max) / sum(exp(x - max)) along axis",
+               infer=_infer_softmax, reference=lambda x, a, op: [softmax_ref(x["x"], a.get("axis", -1))]))
+
+
+# --------------------------------------------------------- cross-entropy
+def _infer_nll(s: S, a: D) -> list[TensorSpec]:
+    p, lab = s["probs"], s["labels"]
+    if lab.dtype.is_float:
+        raise OpError(f"NllLoss: labels must be an integer tensor, got {lab}")
+    if p.shape[:-1] != lab.shape:
+        raise OpError(f"NllLoss: labels {lab} must have the shape of probs {p} without its last (class) dim")
+    red = a.get("reduction", "mean")
+    if red not in ("mean", "sum", "none"):
+        raise OpError(f"NllLoss: reduction must be 'mean', 'sum' or 'none', got {red!r}")
+    loss = TensorSpec(lab.shape if red == "none" else (), p.dtype)
+    return [loss, p]
+
+
+def _ref_nll(x: A, a: D, op: Op) -> list[np.ndarray]:
+    probs, labels = x["probs"], x["labels"].astype(np.int64)
+    dt = probs.dtype
+    p2 = probs.reshape(-1, probs.shape[-1]).astype(np.float32)
+    l1 = labels.reshape(-1)
+    ignore = a.get("ignore_index")
+    keep = np.ones_like(l1, dtype=bool) if ignore is None else (l1 != ignore)
+    safe = np.where(keep, l1, 0)
+    red = a.get("reduction", "mean")
+    n = max(int(keep.sum()), 1) if red == "mean" else 1
+    scale = float(x["loss_grad"]) if "loss_grad" in x else float(a.get("loss_grad", 1.0))
+    picked = p2[np.arange(len(l1)), safe]
+    per = np.where(keep, -np.log(picked + np.float32(1e-7)), 0).astype(np.float32)
+    loss = per.reshape(labels.shape) if red == "none" else np.asarray(per.sum() / n, np.float32)
+    onehot = np.zeros_like(p2)
+    onehot[np.arange(len(l1)), safe] = 1.0
+    dx = (p2 - onehot) * np.float32(scale / n)
+    dx[~keep] = 0
+    return [np.asarray(loss).astype(dt), dx.reshape(probs.shape).astype(dt)]
+
+
+register(OpDef(
+    kind="NlllWithSoftmaxGradDirect",
+    formula="loss = -mean(log(p[label] + 1e-7)); dx = (p - onehot(label)) * loss_grad / N",
+    infer=_infer_nll, reference=_ref_nll,
+))

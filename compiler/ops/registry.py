@@ -1,0 +1,129 @@
+"""The one registry of op kinds.
+
+An `OpDef` holds everything the compiler knows about an op kind: its type rule,
+its in-place effects (by input role), its semantics and its gradient rule.
+Elementwise ops give `decompose` (an `Expr` of primitives) and get their numpy
+reference, LLVM loop, Poplar expression and ONNX nodes from it; other ops give a
+numpy `reference` and have lowering rules in each backend.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from compiler.ir import Graph, Op, TensorSpec, Value
+
+from .primitives import Expr, evaluate
+
+
+class OpError(ValueError):
+    """A user error in building an op: says what, where, and what to do."""
+
+
+# (specs by role, attrs) -> visible output specs
+InferFn = Callable[[dict[str, TensorSpec], dict[str, Any]], list[TensorSpec]]
+# (expr, nodes by role, specs by role, attrs) -> node ids for op.results order
+DecomposeFn = Callable[[Expr, dict[str, int], dict[str, TensorSpec], dict[str, Any]], list[int]]
+# (arrays by role, attrs, op) -> arrays in op.results order
+ReferenceFn = Callable[[dict[str, np.ndarray], dict[str, Any], Op], list[np.ndarray]]
+
+
+@dataclass
+class OpDef:
+    kind: str
+    formula: str
+    infer: InferFn
+    modifies: tuple[str, ...] = ()  # roles written in place
+    aliases: dict[int, str] = field(default_factory=dict)  # output index -> role it is the new version of
+    decompose: DecomposeFn | None = None
+    reference: ReferenceFn | None = None
+    grad: Callable | None = None  # see compiler/autodiff
+    # elementwise ops broadcast their inputs numpy-style to the output shape
+    elementwise: bool = False
+    # pure ops can be removed when unused, CSE'd, constant-folded
+    pure: bool = True
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(opdef: OpDef) -> OpDef:
+    if opdef.kind in OPS:
+        raise ValueError(f"op kind {opdef.kind!r} registered twice")
+    OPS[opdef.kind] = opdef
+    return opdef
+
+
+def get(kind: str) -> OpDef:
+    try:
+        return OPS[kind]
+    except KeyError:
+        raise KeyError(f"unknown op kind {kind!r}; registered kinds: {', '.join(sorted(OPS))}") from None
+
+
+def user_source() -> str | None:
+    """file:line of the first stack frame outside this project's library code."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # compiler/
+    for fr in inspect.stack()[2:]:
+        f = os.path.abspath(fr.filename)
+        if not f.startswith(here) and "importlib" not in f:
+            return f"{fr.filename}:{fr.lineno}"
+    return None
+
+
+def emit(
+    graph: Graph,
+    kind: str,
+    inputs: dict[str, Value],
+    attrs: dict[str, Any] | None = None,
+    *,
+    name: str = "",
+    out_names: list[str] | None = None,
+    called: Graph | None = None,
+    append: bool = True,
+) -> Op:
+    """Type-check and create an op in `graph`. `inputs` maps role -> value, in input order."""
+    d = get(kind)
+    attrs = dict(attrs or {})
+    specs = {r: v.spec for r, v in inputs.items()}
+    try:
+        out_specs = d.infer(specs, attrs)
+    except OpError as e:
+        src = user_source()
+        raise OpError(f"{e}{f' (at {src})' if src else ''}") from None
+    roles = tuple(inputs)
+    modifies = tuple(roles.index(r) for r in d.modifies if r in roles)
+    aliases = {o: roles.index(r) for o, r in d.aliases.items() if r in roles}
+    if kind == "Call" and called is not None:
+        modifies = tuple(sorted(called.by_ref))
+    return graph.make_op(
+        kind, list(inputs.values()), out_specs, roles=roles, attrs=attrs, modifies=modifies,
+        aliases=aliases, called=called, name=name, out_names=out_names, source=user_source(),
+        append=append,
+    )
+
+
+def expr_for(op: Op) -> Expr:
+    """The primitive expression of an elementwise op; inputs are numbered by position."""
+    d = get(op.kind)
+    if d.decompose is None:
+        raise TypeError(f"{op.kind} is not elementwise; it has no primitive decomposition")
+    e = Expr()
+    nodes = {r: e.input(i, v.dtype) for i, (r, v) in enumerate(zip(op.roles, op.inputs))}
+    specs = {r: v.spec for r, v in zip(op.roles, op.inputs)}
+    e.outputs = list(d.decompose(e, nodes, specs, op.attrs))
+    return e
+
+
+def run_reference(op: Op, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Numpy semantics of one op: arrays in, arrays out in `op.results` order."""
+    d = get(op.kind)
+    if d.reference is not None:
+        return d.reference(dict(zip(op.roles, arrays)), op.attrs, op)
+    outs = evaluate(expr_for(op), arrays)
+    shapes = [v.shape for v in op.results]
+    return [np.broadcast_to(o, s).copy() if o.shape != s else o for o, s in zip(outs, shapes)]

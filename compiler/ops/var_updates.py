@@ -1,0 +1,192 @@
+"""In-place var-update ops with PopART's exact formulas (see shared/reference/popxl_semantics.md).
+
+Updates happen in the updated tensor's dtype: inputs are cast to it first.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.ir import DType, TensorSpec
+
+from .primitives import Expr
+from .registry import OpDef, OpError, register
+from .rules import f32, float_only, hyper, same_shape, scalar
+
+ACCUMULATION_TYPES = ("Add", "DampenedAdd", "DampenedAddSquare", "Mean", "MovingAverage", "MovingAverageSquare")
+
+
+def _infer_accumulate(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    kind = f"Accumulate({a['type']})"
+    if a["type"] not in ACCUMULATION_TYPES:
+        raise OpError(f"{kind}: unknown accumulation type; use one of {ACCUMULATION_TYPES}")
+    same_shape(kind, s, "t", "X")
+    float_only(kind, s, "t")
+    for r in ("f", "step"):
+        scalar(kind, s, r)
+    if a["type"] == "DampenedAdd" and "f" not in s and float(a.get("f", 1.0)) == 0.0:
+        raise OpError("accumulate_: a constant factor f=0.0 is rejected by PopART (internal error at lowering); "
+                      "use accumulator_zero_ to clear a tensor")
+    return [s["t"]]
+
+
+def _decompose_accumulate(e: Expr, n: dict[str, int], s: dict[str, TensorSpec], a: dict[str, Any]) -> list[int]:
+    dt = s["t"].dtype
+    t, x = n["t"], e.cast(n["X"], dt)
+    typ = a["type"]
+    if typ == "Add":
+        return [e.add(t, x)]
+    if typ == "DampenedAdd":
+        return [e.add(t, e.mul(hyper(e, n, a, "f", dt), x))]
+    if typ == "DampenedAddSquare":
+        return [e.add(t, e.mul(e.mul(hyper(e, n, a, "f", dt), x), x))]
+    if typ == "Mean":
+        st = e.cast(n["step"], DType.float32)
+        b32 = e.div(e.const(1.0, DType.float32), e.add(st, e.const(1.0, DType.float32)))
+        b = e.cast(b32, dt)
+        a_ = e.cast(e.sub(e.const(1.0, DType.float32), b32), dt)
+        return [e.add(e.mul(a_, t), e.mul(b, x))]
+    # moving averages: t = f*t + (1-f)*x [*x]
+    if "f" in n:
+        f = e.cast(n["f"], dt)
+        one_minus_f = e.sub(e.c(1.0, f), f)
+    else:
+        f = e.const(f32(a["f"]), dt)
+        one_minus_f = e.const(f32(f32(1.0) - f32(a["f"])), dt)  # formed on the host in float32
+    upd = e.mul(one_minus_f, x)
+    if typ == "MovingAverageSquare":
+        upd = e.mul(upd, x)
+    return [e.add(e.mul(f, t), upd)]
+
+
+register(OpDef(
+    kind="Accumulate",
+    formula="t <- t + f*X | f*t + (1-f)*X | ... (attr type), in place on t, in t's dtype",
+    infer=_infer_accumulate, modifies=("t",), aliases={0: "t"},
+    decompose=_decompose_accumulate, elementwise=True, pure=False,
+))
+
+
+def _infer_scale(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    scalar("AccumulatorScale", s, "f")
+    return [s["t"]]
+
+
+def _decompose_scale(e: Expr, n: dict[str, int], s: dict[str, TensorSpec], a: dict[str, Any]) -> list[int]:
+    dt = s["t"].dtype
+    if "f" not in n and float(a["f"]) == 0.0:
+        return [e.const(0, dt)]  # popops::zero: clears NaN and Inf too
+    return [e.mul(n["t"], hyper(e, n, a, "f", dt))]
+
+
+register(OpDef(
+    kind="AccumulatorScale", formula="t <- f*t, in place on t (f == 0 zeroes t)",
+    infer=_infer_scale, modifies=("t",), aliases={0: "t"}, decompose=_decompose_scale,
+    elementwise=True, pure=False,
+))
+
+
+def _infer_copy(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    if s["t"] != s["X"]:
+        raise OpError(f"CopyVarUpdate: t {s['t']} and X {s['X']} must have the same shape and dtype")
+    return [s["t"]]
+
+
+register(OpDef(
+    kind="CopyVarUpdate", formula="t <- X, in place on t",
+    infer=_infer_copy, modifies=("t",), aliases={0: "t"},
+    decompose=lambda e, n, s, a: [n["X"]], elementwise=True, pure=False,
+))
+
+# ------------------------------------------------------------------ AdamUpdater
+ADAM_MODES = ("Adam", "AdamNoBias", "Lamb", "LambNoBias", "AdaMax")
+ADAM_ROLES = ("weight", "m", "v", "step", "wd", "b1", "b2", "eps")
+
+
+def _infer_adam(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    if a["mode"] not in ADAM_MODES:
+        raise OpError(f"AdamUpdater: unknown mode {a['mode']!r}; use one of {ADAM_MODES}")
+    same_shape("AdamUpdater", s, "m", "v")
+    if "weight" in s:
+        same_shape("AdamUpdater", s, "weight", "m")
+    float_only("AdamUpdater", s, "m", "v", "weight")
+    for r in ("step", "wd", "b1", "b2", "eps"):
+        scalar("AdamUpdater", s, r)
+    elem = s["weight"] if "weight" in s else s["m"]
+    return [TensorSpec(s["m"].shape, elem.dtype)]
+
+
+def _decompose_adam(e: Expr, n: dict[str, int], s: dict[str, TensorSpec], a: dict[str, Any]) -> list[int]:
+    mode = a["mode"]
+    mdt, vdt = s["m"].dtype, s["v"].dtype
+    elem = s["weight"].dtype if "weight" in s else mdt
+    f = DType.float32
+    new_step = None
+    if mode in ("Adam", "Lamb", "AdaMax"):
+        sdt = s["step"].dtype
+        new_step = e.add(n["step"], e.const(1, sdt))  # incremented in place before use
+        t = e.cast(new_step, f)
+        one = e.const(1.0, f)
+        b1c = e.cast(e.sub(one, e.pow(hyper(e, n, a, "b1", f), t)), mdt)
+        mhat = e.div(n["m"], b1c)
+        if mode == "AdaMax":
+            vhat = n["v"]
+        else:
+            b2c = e.cast(e.sub(one, e.pow(hyper(e, n, a, "b2", f), t)), vdt)
+            vhat = e.sqrt(e.div(n["v"], b2c))
+    else:
+        mhat, vhat = n["m"], e.sqrt(n["v"])
+    x = e.div(e.cast(mhat, vdt), e.add(vhat, hyper(e, n, a, "eps", vdt)))
+    if "weight" in n:
+        x = e.add(e.cast(x, elem), e.mul(hyper(e, n, a, "wd", elem), e.cast(n["weight"], elem)))
+    outs = [e.cast(x, elem)]
+    if new_step is not None:
+        outs.append(new_step)
+    return outs
+
+
+register(OpDef(
+    kind="AdamUpdater",
+    formula="step += 1; x = (m/(1-b1^step)) / (sqrt(v/(1-b2^step)) + eps) + wd*w (step in place)",
+    infer=_infer_adam, modifies=("step",), decompose=_decompose_adam, elementwise=True, pure=False,
+))
+
+# ------------------------------------------------------------------ ScaledAdd
+
+
+def _check_scales(kind: str, s: dict[str, TensorSpec], a: dict[str, Any]) -> None:
+    if "a" in s and "b" not in s:
+        raise OpError(f"{kind}: Unsupported tensor scale0 with non-tensor scale1. "
+                      "Pass b as a Tensor too (e.g. popxl.constant(b))")
+    if "b" in s and "a" not in s and float(a.get("a", 1.0)) != 1.0:
+        raise OpError(f"{kind}: Unsupported scale0 {a['a']} with tensor scale1. Pass a as a Tensor too, or use a=1.0")
+
+
+def _infer_scaled_add(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    kind = a.get("_kind", "ScaledAdd")
+    _check_scales(kind, s, a)
+    float_only(kind, s, "X", "Y")
+    same_shape(kind, s, "X", "Y")
+    scalar(kind, s, "a")
+    scalar(kind, s, "b")
+    return [s["X"]]
+
+
+def _decompose_scaled_add(e: Expr, n: dict[str, int], s: dict[str, TensorSpec], a: dict[str, Any]) -> list[int]:
+    dt = s["X"].dtype
+    x, y = n["X"], e.cast(n["Y"], dt)
+    if "a" in n or float(a.get("a", 1.0)) != 1.0:
+        x = e.mul(hyper(e, n, a, "a", dt), x)
+    if "b" in n or float(a.get("b", 1.0)) != 1.0:
+        y = e.mul(hyper(e, n, a, "b", dt), y)
+    return [e.add(x, y)]
+
+
+register(OpDef(
+    kind="ScaledAdd", formula="out = a*X + b*Y",
+    infer=_infer_scaled_add, decompose=_decompose_scaled_add, elementwise=True,
+))
+register(OpDef(
+    kind="ScaledAddLhsInplace", formula="X <- a*X + b*Y, in place on X",
+    infer=lambda s, a: _infer_scaled_add(s, {**a, "_kind": "scaled_add_"}), modifies=("X",), aliases={0: "X"},
+    decompose=_decompose_scaled_add, elementwise=True, pure=False,
+))

@@ -1,0 +1,96 @@
+"""Frontend context: the current Ir and graph stack, name scopes, and in_sequence bookkeeping."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator, Union
+
+from compiler.ir import Op
+
+if TYPE_CHECKING:
+    from .graph import Graph
+    from .ir import Ir
+
+_graph_stack: list["Graph"] = []
+_name_scopes: list[str] = []
+InSeq = Union[bool, str, None]
+_in_sequence: list[InSeq] = [None]
+_SENTINEL = -1
+
+
+def gcg() -> "Graph":
+    """The current graph (the innermost `with graph:`)."""
+    if not _graph_stack:
+        raise RuntimeError(
+            "no current graph: build ops inside `with ir.main_graph:` or inside a function passed to "
+            "ir.create_graph(...)")
+    return _graph_stack[-1]
+
+
+def gir() -> "Ir":
+    return gcg().ir
+
+
+def push_graph(g: "Graph") -> None:
+    _graph_stack.append(g)
+
+
+def pop_graph() -> None:
+    _graph_stack.pop()
+
+
+def scoped_name(name: str) -> str:
+    return "/".join([*_name_scopes, name]) if _name_scopes else name
+
+
+@contextmanager
+def name_scope(name: str) -> Iterator[None]:
+    _name_scopes.append(name)
+    try:
+        yield
+    finally:
+        _name_scopes.pop()
+
+
+@contextmanager
+def in_sequence(mode: InSeq = True) -> Iterator[None]:
+    """Order ops in creation order (True), as one unordered block (False), or leave them ('pass').
+
+    Works as a context manager and, like PopXL's, as a decorator.
+    """
+    if mode is None:
+        raise TypeError("in_sequence(None) is not allowed; use True, False or 'pass'")
+    if mode not in (True, False, "pass"):
+        raise TypeError(f"in_sequence mode must be True, False or 'pass', got {mode!r}")
+    _in_sequence.append(None if mode == "pass" else bool(mode))
+    try:
+        yield
+    finally:
+        _in_sequence.pop()
+        if _in_sequence[-1] is None:
+            for g in list(_graph_stack):
+                g._previous_ops.clear()
+        if mode is False:
+            for g in list(_graph_stack):
+                g._close_unordered_block()
+
+
+def current_in_sequence() -> bool | None:
+    return _in_sequence[-1]  # type: ignore[return-value]
+
+
+def on_op_created(g: "Graph", op: Op) -> None:
+    """PopXL's `_add_in_sequence_topocons`, per graph."""
+    mode = current_in_sequence()
+    prev = g._previous_ops
+    if mode is True:
+        for p in prev:
+            if p is not _SENTINEL:
+                g._g.constraints.append((p, op))
+        prev[:] = [op]
+    elif mode is False:
+        if prev and prev[0] is not _SENTINEL:
+            g._g.constraints.append((prev[0], op))
+        elif not prev:
+            prev.append(_SENTINEL)
+        prev.append(op)
+        g._note_unordered(op)

@@ -1,0 +1,102 @@
+"""Creating tensors: variables, constants, graph inputs, host streams."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler.ir import DType, TensorSpec, as_dtype
+
+from .context import gcg
+from .tensor import Constant, Tensor, Variable
+
+
+def _data(data: Any, dtype: Any, downcast: bool, what: str) -> np.ndarray:
+    if isinstance(data, Tensor):
+        raise TypeError(f"{what}: data must be host data (numpy array, list or number), got a Tensor")
+    arr = np.asarray(data)
+    if dtype is None:
+        if downcast and arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        elif downcast and arr.dtype == np.int64:
+            arr = arr.astype(np.int32)
+        elif downcast and arr.dtype == np.uint64:
+            arr = arr.astype(np.uint32)
+        return np.array(arr, order="C", copy=True)
+    return np.array(arr, dtype=as_dtype(dtype).numpy, order="C", copy=True)
+
+
+def variable(data: Any, dtype: Any = None, name: str | None = None, downcast: bool = True,
+             replica_grouping: Any = None, **_: Any) -> Variable:
+    """A variable of the main graph, initialised with `data`."""
+    g = gcg()
+    if g._g is not g.ir.main:
+        raise ValueError(
+            f"popxl.variable({name or 't'!r}) was called while building graph {g.name!r}; variables can only be "
+            "created in the main graph (`with ir.main_graph:`). Pass it to the subgraph as an input instead.")
+    arr = _data(data, dtype, downcast, "variable")
+    v = g.ir.add_variable(arr, g.unique_name(name))
+    return Variable(v, g)
+
+
+def constant(data: Any, dtype: Any = None, name: str | None = None, downcast: bool = True) -> Constant:
+    g = gcg()
+    arr = _data(data, dtype, downcast, "constant")
+    v = g.ir.add_constant(g._g, arr, g.unique_name(name))
+    return Constant(v, g)
+
+
+def graph_input(shape: Any, dtype: Any, name: str | None = None, by_ref: bool = False, **_: Any) -> Tensor:
+    g = gcg()
+    v = g._g.add_input(TensorSpec(tuple(shape), as_dtype(dtype)), g.unique_name(name), by_ref=by_ref)
+    return Tensor(v, g)
+
+
+class _Stream:
+    def __init__(self, spec: TensorSpec, name: str, direction: str) -> None:
+        self.spec = spec
+        self.name = name
+        self.direction = direction
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.spec.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.spec.dtype
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}[{self.name} {self.dtype!r} {self.shape}]"
+
+
+class HostToDeviceStream(_Stream):
+    pass
+
+
+class DeviceToHostStream(_Stream):
+    pass
+
+
+def _stream(cls: type, shape: Any, dtype: Any, name: str | None, direction: str) -> Any:
+    g = gcg()
+    if g._g is not g.ir.main:
+        raise ValueError(f"{direction} streams can only be created in the main graph")
+    base = name or f"{direction}_stream"
+    n, k = base, 1
+    while n in g.ir.streams:
+        n = f"{base}__{k}"
+        k += 1
+    spec = TensorSpec(tuple(shape), as_dtype(dtype))
+    g.ir.add_stream(n, spec, direction)  # type: ignore[arg-type]
+    s = cls(spec, n, direction)
+    g.ir._stream_handles[n] = s
+    return s
+
+
+def h2d_stream(shape: Any, dtype: Any, name: str | None = None) -> HostToDeviceStream:
+    return _stream(HostToDeviceStream, shape, dtype, name, "h2d")
+
+
+def d2h_stream(shape: Any, dtype: Any, name: str | None = None) -> DeviceToHostStream:
+    return _stream(DeviceToHostStream, shape, dtype, name, "d2h")

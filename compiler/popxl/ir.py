@@ -1,0 +1,135 @@
+"""popxl.Ir: the IR plus the PopXL graph-building API (main_graph, create_graph)."""
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any, Callable
+
+from compiler.ir import Graph as IrGraph
+from compiler.ir import Ir as _Ir
+from compiler.ir import TensorSpec
+
+from . import context
+from .graph import Graph
+from .tensor import Tensor, TensorByRef
+
+
+def _qualname(fn: Any) -> str:
+    if hasattr(fn, "build") and not inspect.isfunction(fn):
+        return type(fn).__qualname__.replace(".<locals>", "")
+    return getattr(fn, "__qualname__", type(fn).__qualname__).replace(".<locals>", "")
+
+
+def _is_by_ref(annotation: Any) -> bool:
+    if annotation is TensorByRef or annotation == "TensorByRef" or annotation == "popxl.TensorByRef":
+        return True
+    args = typing.get_args(annotation)
+    return bool(args) and all(_is_by_ref(a) for a in args if a is not Ellipsis)
+
+
+class Ir(_Ir):
+    def __init__(self, replication: int | str = 1) -> None:
+        if replication == "popdist":
+            replication = 1
+        if not isinstance(replication, int) or replication < 1:
+            raise ValueError(f"Ir(replication=...) must be a positive int or 'popdist', got {replication!r}")
+        super().__init__(replication)
+        self._wrappers: dict[int, Graph] = {}
+        self._stream_handles: dict[str, Any] = {}
+
+    def _wrapper(self, g: IrGraph) -> Graph:
+        w = self._wrappers.get(id(g))
+        if w is None:
+            w = self._wrappers[id(g)] = Graph(self, g)
+        return w
+
+    @staticmethod
+    def wrapper_of(g: IrGraph) -> Graph:
+        ir = g.ir
+        if not isinstance(ir, Ir):
+            raise TypeError("this graph was not built with compiler.popxl (it was loaded or built directly)")
+        return ir._wrapper(g)
+
+    @property
+    def main_graph(self) -> Graph:
+        return self._wrapper(self.main)
+
+    @property
+    def instance_replication_factor(self) -> int:
+        return self.replication_factor
+
+    def get_graph(self, gid: str) -> Graph:
+        return self._wrapper(self.graphs[gid])
+
+    def create_empty_graph(self, name: str = "graph") -> Graph:
+        return self._wrapper(self.new_graph(self.unique_graph_id(name)))
+
+    def create_graph(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Graph:
+        """Trace `fn` (or a Module's `build`) into a new graph.
+
+        Tensor and TensorSpec arguments become graph inputs, by reference when annotated
+        `popxl.TensorByRef`; other arguments are baked into the graph as Python values.
+        """
+        target = fn.build if hasattr(fn, "build") and not inspect.isfunction(fn) else fn
+        sig = inspect.signature(target)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"create_graph({_qualname(fn)}): {e}") from None
+        bound.apply_defaults()
+        hints = {}
+        try:
+            hints = typing.get_type_hints(target)
+        except Exception:
+            hints = {k: p.annotation for k, p in sig.parameters.items()}
+        g = self.create_empty_graph(_qualname(fn))
+        call_args: list[Any] = []
+        call_kwargs: dict[str, Any] = {}
+        with g:
+            for pname, p in sig.parameters.items():
+                if pname not in bound.arguments:
+                    continue
+                val = bound.arguments[pname]
+                by_ref = _is_by_ref(hints.get(pname, p.annotation))
+                conv = self._to_inputs(g, pname, val, by_ref)
+                if p.kind is p.VAR_POSITIONAL:
+                    call_args.extend(conv)
+                elif p.kind is p.VAR_KEYWORD:
+                    call_kwargs.update(conv)
+                elif p.kind is p.KEYWORD_ONLY:
+                    call_kwargs[pname] = conv
+                else:
+                    call_args.append(conv)
+            out = target(*call_args, **call_kwargs)
+            if out is None:
+                outs: list[Tensor] = []
+            elif isinstance(out, Tensor):
+                outs = [out]
+            else:
+                outs = list(out)
+            for t in outs:
+                if not isinstance(t, Tensor):
+                    raise TypeError(f"create_graph({_qualname(fn)}): the function returned {type(t).__name__}; "
+                                    "return None, a Tensor or an iterable of Tensors")
+            g._g.outputs = [g.resolve(t._value) for t in outs]
+        return g
+
+    def _to_inputs(self, g: Graph, name: str, val: Any, by_ref: bool) -> Any:
+        if isinstance(val, (Tensor, TensorSpec)):
+            from .creation import graph_input
+
+            return graph_input(val.shape, val.dtype, name, by_ref=by_ref)
+        if isinstance(val, (list, tuple)) and val and all(isinstance(x, (Tensor, TensorSpec)) for x in val):
+            return type(val)(self._to_inputs(g, f"{name}_{i}", x, by_ref) for i, x in enumerate(val))
+        if isinstance(val, dict) and val and all(isinstance(x, (Tensor, TensorSpec)) for x in val.values()):
+            return {k: self._to_inputs(g, k, x, by_ref) for k, x in val.items()}
+        return val
+
+    def __enter__(self) -> "Ir":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+__all__ = ["Ir", "context"]

@@ -1,0 +1,18 @@
+"""popxl.ops: thin wrappers over the op registry."""
+from . import var_updates
+from .call import CallSiteInfo, call, call_with_info
+from .host import host_load, host_store, init
+from .math import (abs, add, add_, cast, clamp, clip, detach, div, equal, exp, floor, gelu, geluerf, greater,
+                   identity, less, log, maximum, minimum, mul, negate, pow, relu, sigmoid, sign, sqrt, sub,
+                   tanh, where)
+from .nn import (flatten, matmul, max, mean, min, nll_loss_with_softmax_grad, reshape, softmax, sum, sumsquare,
+                 transpose)
+from .scaled_add import scaled_add, scaled_add_
+
+__all__ = [
+    "var_updates", "CallSiteInfo", "call", "call_with_info", "host_load", "host_store", "init", "abs", "add", "add_",
+    "cast", "clamp", "clip", "detach", "div", "equal", "exp", "floor", "gelu", "geluerf", "greater", "identity",
+    "less", "log", "maximum", "minimum", "mul", "negate", "pow", "relu", "sigmoid", "sign", "sqrt", "sub", "tanh",
+    "where", "flatten", "matmul", "max", "mean", "min", "nll_loss_with_softmax_grad", "reshape", "softmax", "sum",
+    "sumsquare", "transpose", "scaled_add", "scaled_add_",
+]

@@ -1,0 +1,36 @@
+"""Host transfers and initialisation: host_load, host_store, init."""
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.ir import as_dtype
+
+from ..context import gcg
+from ..creation import DeviceToHostStream, HostToDeviceStream
+from ..tensor import Tensor
+from ._emit import emit_op, out
+
+
+def init(shape: Any, dtype: Any, name: str | None = None, init_type: str = "zero", **_: Any) -> Tensor:
+    return out(emit_op("Init", {}, {"shape": tuple(int(s) for s in shape), "dtype": as_dtype(dtype),
+                                    "init_type": init_type}, name="init", out_names=[name or "init"]))
+
+
+def host_load(h2d_stream: HostToDeviceStream, name: str | None = None) -> Tensor:
+    if not isinstance(h2d_stream, HostToDeviceStream):
+        raise TypeError(f"host_load needs a stream from popxl.h2d_stream, got {type(h2d_stream).__name__}")
+    if gcg()._g is not gcg().ir.main:
+        raise ValueError("host_load can only be used in the main graph")
+    base = name or h2d_stream.name
+    t = init(h2d_stream.shape, h2d_stream.dtype, f"{base}_init", "undef")
+    return out(emit_op("HostLoad", {"t": t}, {"stream": h2d_stream.name}, name="host_load",
+                       out_names=[f"{base}_hostload"]))
+
+
+def host_store(d2h_stream: DeviceToHostStream, t: Tensor) -> None:
+    if not isinstance(d2h_stream, DeviceToHostStream):
+        raise TypeError(f"host_store needs a stream from popxl.d2h_stream, got {type(d2h_stream).__name__}")
+    if t.spec != d2h_stream.spec:
+        raise ValueError(f"host_store: tensor {t.name!r} {t.spec} does not match stream {d2h_stream.name!r} "
+                         f"{d2h_stream.spec}")
+    emit_op("HostStore", {"t": t}, {"stream": d2h_stream.name}, name="host_store")

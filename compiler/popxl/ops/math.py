@@ -1,0 +1,84 @@
+"""Elementwise math ops."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler.ir import as_dtype
+
+from ..tensor import Tensor
+from ._emit import emit_op, out
+
+
+def _t(x: Any, like: Tensor) -> Tensor:
+    return like._other(x)
+
+
+def _un(kind: str, name: str):
+    def f(t: Tensor) -> Tensor:
+        return out(emit_op(kind, {"x": t}, name=name, out_names=[f"{name}_out"]))
+    f.__name__ = name
+    return f
+
+
+def _bin(kind: str, name: str):
+    def f(lhs: Any, rhs: Any) -> Tensor:
+        if not isinstance(lhs, Tensor):
+            lhs = _t(lhs, rhs)
+        rhs = _t(rhs, lhs)
+        return out(emit_op(kind, {"a": lhs, "b": rhs}, name=name, out_names=[f"{name}_out"]))
+    f.__name__ = name
+    return f
+
+
+negate = _un("Neg", "negate")
+sqrt = _un("Sqrt", "sqrt")
+exp = _un("Exp", "exp")
+log = _un("Log", "log")
+tanh = _un("Tanh", "tanh")
+abs = _un("Abs", "abs")
+sign = _un("Sign", "sign")
+floor = _un("Floor", "floor")
+relu = _un("Relu", "relu")
+gelu = _un("Gelu", "gelu")
+geluerf = _un("GeluErf", "geluerf")
+sigmoid = _un("Sigmoid", "sigmoid")
+identity = _un("Identity", "identity")
+detach = _un("Identity", "detach")
+
+add = _bin("Add", "add")
+sub = _bin("Sub", "sub")
+mul = _bin("Mul", "mul")
+div = _bin("Div", "div")
+pow = _bin("Pow", "pow")
+maximum = _bin("Max", "maximum")
+minimum = _bin("Min", "minimum")
+greater = _bin("Greater", "greater")
+less = _bin("Less", "less")
+equal = _bin("Equal", "equal")
+
+
+def add_(lhs: Tensor, rhs: Any) -> Tensor:
+    """lhs <- lhs + rhs, in place (ScaledAddLhsInplace with unit scales)."""
+    from .scaled_add import scaled_add_
+
+    return scaled_add_(lhs, _t(rhs, lhs))
+
+
+def cast(t: Tensor, data_type: Any) -> Tensor:
+    return out(emit_op("Cast", {"x": t}, {"to": as_dtype(data_type)}, name="cast", out_names=["cast_out"]))
+
+
+def where(condition: Tensor, lhs: Any, rhs: Any) -> Tensor:
+    if not isinstance(lhs, Tensor):
+        lhs = _t(lhs, rhs)
+    rhs = _t(rhs, lhs)
+    return out(emit_op("Where", {"cond": condition, "a": lhs, "b": rhs}, name="where", out_names=["where_out"]))
+
+
+def clip(t: Tensor, min: float = float(np.finfo(np.float32).min), max: float = float(np.finfo(np.float32).max)) -> Tensor:
+    return out(emit_op("Clip", {"x": t}, {"min": float(min), "max": float(max)}, name="clip", out_names=["clip_out"]))
+
+
+clamp = clip

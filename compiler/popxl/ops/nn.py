@@ -1,0 +1,63 @@
+"""Tensor ops: matmul, reductions, reshape, transpose, softmax, nll."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..tensor import Tensor
+from ._emit import emit_op, out, outputs
+
+
+def matmul(lhs: Tensor, rhs: Tensor, **_: Any) -> Tensor:
+    return out(emit_op("MatMul", {"a": lhs, "b": rhs}, name="matmul", out_names=["matmul_out"]))
+
+
+def _axes(axis: int | Iterable[int] | None) -> tuple[int, ...] | None:
+    if axis is None:
+        return None
+    return (int(axis),) if isinstance(axis, int) else tuple(int(a) for a in axis)
+
+
+def _reduce(kind: str, name: str):
+    def f(t: Tensor, axis: int | Iterable[int] | None = None, keepdims: bool = False) -> Tensor:
+        return out(emit_op(kind, {"x": t}, {"axes": _axes(axis), "keepdims": bool(keepdims)},
+                           name=name, out_names=[f"{name}_out"]))
+    f.__name__ = name
+    return f
+
+
+sum = _reduce("ReduceSum", "sum")
+mean = _reduce("ReduceMean", "mean")
+max = _reduce("ReduceMax", "max")
+min = _reduce("ReduceMin", "min")
+sumsquare = _reduce("ReduceSumSquare", "sumsquare")
+
+
+def reshape(t: Tensor, shape: Iterable[int]) -> Tensor:
+    return out(emit_op("Reshape", {"x": t}, {"shape": tuple(int(s) for s in shape)}, name="reshape",
+                       out_names=["reshape_out"]))
+
+
+def flatten(t: Tensor) -> Tensor:
+    return reshape(t, (-1,))
+
+
+def transpose(t: Tensor, permutation: Iterable[int] | None = None) -> Tensor:
+    perm = None if permutation is None else tuple(int(p) for p in permutation)
+    return out(emit_op("Transpose", {"x": t}, {"perm": perm}, name="transpose", out_names=["transpose_out"]))
+
+
+def softmax(t: Tensor, axis: int = -1) -> Tensor:
+    return out(emit_op("Softmax", {"x": t}, {"axis": int(axis)}, name="softmax", out_names=["softmax_out"]))
+
+
+def nll_loss_with_softmax_grad(probs: Tensor, labels: Tensor, loss_grad: Any = 1, ignore_index: int | None = None,
+                               reduction: str = "mean") -> tuple[Tensor, Tensor]:
+    ins: dict[str, Tensor | None] = {"probs": probs, "labels": labels}
+    attrs: dict[str, Any] = {"ignore_index": ignore_index, "reduction": reduction}
+    if isinstance(loss_grad, Tensor):
+        ins["loss_grad"] = loss_grad
+    else:
+        attrs["loss_grad"] = float(loss_grad)
+    loss, dx = outputs(emit_op("NlllWithSoftmaxGradDirect", ins, attrs, name="nll_loss_with_softmax_grad",
+                               out_names=["loss", "dx"]))
+    return loss, dx

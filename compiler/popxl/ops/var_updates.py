@@ -1,0 +1,142 @@
+"""popxl.ops.var_updates: in-place optimizer updates with PopART's semantics.
+
+A float hyper-parameter is baked into the op; a Tensor one becomes an input.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.ops import OpError
+
+from ..tensor import Tensor
+from ._emit import emit_op, out
+
+
+def _hyper(name: str, value: Any, ins: dict[str, Tensor | None], attrs: dict[str, Any]) -> None:
+    if isinstance(value, Tensor):
+        ins[name] = value
+    elif value is not None:
+        attrs[name] = float(value)
+
+
+def _accumulate(typ: str, t: Tensor, X: Tensor, f: Any, out_prefix: str, step: Tensor | None = None) -> Tensor:
+    ins: dict[str, Tensor | None] = {"t": t, "X": X}
+    attrs: dict[str, Any] = {"type": typ}
+    _hyper("f", f, ins, attrs)
+    if step is not None:
+        ins["step"] = step
+    return out(emit_op("Accumulate", ins, attrs, name="accumulate", out_names=[f"{out_prefix}{t.name}"]))
+
+
+def accumulate_(t: Tensor, X: Tensor, f: float | Tensor | None = None) -> Tensor:
+    """t <- t + X (f None) or t <- t + f*X, in place on t."""
+    if f is None or (not isinstance(f, Tensor) and float(f) == 1.0):
+        return _accumulate("Add", t, X, None, "accumulate__")
+    return _accumulate("DampenedAdd", t, X, f, "accumulate__")
+
+
+def accumulate_square_(t: Tensor, X: Tensor, f: float | Tensor = 1.0) -> Tensor:
+    """t <- t + f*X*X, in place on t."""
+    return _accumulate("DampenedAddSquare", t, X, f, "accumulate_square__")
+
+
+def accumulate_mean_(t: Tensor, X: Tensor, step: float | Tensor) -> Tensor:
+    """t <- (1 - 1/(step+1))*t + X/(step+1), in place on t (step is not incremented)."""
+    if not isinstance(step, Tensor):
+        from ..creation import constant
+
+        step = constant(float(step), "float32", name="step")
+    return _accumulate("Mean", t, X, None, "accumulate_mean__", step=step)
+
+
+def accumulate_moving_average_(t: Tensor, X: Tensor, f: float | Tensor) -> Tensor:
+    """t <- f*t + (1-f)*X, in place on t."""
+    return _accumulate("MovingAverage", t, X, f, "accumulate_moving_avg__")
+
+
+def accumulate_moving_average_square_(t: Tensor, X: Tensor, f: float | Tensor) -> Tensor:
+    """t <- f*t + (1-f)*X*X, in place on t."""
+    return _accumulate("MovingAverageSquare", t, X, f, "accumulate_moving_avg_square__")
+
+
+def accumulator_scale_(t: Tensor, f: float | Tensor) -> Tensor:
+    """t <- f*t, in place on t (f == 0 zeroes it)."""
+    ins: dict[str, Tensor | None] = {"t": t}
+    attrs: dict[str, Any] = {}
+    _hyper("f", f, ins, attrs)
+    return out(emit_op("AccumulatorScale", ins, attrs, name="accumulator_scale",
+                       out_names=[f"accumulator_scale__{t.name}"]))
+
+
+def accumulator_zero_(t: Tensor) -> Tensor:
+    """t <- 0, in place on t."""
+    return accumulator_scale_(t, 0.0)
+
+
+def copy_var_update_(t: Tensor, X: Tensor) -> Tensor:
+    """t <- X, in place on t."""
+    return out(emit_op("CopyVarUpdate", {"t": t, "X": X}, name="copy_var_update", out_names=[f"updated__{t.name}"]))
+
+
+def _updater(mode: str, m: Tensor, v: Tensor, weight: Tensor | None, time_step: Tensor | None,
+             weight_decay: Any, beta1: Any, beta2: Any, epsilon: Any) -> Tensor:
+    wd_required = isinstance(weight_decay, Tensor) or (weight_decay is not None and float(weight_decay) != 0.0)
+    if weight_decay is None:
+        raise OpError(
+            "adam_updater: weight_decay=None makes PopART expect a weight-decay tensor and the weight, and fails at "
+            "lowering; pass weight_decay=0.0 (no decay) or a value/Tensor together with weight=...")
+    if wd_required and weight is None:
+        raise ValueError("Weight decay requires weight to not be None.")
+    ins: dict[str, Tensor | None] = {"weight": weight if wd_required else None, "m": m, "v": v, "step": time_step}
+    attrs: dict[str, Any] = {"mode": mode}
+    if wd_required:
+        _hyper("wd", weight_decay, ins, attrs)
+    _hyper("b1", beta1, ins, attrs)
+    _hyper("b2", beta2, ins, attrs)
+    _hyper("eps", epsilon, ins, attrs)
+    return out(emit_op("AdamUpdater", ins, attrs, name="adamupdater", out_names=["Updater"]))
+
+
+def adam_updater(acc_first_order: Tensor, acc_second_order: Tensor, weight: Tensor | None = None,
+                 time_step: Tensor | None = None, weight_decay: float | Tensor | None = None,
+                 beta1: float | Tensor | None = None, beta2: float | Tensor | None = None,
+                 epsilon: float | Tensor = 1e-07) -> Tensor:
+    """Adam increment: mc/(sqrt(vc)+eps) + wd*w; time_step is incremented in place before use."""
+    if time_step is not None:
+        if beta1 is None or beta2 is None:
+            raise ValueError("Bias correction requires both beta1 and beta2 to not be None.")
+        mode = "Adam"
+    else:
+        mode = "AdamNoBias"
+    return _updater(mode, acc_first_order, acc_second_order, weight, time_step, weight_decay, beta1, beta2, epsilon)
+
+
+def lamb_updater(acc_first_order: Tensor, acc_second_order: Tensor, weight: Tensor | None = None,
+                 time_step: Tensor | None = None, weight_decay: float | Tensor | None = None,
+                 beta1: float | Tensor | None = None, beta2: float | Tensor | None = None,
+                 epsilon: float | Tensor = 1e-07) -> Tensor:
+    """LAMB's updater: numerically identical to adam_updater."""
+    if time_step is not None:
+        if beta1 is None or beta2 is None:
+            raise ValueError("Bias correction requires both beta1 and beta2 to not be None.")
+        mode = "Lamb"
+    else:
+        mode = "LambNoBias"
+    return _updater(mode, acc_first_order, acc_second_order, weight, time_step, weight_decay, beta1, beta2, epsilon)
+
+
+def adamax_updater(acc_first_order: Tensor, acc_second_order: Tensor, weight: Tensor | None = None,
+                   time_step: Tensor | None = None, weight_decay: float | Tensor | None = None,
+                   beta1: float | Tensor = 0.9, epsilon: float | Tensor = 1e-07) -> Tensor:
+    """AdaMax increment: (m/(1-b1^t)) / (v + eps) + wd*w; time_step incremented in place."""
+    if time_step is None:
+        raise ValueError("AdaMax requires time_step to not be None.")
+    return _updater("AdaMax", acc_first_order, acc_second_order, weight, time_step, weight_decay, beta1, None,
+                    epsilon)
+
+
+__all__ = [
+    "accumulate_", "accumulate_square_", "accumulate_mean_", "accumulate_moving_average_",
+    "accumulate_moving_average_square_", "accumulator_scale_", "accumulator_zero_", "copy_var_update_",
+    "adam_updater", "lamb_updater", "adamax_updater",
+]

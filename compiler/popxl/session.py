@@ -1,0 +1,156 @@
+"""popxl.Session: compiles an Ir for a device and runs it, owning the variables' device buffers."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from compiler.driver import CompileOptions, compile
+from compiler.ir import Ir
+from compiler.ir.ambiguity import check_ambiguity
+
+from .creation import DeviceToHostStream, HostToDeviceStream
+from .tensor import Tensor
+
+SUPPORTED = ("cpu", "interpreter")
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A 64-byte aligned, C-contiguous copy (compiled loops are faster on aligned buffers)."""
+    nbytes = max(a.nbytes, 1)
+    raw = np.empty(nbytes + 64, dtype=np.uint8)
+    off = (-raw.ctypes.data) % 64
+    out = raw[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+class Session:
+    def __init__(self, ir: Ir, device_desc: str = "cpu", weights_to_host_on_exit: bool = True,
+                 options: CompileOptions | None = None) -> None:
+        if device_desc in ("ipu_hw", "ipu_model") or not isinstance(device_desc, str) or device_desc not in SUPPORTED:
+            raise ValueError(
+                f"device {device_desc!r} is not available here: this compiler runs on the host CPU. Use "
+                "Session(ir, 'cpu') for compiled native code or Session(ir, 'interpreter') for the numpy reference; "
+                "to target an IPU, emit a Poplar program with `python -m tools.compile --target poplar`.")
+        check_ambiguity(ir)
+        self.ir = ir
+        self.device = device_desc
+        opts = options or CompileOptions()
+        opts.device = device_desc
+        self.options = opts
+        self._exe = compile(ir, opts)
+        self._var_ids = list(ir.variables)
+        self._host = {vid: np.array(ir.variables[vid], copy=True) for vid in self._var_ids}
+        self._dev = {vid: _aligned_copy(self._host[vid]) for vid in self._var_ids}
+        self._attached = 0
+        self._dirty = False  # device newer than host
+        self.weights_to_host_on_exit = weights_to_host_on_exit
+        self._loads = {op.attrs["stream"] for op in ir.main.ops if op.kind == "HostLoad"}
+
+    # ------------------------------------------------------------ lifetime
+    def __enter__(self) -> "Session":
+        if not self._attached:
+            self.weights_from_host()
+        self._attached += 1
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        if self._attached == 1 and exc_type is None and self.weights_to_host_on_exit:
+            self.weights_to_host()
+        self._attached -= 1
+
+    @property
+    def is_attached(self) -> bool:
+        return self._attached > 0
+
+    def weights_from_host(self) -> None:
+        for vid in self._var_ids:
+            np.copyto(self._dev[vid], self._host[vid])
+        self._dirty = False
+
+    def weights_to_host(self) -> None:
+        for vid in self._var_ids:
+            np.copyto(self._host[vid], self._dev[vid])
+        self._dirty = False
+
+    # ---------------------------------------------------------------- run
+    def _check_inputs(self, inputs: Mapping[Any, np.ndarray] | None) -> dict[str, np.ndarray]:
+        inputs = dict(inputs or {})
+        nht = self.ir.num_host_transfers
+        by_name: dict[str, np.ndarray] = {}
+        for k, arr in inputs.items():
+            if not isinstance(k, HostToDeviceStream):
+                raise TypeError(f"Session.run: input keys must be host-to-device streams (popxl.h2d_stream), got {k!r}")
+            if k.name not in self._loads:
+                raise ValueError(f"Session.run: stream {k.name!r} is not loaded by any host_load in the main graph; "
+                                 "remove it from the inputs")
+            a = np.asarray(arr)
+            want = ((nht,) if nht > 1 else ()) + tuple(k.shape)
+            if a.shape != want:
+                raise ValueError(
+                    f"Session.run: stream {k.name!r} needs an array of shape {want} "
+                    f"({'num_host_transfers, ' if nht > 1 else ''}*stream shape {k.shape}), got {a.shape}")
+            if a.dtype != k.dtype.numpy:
+                raise TypeError(f"Session.run: stream {k.name!r} needs dtype {k.dtype.name}, got {a.dtype}; "
+                                f"convert with .astype(np.{k.dtype.numpy})")
+            by_name[k.name] = np.ascontiguousarray(a if nht > 1 else a[None])
+        missing = self._loads - set(by_name)
+        if missing:
+            raise ValueError(f"Session.run: no data given for stream(s) {sorted(missing)}; every stream read by "
+                             "host_load needs an array")
+        return by_name
+
+    def run(self, inputs: Mapping[Any, np.ndarray] | None = None) -> dict[DeviceToHostStream, np.ndarray]:
+        if not self.is_attached:
+            raise ValueError("Must be attached to device before calling a runtime function. "
+                             "Use `with session:` around session.run(...)")
+        streams = self._check_inputs(inputs)
+        nht = self.ir.num_host_transfers
+        outs = self._exe.run(self._dev, streams, nht)
+        self._dirty = True
+        handles = getattr(self.ir, "_stream_handles", {})
+        result = {}
+        for name, s in self.ir.streams.items():
+            if s.direction == "d2h" and name in outs:
+                arr = outs[name]
+                result[handles.get(name, name)] = arr if nht > 1 else arr[0]
+        return result
+
+    # ---------------------------------------------------------- variables
+    def _vid(self, t: Any) -> int:
+        v = getattr(t, "_value", t)
+        if getattr(v, "kind", None) == "constant":
+            return -v.id
+        if getattr(v, "id", None) not in self._dev:
+            raise ValueError(f"{t!r} is not a variable of this session's Ir")
+        return v.id
+
+    def get_tensor_data(self, t: Tensor) -> np.ndarray:
+        vid = self._vid(t)
+        if vid < 0:
+            return np.array(self.ir.constants[-vid], copy=True)
+        if self.is_attached and self._dirty:
+            self.weights_to_host()
+        return np.array(self._host[vid], copy=True)
+
+    def get_tensors_data(self, ts: Iterable[Tensor]) -> dict[Tensor, np.ndarray]:
+        return {t: self.get_tensor_data(t) for t in ts}
+
+    def write_variable_data(self, t: Tensor, data: np.ndarray) -> None:
+        vid = self._vid(t)
+        if vid < 0:
+            raise ValueError(f"{t!r} is a constant; only variables can be written")
+        a = np.asarray(data)
+        cur = self._host[vid]
+        if a.shape != cur.shape or a.dtype != cur.dtype:
+            raise ValueError(f"write_variable_data({t.name!r}): expected {cur.dtype}{cur.shape}, got {a.dtype}{a.shape}")
+        if self.is_attached and self._dirty:
+            self.weights_to_host()
+        np.copyto(cur, a)
+        if self.is_attached:
+            np.copyto(self._dev[vid], a)
+
+    def write_variables_data(self, datas: Mapping[Tensor, np.ndarray]) -> None:
+        for t, d in datas.items():
+            self.write_variable_data(t, d)

@@ -1,0 +1,180 @@
+"""popxl.Tensor: a handle on a tensor's storage. Reads resolve to the newest version."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NewType
+
+import numpy as np
+
+from compiler.ir import DType, TensorSpec, Value
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+
+class Tensor:
+    def __init__(self, value: Value, graph: "Graph") -> None:
+        self._value = value
+        self._graph = graph
+
+    # ---------------------------------------------------------------- identity
+    @property
+    def name(self) -> str:
+        return self._value.name
+
+    @property
+    def id(self) -> str:
+        gid = self._value.graph.id
+        return f"{gid}/{self.name}" if gid else self.name
+
+    @property
+    def spec(self) -> TensorSpec:
+        return self._value.spec
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._value.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self._value.dtype
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nelms(self) -> int:
+        return self.spec.nelms
+
+    @property
+    def ir(self):
+        return self._graph.ir
+
+    @property
+    def graph(self) -> "Graph":
+        return self._graph
+
+    def current(self) -> Value:
+        """The SSA value a read through this handle sees now."""
+        return self._graph.resolve(self._value)
+
+    def __repr__(self) -> str:
+        return f"Tensor[{self.id} {self.dtype!r} {self.shape}]"
+
+    def __hash__(self) -> int:
+        return hash(("tensor", self._value.storage, self._value.id))
+
+    def __eq__(self, other: object) -> bool:  # identity, as popxl (== is not elementwise)
+        return isinstance(other, Tensor) and other._value is self._value
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a scalar tensor")
+        return self.shape[0]
+
+    def __bool__(self) -> bool:
+        return True
+
+    # --------------------------------------------------------------- methods
+    def reshape(self, shape: Any) -> "Tensor":
+        from . import ops
+
+        return ops.reshape(self, shape)
+
+    def flatten(self) -> "Tensor":
+        return self.reshape((-1,))
+
+    def transpose(self, permutation: Any = None) -> "Tensor":
+        from . import ops
+
+        return ops.transpose(self, permutation)
+
+    @property
+    def T(self) -> "Tensor":
+        return self.transpose()
+
+    def detach(self) -> "Tensor":
+        from . import ops
+
+        return ops.detach(self)
+
+    # ----------------------------------------------------------- arithmetic
+    def _other(self, x: Any) -> "Tensor":
+        if isinstance(x, Tensor):
+            return x
+        from .creation import constant
+
+        return constant(np.asarray(x), self.dtype)  # popxl: a non-Tensor gets self's dtype
+
+    def __add__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.add(self, self._other(o))
+
+    def __radd__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.add(self._other(o), self)
+
+    def __sub__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.sub(self, self._other(o))
+
+    def __rsub__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.sub(self._other(o), self)
+
+    def __mul__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.mul(self, self._other(o))
+
+    def __rmul__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.mul(self._other(o), self)
+
+    def __truediv__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.div(self, self._other(o))
+
+    def __rtruediv__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.div(self._other(o), self)
+
+    def __pow__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.pow(self, self._other(o))
+
+    def __matmul__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.matmul(self, self._other(o))
+
+    def __rmatmul__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.matmul(self._other(o), self)
+
+    def __neg__(self) -> "Tensor":
+        from . import ops
+        return ops.negate(self)
+
+    def __iadd__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.add_(self, self._other(o))
+
+
+class Variable(Tensor):
+    """A tensor with persistent storage in the main graph."""
+
+
+class Constant(Tensor):
+    """A tensor with fixed data."""
+
+
+# TensorByRef marks a create_graph argument as passed by reference
+TensorByRef = NewType("TensorByRef", Tensor)
+
+
+def wrap(v: Value) -> Tensor:
+    """The Tensor handle for an IR value."""
+    from .ir import Ir
+
+    g = Ir.wrapper_of(v.graph)
+    cls = Variable if v.kind == "variable" else Constant if v.kind == "constant" else Tensor
+    return cls(v, g)

@@ -1,0 +1,1 @@
+"""popxl.transforms: graph transforms (autodiff)."""

@@ -1,0 +1,40 @@
+"""Runs an optimised Ir with the numpy reference interpreter."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler.backends.reference import StreamIO, run_graph
+from compiler.ir import Ir
+
+
+class NonFiniteError(FloatingPointError):
+    pass
+
+
+class InterpreterExecutable:
+    def __init__(self, ir: Ir, options: Any) -> None:
+        self.ir = ir
+        self.options = options
+
+    def _observer(self):
+        if not getattr(self.options, "check_finite", False):
+            return None
+
+        def check(op, results):
+            for v, r in zip(op.results, results):
+                if np.asarray(r).dtype.kind == "f" and not np.all(np.isfinite(r)):
+                    raise NonFiniteError(
+                        f"{v.name!r} {v.spec} produced by {op.label} in graph {op.graph.id or 'main'!r} contains "
+                        f"NaN or Inf{f' (built at {op.source})' if op.source else ''}")
+        return check
+
+    def run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
+            ) -> dict[str, np.ndarray]:
+        io = StreamIO(streams)
+        obs = self._observer()
+        for it in range(iterations):
+            io.iteration = it
+            run_graph(self.ir, self.ir.main, [], variables, io, obs)
+        return {k: np.stack(v) for k, v in io.outputs.items()}
