@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from compiler.ir import TensorSpec
 
 from .registry import OpDef, OpError, register
@@ -26,7 +28,8 @@ def _infer_init(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]
     return [TensorSpec(a["shape"], a["dtype"])]
 
 
-register(OpDef(kind="Init", formula="out = zeros(shape)", infer=_infer_init))
+register(OpDef(kind="Init", formula="out = zeros(shape)", infer=_infer_init,
+               reference=lambda x, a, op: [np.zeros(a["shape"], a["dtype"].numpy)]))
 
 
 def _infer_host_load(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
