@@ -1,0 +1,50 @@
+# The two commands a newcomer needs:  make demo   (run the main job)   and   make test   (run the tests)
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: demo test bench setup system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	# torch is optional (reference tests and benchmarks); the on-disk CPU build installs without a download
+	$(VPY) -m pip install -q torch==2.13.0 || echo "note: torch 2.13.0 not installable here; torch tests will skip"
+	touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+# Debian packages: Graphviz's dot (viz tool), gcc (AOT test), Fashion-MNIST (the MNIST example)
+system-deps:
+	@need=""; \
+	command -v dot >/dev/null 2>&1 || need="$$need graphviz"; \
+	command -v gcc >/dev/null 2>&1 || need="$$need gcc"; \
+	command -v g++ >/dev/null 2>&1 || need="$$need g++"; \
+	[ -f $(FMNIST) ] || need="$$need dataset-fashion-mnist"; \
+	if [ -n "$$need" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$need"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	  else \
+	    echo "warning: missing$$need; install with: sudo apt-get install$$need"; \
+	  fi; \
+	fi
+
+demo: setup
+	$(VPY) examples/custom_optimiser.py --device cpu
+	@if [ -f tools/demo_artifacts.py ]; then $(VPY) -m tools.demo_artifacts --out out; fi
+	@if [ -f examples/mnist_adam.py ]; then $(VPY) examples/mnist_adam.py --device cpu; fi
+
+test: setup
+	$(VPY) -m pytest -n 2 -m "not slow"
+
+bench: setup
+	$(VPY) benchmarks/adam_step.py
+	$(VPY) benchmarks/mnist_train.py
+	$(VPY) benchmarks/torch_optim.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
