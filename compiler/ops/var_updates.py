@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from compiler.ir import DType, TensorSpec
 
-from .primitives import Expr
+from .primitives import Expr, Prim
 from .registry import OpDef, OpError, register
 from .rules import f32, float_only, hyper, same_shape, scalar
 
@@ -189,4 +191,85 @@ register(OpDef(
     kind="ScaledAddLhsInplace", formula="X <- a*X + b*Y, in place on X",
     infer=lambda s, a: _infer_scaled_add(s, {**a, "_kind": "scaled_add_"}), modifies=("X",), aliases={0: "X"},
     decompose=_decompose_scaled_add, elementwise=True, pure=False,
+))
+
+# ------------------------------------------------------------ LAMB pieces
+
+
+def _infer_adam_var_update(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    same_shape("AdamVarUpdate", s, "t", "x")
+    for r in ("r1", "r2", "lr", "mwn"):
+        scalar("AdamVarUpdate", s, r)
+    for r in ("lr", "mwn"):
+        if r not in s and a.get(r) is None:
+            raise OpError(f"adam_var_update: {'learning_rate' if r == 'lr' else 'max_weight_norm'}=None makes PopART "
+                          "expect a tensor input and fail at lowering; pass a float or a Tensor")
+    return [s["t"]]
+
+
+def _decompose_adam_var_update(e: Expr, n: dict[str, int], s: dict[str, TensorSpec], a: dict[str, Any]) -> list[int]:
+    f = DType.float32
+    dt = s["t"].dtype
+    r1 = e.sqrt(e.cast(n["r1"], f))
+    r2 = e.sqrt(e.cast(n["r2"], f))
+    mwn = hyper(e, n, a, "mwn", f)
+    zero = e.const(0.0, f)
+    ratio = e.div(e.min(r1, mwn), r2)
+    degenerate = e.compare(Prim.eq, r1, zero)
+    degenerate2 = e.compare(Prim.eq, r2, zero)
+    one = e.const(1.0, f)
+    ratio = e.select(degenerate, one, e.select(degenerate2, one, ratio))
+    if "mwn" in n:  # a Tensor max-weight-norm of 0 disables the trust ratio
+        ratio = e.select(e.compare(Prim.eq, mwn, zero), one, ratio)
+    step = e.cast(e.mul(hyper(e, n, a, "lr", f), ratio), dt)
+    return [e.sub(n["t"], e.mul(step, e.cast(n["x"], dt)))]
+
+
+register(OpDef(
+    kind="AdamVarUpdate",
+    formula="t <- t - lr * (min(sqrt(r1), mwn) / sqrt(r2)) * x (ratio 1 if r1 or r2 is 0), in place on t",
+    infer=_infer_adam_var_update, modifies=("t",), aliases={0: "t"},
+    decompose=_decompose_adam_var_update, elementwise=True, pure=False,
+))
+
+
+def _infer_lamb_square(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    float_only("LambSquare", s, "x")
+    return [TensorSpec((), DType.float32)]
+
+
+register(OpDef(
+    kind="LambSquare", formula="out = sum(x*x) in float32",
+    infer=_infer_lamb_square,
+    reference=lambda x, a, op: [np.asarray(np.sum(np.square(x["x"].astype(np.float32)), dtype=np.float32))],
+))
+
+
+def _infer_sparse_acc(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    t, x, idx = s["t"], s["X"], s["indices"]
+    axis = a.get("axis", 0)
+    if idx.dtype.is_float or idx.rank != 1:
+        raise OpError(f"sparse_accumulate_: indices must be a 1-d integer tensor, got {idx}")
+    if not 0 <= axis < t.rank or x.rank != t.rank or x.shape[axis] != idx.shape[0] or any(
+            x.shape[d] != t.shape[d] for d in range(t.rank) if d != axis):
+        raise OpError(f"sparse_accumulate_: X {x} must match t {t} except along axis {axis}, where it has "
+                      f"len(indices) = {idx.shape[0]} rows")
+    scalar("sparse_accumulate_", s, "f")
+    return [t]
+
+
+def _ref_sparse_acc(x: dict[str, np.ndarray], a: dict[str, Any], op: Any) -> list[np.ndarray]:
+    t = x["t"].copy()
+    f = x["f"] if "f" in x else np.asarray(a.get("f", 1.0), np.float32)
+    upd = (np.asarray(f).astype(t.dtype) * x["X"].astype(t.dtype)).astype(t.dtype)
+    idx = x["indices"].astype(np.int64)
+    axis = a.get("axis", 0)
+    moved = np.moveaxis(t, axis, 0)
+    np.add.at(moved, idx, np.moveaxis(upd, axis, 0))  # duplicates accumulate
+    return [t]
+
+
+register(OpDef(
+    kind="PopartSparseAccumulate", formula="t[.., indices[i], ..] += f * X[.., i, ..] along axis, in place on t",
+    infer=_infer_sparse_acc, modifies=("t",), aliases={0: "t"}, reference=_ref_sparse_acc, pure=False,
 ))

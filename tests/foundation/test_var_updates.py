@@ -169,3 +169,53 @@ def test_scaled_add(device, ydt, scales, inplace):
     got = _run(build, d, device)
     want = np.float32(a) * d["X"] + np.float32(b) * d["Y"].astype(np.float32)
     np.testing.assert_allclose(got["X"] if inplace else got["out"], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("tensor_hp", [False, True])
+@pytest.mark.parametrize("zero_r1", [False, True])
+def test_lamb_pieces(device, tensor_hp, zero_r1):
+    shape = (6, 3)
+    d = {"w": rng.standard_normal(shape).astype(np.float32), "x": rng.standard_normal(shape).astype(np.float32),
+         "r1v": np.zeros((), np.float32), "r2v": np.zeros((), np.float32)}
+    if zero_r1:
+        d["w"][:] = 0
+    lr, mwn = 0.01, 0.5
+
+    def build(ts):
+        r1 = ops.lamb_square(ts["w"])
+        r2 = ops.lamb_square(ts["x"])
+        ops.var_updates.copy_var_update_(ts["r1v"], r1)
+        ops.var_updates.copy_var_update_(ts["r2v"], r2)
+        ops.var_updates.adam_var_update(ts["w"], ts["x"], r1, r2, learning_rate=_hyper(ts, "lr", lr, tensor_hp),
+                                        max_weight_norm=_hyper(ts, "mwn", mwn, tensor_hp))
+
+    got = _run(build, d, device)
+    r1 = np.sum(d["w"].astype(np.float32) ** 2)
+    r2 = np.sum(d["x"] ** 2)
+    np.testing.assert_allclose(got["r1v"], r1, rtol=1e-5)
+    np.testing.assert_allclose(got["r2v"], r2, rtol=1e-5)
+    ratio = 1.0 if r1 == 0 else min(np.sqrt(r1), mwn) / np.sqrt(r2)
+    np.testing.assert_allclose(got["w"], d["w"] - np.float32(lr * ratio) * d["x"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("axis", [0, 1])
+def test_sparse_accumulate(device, axis):
+    t = rng.standard_normal((5, 4)).astype(np.float32)
+    idx = np.array([1, 3, 1], np.int32)
+    x_shape = (3, 4) if axis == 0 else (5, 3)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    idx_t = idx if axis == 0 else np.array([0, 2, 0], np.int32)
+    got = _run(lambda ts: ops.var_updates.sparse_accumulate_(ts["t"], ts["X"], ts["i"], axis=axis, f=0.5),
+               {"t": t, "X": x, "i": idx_t}, device)["t"]
+    want = t.copy()
+    for k, j in enumerate(idx_t):
+        if axis == 0:
+            want[j] += np.float32(0.5) * x[k]
+        else:
+            want[:, j] += np.float32(0.5) * x[:, k]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(Exception, match="f=None"):
+        _run(lambda ts: ops.var_updates.sparse_accumulate_(ts["t"], ts["X"], ts["i"]), {"t": t, "X": x, "i": idx_t},
+             device)

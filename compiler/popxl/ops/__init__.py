@@ -5,7 +5,7 @@ from .host import host_load, host_store, init
 from .math import (abs, add, add_, cast, clamp, clip, detach, div, equal, exp, floor, gelu, geluerf, greater,
                    identity, less, log, maximum, minimum, mul, negate, pow, relu, sigmoid, sign, sqrt, sub,
                    tanh, where)
-from .nn import (flatten, matmul, max, mean, min, nll_loss_with_softmax_grad, reshape, softmax, sum, sumsquare,
+from .nn import (flatten, lamb_square, matmul, max, mean, min, nll_loss_with_softmax_grad, reshape, softmax, sum, sumsquare,
                  transpose)
 from .scaled_add import scaled_add, scaled_add_
 
@@ -14,5 +14,5 @@ __all__ = [
     "cast", "clamp", "clip", "detach", "div", "equal", "exp", "floor", "gelu", "geluerf", "greater", "identity",
     "less", "log", "maximum", "minimum", "mul", "negate", "pow", "relu", "sigmoid", "sign", "sqrt", "sub", "tanh",
     "where", "flatten", "matmul", "max", "mean", "min", "nll_loss_with_softmax_grad", "reshape", "softmax", "sum",
-    "sumsquare", "transpose", "scaled_add", "scaled_add_",
+    "sumsquare", "transpose", "lamb_square", "scaled_add", "scaled_add_",
 ]

@@ -61,3 +61,8 @@ def nll_loss_with_softmax_grad(probs: Tensor, labels: Tensor, loss_grad: Any = 1
     loss, dx = outputs(emit_op("NlllWithSoftmaxGradDirect", ins, attrs, name="nll_loss_with_softmax_grad",
                                out_names=["loss", "dx"]))
     return loss, dx
+
+
+def lamb_square(t: Tensor) -> Tensor:
+    """The squared L2 norm of t, as a float32 scalar (LAMB's r1/r2)."""
+    return out(emit_op("LambSquare", {"x": t}, name="lamb_square", out_names=["lamb_square_out"]))

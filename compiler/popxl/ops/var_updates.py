@@ -140,3 +140,29 @@ __all__ = [
     "accumulate_moving_average_square_", "accumulator_scale_", "accumulator_zero_", "copy_var_update_",
     "adam_updater", "lamb_updater", "adamax_updater",
 ]
+
+
+def adam_var_update(t: Tensor, x: Tensor, r1: Tensor, r2: Tensor, learning_rate: float | Tensor | None = None,
+                    max_weight_norm: float | Tensor | None = None) -> Tensor:
+    """LAMB weight update: t <- t - lr * min(sqrt(r1), mwn)/sqrt(r2) * x, in place on t (r1, r2 squared norms)."""
+    ins: dict[str, Tensor | None] = {"t": t, "x": x, "r1": r1, "r2": r2}
+    attrs: dict[str, Any] = {}
+    _hyper("lr", learning_rate, ins, attrs)
+    _hyper("mwn", max_weight_norm, ins, attrs)
+    return out(emit_op("AdamVarUpdate", ins, attrs, name="adam_var_update", out_names=[f"adam_var_update__{t.name}"]))
+
+
+def sparse_accumulate_(t: Tensor, X: Tensor, indices: Tensor, axis: int = 0, f: float | Tensor | None = None,
+                       W: Tensor | None = None) -> Tensor:
+    """t[.., indices[i], ..] += f * X[.., i, ..] along `axis`, in place on t (duplicate indices accumulate)."""
+    if f is None:
+        raise OpError("sparse_accumulate_: f=None makes PopART expect a factor tensor and fail at lowering; "
+                      "pass f=1.0 (or a Tensor)")
+    ins: dict[str, Tensor | None] = {"t": t, "X": X, "indices": indices}
+    attrs: dict[str, Any] = {"axis": int(axis)}
+    _hyper("f", f, ins, attrs)
+    return out(emit_op("PopartSparseAccumulate", ins, attrs, name="sparse_accumulate",
+                       out_names=[f"sparse_accumulate__{t.name}"]))
+
+
+__all__ += ["adam_var_update", "sparse_accumulate_"]
