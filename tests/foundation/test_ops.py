@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_close, run_session
 
 from compiler import popxl
 from compiler.popxl import ops
-from conftest import assert_close, run_session
 
 rng = np.random.default_rng(1)
 A = rng.standard_normal((3, 4)).astype(np.float32)

@@ -5,11 +5,11 @@ from functools import partial
 
 import numpy as np
 import pytest
+from conftest import run_session
 
 from compiler import addons, popxl
 from compiler.ir.ambiguity import InplaceAmbiguityError
 from compiler.popxl import ops
-from conftest import run_session
 
 
 def _labels(g, pairs):
@@ -33,13 +33,12 @@ def test_nested_false_block_is_one_unit():
     ir = popxl.Ir()
     with ir.main_graph:
         x = popxl.variable(np.ones(3, np.float32), name="x")
-        y = popxl.variable(np.ones(3, np.float32), name="y")
         with popxl.in_sequence(True):
             a = ops.negate(x)                     # A
             with popxl.in_sequence(False):
                 b = ops.exp(a)                    # B
                 c = ops.tanh(a)                   # C
-            d = b + c                             # D
+            _ = b + c                             # D
     A, B, C, D = (op.label for op in ir.main.ops)
     # PopXL also adds the redundant A -> D (D follows everything in previous_ops)
     assert _labels(ir.main, ir.main.constraints) == {(A, B), (A, C), (A, D), (B, D), (C, D)}

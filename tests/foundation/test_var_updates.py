@@ -5,11 +5,10 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+from conftest import run_session
 
 from compiler import popxl
 from compiler.popxl import ops
-
-from conftest import run_session
 
 DEVICES = ["interpreter", "cpu"]
 STATE = [np.float32, np.float16]
