@@ -1,0 +1,214 @@
+"""Lowering rules: one function per scalar primitive, registered in one table.
+
+A rule gets the builder, the node, the node's argument dtypes and the argument values (in
+compute types) and returns the result in the node's compute type, unrounded; the kernel
+emitter rounds float16/bfloat16 results afterwards.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from llvmlite import ir
+
+from compiler.ir import DType
+from compiler.ops.primitives import Node, Prim
+
+from .types import F32, F64, compute_type, const
+
+Rule = Callable[["Ctx", Node, list[DType], list[ir.Value]], ir.Value]
+RULES: dict[Prim, Rule] = {}
+
+
+class Ctx:
+    """What a rule may use: the builder and the module (for intrinsics and libm declarations)."""
+
+    def __init__(self, b: ir.IRBuilder, module: ir.Module) -> None:
+        self.b = b
+        self.module = module
+
+    def intrinsic(self, name: str, t: ir.Type, nargs: int = 1) -> ir.Function:
+        return self.module.declare_intrinsic(name, [t])
+
+    def libm(self, name: str, t: ir.Type, nargs: int = 1) -> ir.Function:
+        fname = name + ("f" if t == F32 else "")
+        fn = self.module.globals.get(fname)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(t, [t] * nargs), fname)
+        return fn
+
+
+def rule(*prims: Prim) -> Callable[[Rule], Rule]:
+    def deco(fn: Rule) -> Rule:
+        for p in prims:
+            assert p not in RULES, p
+            RULES[p] = fn
+        return fn
+    return deco
+
+
+def _isf(dt: DType) -> bool:
+    return dt.is_float
+
+
+@rule(Prim.add)
+def _add(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    return c.b.fadd(a[0], a[1]) if _isf(n.dtype) else c.b.add(a[0], a[1])
+
+
+@rule(Prim.sub)
+def _sub(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    return c.b.fsub(a[0], a[1]) if _isf(n.dtype) else c.b.sub(a[0], a[1])
+
+
+@rule(Prim.mul)
+def _mul(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    return c.b.fmul(a[0], a[1]) if _isf(n.dtype) else c.b.mul(a[0], a[1])
+
+
+@rule(Prim.div)
+def _div(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    b = c.b
+    if _isf(n.dtype):
+        return b.fdiv(a[0], a[1])
+    t = compute_type(n.dtype)
+    zero = ir.Constant(t, 0)
+    is_zero = b.icmp_unsigned("==", a[1], zero)
+    safe = b.select(is_zero, ir.Constant(t, 1), a[1])  # x/0 -> 0, as the reference, never a trap
+    q = b.sdiv(a[0], safe) if n.dtype.is_signed else b.udiv(a[0], safe)
+    return b.select(is_zero, zero, q)
+
+
+@rule(Prim.neg)
+def _neg(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    return c.b.fneg(a[0]) if _isf(n.dtype) else c.b.neg(a[0])
+
+
+def _unary_math(name: str, intrinsic: bool) -> Rule:
+    def f(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+        t = compute_type(n.dtype)
+        fn = c.intrinsic(f"llvm.{name}", t) if intrinsic else c.libm(name, t)
+        return c.b.call(fn, [a[0]])
+    return f
+
+
+RULES[Prim.sqrt] = _unary_math("sqrt", True)
+RULES[Prim.floor] = _unary_math("floor", True)
+RULES[Prim.exp] = _unary_math("exp", False)
+RULES[Prim.log] = _unary_math("log", False)
+RULES[Prim.tanh] = _unary_math("tanh", False)
+RULES[Prim.erf] = _unary_math("erf", False)
+
+
+@rule(Prim.abs)
+def _abs(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    if _isf(n.dtype):
+        return c.b.call(c.intrinsic("llvm.fabs", compute_type(n.dtype)), [a[0]])
+    if not n.dtype.is_signed:
+        return a[0]
+    neg = c.b.icmp_signed("<", a[0], ir.Constant(a[0].type, 0))
+    return c.b.select(neg, c.b.neg(a[0]), a[0])
+
+
+@rule(Prim.sign)
+def _sign(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    b, x, t = c.b, a[0], compute_type(n.dtype)
+    one, zero, mone = const(n.dtype, 1), const(n.dtype, 0), const(n.dtype, -1 if n.dtype.is_signed else 0)
+    if _isf(n.dtype):
+        r = b.select(b.fcmp_ordered(">", x, zero), one, b.select(b.fcmp_ordered("<", x, zero), mone, zero))
+        return b.select(b.fcmp_unordered("uno", x, x), x, r)  # sign(NaN) = NaN
+    del t
+    if not n.dtype.is_signed:
+        return b.select(b.icmp_unsigned("!=", x, zero), one, zero)
+    return b.select(b.icmp_signed(">", x, zero), one, b.select(b.icmp_signed("<", x, zero), mone, zero))
+
+
+def _minmax(is_max: bool) -> Rule:
+    def f(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+        b, x, y = c.b, a[0], a[1]
+        if _isf(n.dtype):  # numpy's maximum/minimum propagate NaN from either side
+            r = b.select(b.fcmp_ordered(">" if is_max else "<", x, y), x, y)
+            r = b.select(b.fcmp_unordered("uno", y, y), y, r)
+            return b.select(b.fcmp_unordered("uno", x, x), x, r)
+        if n.dtype is DType.bool:
+            return b.or_(x, y) if is_max else b.and_(x, y)
+        cmp = b.icmp_signed if n.dtype.is_signed else b.icmp_unsigned
+        return b.select(cmp(">" if is_max else "<", x, y), x, y)
+    return f
+
+
+RULES[Prim.max] = _minmax(True)
+RULES[Prim.min] = _minmax(False)
+
+
+@rule(Prim.pow)
+def _pow(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    if _isf(n.dtype):
+        t = compute_type(n.dtype)
+        return c.b.call(c.libm("pow", t, 2), [a[0], a[1]])
+    raise NotImplementedError("integer pow is not supported by the LLVM backend; cast to float first")
+
+
+@rule(Prim.fma)
+def _fma(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    if _isf(n.dtype):
+        t = compute_type(n.dtype)
+        return c.b.call(c.module.declare_intrinsic("llvm.fma", [t], ir.FunctionType(t, [t, t, t])), a)
+    return c.b.add(c.b.mul(a[0], a[1]), a[2])
+
+
+@rule(Prim.select)
+def _select(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    return c.b.select(a[0], a[1], a[2])
+
+
+_FCMP = {Prim.lt: "<", Prim.le: "<=", Prim.gt: ">", Prim.ge: ">=", Prim.eq: "=="}
+
+
+@rule(Prim.lt, Prim.le, Prim.gt, Prim.ge, Prim.eq, Prim.ne)
+def _cmp(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    b, dt = c.b, dts[0]
+    if dt.is_float:  # ordered compares are false on NaN, and != is true on NaN: numpy's rules
+        return b.fcmp_unordered("!=", a[0], a[1]) if n.prim is Prim.ne else b.fcmp_ordered(_FCMP[n.prim], a[0], a[1])
+    op = "!=" if n.prim is Prim.ne else _FCMP[n.prim]
+    if dt is DType.bool or not dt.is_signed:
+        return b.icmp_unsigned(op, a[0], a[1])
+    return b.icmp_signed(op, a[0], a[1])
+
+
+@rule(Prim.cast)
+def _cast(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    b, x, src, dst = c.b, a[0], dts[0], n.dtype
+    st, dt_ = compute_type(src), compute_type(dst)
+    if src.is_float and dst.is_float:
+        if st == dt_:
+            return x
+        return b.fpext(x, dt_) if dt_ == F64 else b.fptrunc(x, dt_)
+    if src.is_float and dst is DType.bool:
+        return b.fcmp_unordered("!=", x, ir.Constant(st, 0.0))
+    if src.is_float:  # saturating conversion: no poison on NaN or out-of-range values
+        name = "llvm.fptosi.sat" if dst.is_signed else "llvm.fptoui.sat"
+        fn = c.module.declare_intrinsic(name, [dt_, st], ir.FunctionType(dt_, [st]))
+        return b.call(fn, [x])
+    if dst.is_float:
+        if src is DType.bool or not src.is_signed:
+            return b.uitofp(x, dt_)
+        return b.sitofp(x, dt_)
+    if dst is DType.bool:
+        return b.icmp_unsigned("!=", x, ir.Constant(st, 0))
+    sw, dw = st.width, dt_.width
+    if sw == dw:
+        return x
+    if sw > dw:
+        return b.trunc(x, dt_)
+    return b.sext(x, dt_) if (src.is_signed and src is not DType.bool) else b.zext(x, dt_)
+
+
+def lower_node(c: Ctx, n: Node, dts: list[DType], args: list[ir.Value]) -> ir.Value:
+    try:
+        r = RULES[n.prim]
+    except KeyError:
+        raise NotImplementedError(f"no LLVM lowering rule for primitive {n.prim.value!r}") from None
+    return r(c, n, dts, args)
+
+
+__all__ = ["RULES", "Ctx", "lower_node", "F32", "F64"]

@@ -1,0 +1,97 @@
+"""How each dtype lives in LLVM: a storage type in memory and a compute type in registers.
+
+float16 and bfloat16 values are computed as float32 and rounded back after every node,
+which is exactly what numpy does for float16 (and ml_dtypes for bfloat16).
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from compiler.ir import DType
+
+F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
+I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+PTR = ir.PointerType(I8)
+
+_INT_BITS = {DType.int8: 8, DType.uint8: 8, DType.int16: 16, DType.uint16: 16, DType.int32: 32,
+             DType.uint32: 32, DType.int64: 64, DType.uint64: 64}
+
+
+def storage_type(dt: DType) -> ir.Type:
+    if dt is DType.float16:
+        return F16
+    if dt is DType.bfloat16:
+        return I16
+    if dt is DType.float32:
+        return F32
+    if dt is DType.float64:
+        return F64
+    if dt is DType.bool:
+        return I8
+    return ir.IntType(_INT_BITS[dt])
+
+
+def compute_type(dt: DType) -> ir.Type:
+    if dt in (DType.float16, DType.bfloat16, DType.float32):
+        return F32
+    if dt is DType.float64:
+        return F64
+    if dt is DType.bool:
+        return I1
+    return ir.IntType(_INT_BITS[dt])
+
+
+def bf16_to_f32(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    return b.bitcast(b.shl(b.zext(v, I32), ir.Constant(I32, 16)), F32)
+
+
+def f32_to_bf16(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """Round to nearest even; NaN stays a (quiet) NaN."""
+    bits = b.bitcast(v, I32)
+    lsb = b.and_(b.lshr(bits, ir.Constant(I32, 16)), ir.Constant(I32, 1))
+    rounded = b.add(bits, b.add(ir.Constant(I32, 0x7FFF), lsb))
+    is_nan = b.fcmp_unordered("uno", v, v)
+    quiet = b.or_(bits, ir.Constant(I32, 0x00400000))
+    out = b.select(is_nan, quiet, rounded)
+    return b.trunc(b.lshr(out, ir.Constant(I32, 16)), I16)
+
+
+def to_compute(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:
+    """A loaded storage value -> its compute representation."""
+    if dt is DType.float16:
+        return b.fpext(v, F32)
+    if dt is DType.bfloat16:
+        return bf16_to_f32(b, v)
+    if dt is DType.bool:
+        return b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+    return v
+
+
+def to_storage(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:
+    if dt is DType.float16:
+        return b.fptrunc(v, F16)
+    if dt is DType.bfloat16:
+        return f32_to_bf16(b, v)
+    if dt is DType.bool:
+        return b.zext(v, I8)
+    return v
+
+
+def round_to(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:
+    """Round a float32 compute value to dt's precision (no-op for full-precision types)."""
+    if dt is DType.float16:
+        return b.fpext(b.fptrunc(v, F16), F32)
+    if dt is DType.bfloat16:
+        return bf16_to_f32(b, f32_to_bf16(b, v))
+    return v
+
+
+def const(dt: DType, value: float | int | bool) -> ir.Constant:
+    """A constant in dt's compute type, already rounded to dt (as numpy's asarray(value, dt) does)."""
+    import numpy as np
+
+    if dt is DType.bool:
+        return ir.Constant(I1, int(bool(value)))
+    if dt.is_float:
+        return ir.Constant(compute_type(dt), float(np.asarray(value, dtype=dt.numpy).astype(np.float64)))
+    return ir.Constant(compute_type(dt), int(np.asarray(value).astype(dt.numpy)))
