@@ -72,7 +72,7 @@ def run_graph(
         elif op.kind == "HostLoad":
             if streams is None:
                 raise RuntimeError("HostLoad outside a session run")
-            results = [streams.load(op.attrs["stream"])]
+            results = [np.array(streams.load(op.attrs["stream"]), copy=True)]
         elif op.kind == "HostStore":
             if streams is None:
                 raise RuntimeError("HostStore outside a session run")

@@ -180,6 +180,8 @@ def _decompose_scaled_add(e: Expr, n: dict[str, int], s: dict[str, TensorSpec], 
         x = e.mul(hyper(e, n, a, "a", dt), x)
     if "b" in n or float(a.get("b", 1.0)) != 1.0:
         y = e.mul(hyper(e, n, a, "b", dt), y)
+    if a.get("negate_b"):  # set by the fold_neg_into_scaled_add pass: X - b*Y
+        return [e.sub(x, y)]
     return [e.add(x, y)]
 
 

@@ -150,6 +150,13 @@ class ModuleLowering:
         for v in g.values.values():
             if v.kind == "constant":
                 gl.ptr[v.storage] = self.const_ptr(b, v)
+        plan = g.info.get("memory_plan")
+        if plan:  # liveness-based offsets from the memory_plan pass; scratch slots go after its peak
+            planned_base = gl.base + gl.offset
+            gl.offset += _align(plan["peak_bytes"])
+            for s, off in plan["offsets"].items():
+                if s not in gl.ptr:
+                    gl.ptr[s] = b.gep(gl.ws, [ir.Constant(I64, planned_base + off)])
         for op in g.ops:
             for v in op.results:
                 if v.version == 0 and v.storage not in gl.ptr:

@@ -1,0 +1,1 @@
+"""Graph passes: each a function `run(ir) -> changed`, registered by name."""
