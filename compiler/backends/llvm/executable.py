@@ -22,9 +22,10 @@ def aligned_empty(nbytes: int, align: int = 64) -> np.ndarray:
     return raw[off:off + nbytes]
 
 
-def compile_module(irx: Ir, prefix: str = "optc") -> tuple[llvm.ModuleRef, Layout, llvm.TargetMachine]:
+def compile_module(irx: Ir, prefix: str = "optc", threads: int = 2
+                   ) -> tuple[llvm.ModuleRef, Layout, llvm.TargetMachine]:
     target.init()
-    module, layout = lower(irx, prefix)
+    module, layout = lower(irx, prefix, threads)
     tm = target.target_machine()
     mod = llvm.parse_assembly(str(module))
     mod.triple = tm.triple
@@ -40,7 +41,8 @@ class LLVMExecutable:
     def __init__(self, irx: Ir, options: Any = None) -> None:
         self.ir = irx
         self.options = options
-        self.mod, self.layout, tm = compile_module(irx)
+        threads = getattr(options, "threads", None)
+        self.mod, self.layout, tm = compile_module(irx, threads=2 if threads is None else threads)
         self._engine = llvm.create_mcjit_compiler(self.mod, tm)
         self._engine.finalize_object()
         addr = self._engine.get_function_address(f"{self.layout.prefix}_run")

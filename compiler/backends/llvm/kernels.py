@@ -37,13 +37,39 @@ def storages_of(op: Op) -> list[int]:
     return seen
 
 
-def emit_elementwise(module: ir.Module, op: Op, name: str) -> ir.Function:
-    expr: Expr = expr_for(op)
+# loops over at least this many elements are split across threads (measured: benchmarks/adam_step.py)
+PARALLEL_MIN_ELEMENTS = 1 << 19
+
+
+def emit_elementwise(module: ir.Module, op: Op, name: str, threads: int = 1) -> ir.Function:
+    """The kernel `name(p0, ..., pn)`; with threads > 1, large loops run on two threads."""
+    body, outer = _emit_body(module, op, name + ".body")
     params = storages_of(op)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params)), name)
     fn.linkage = "internal"
-    for a in fn.args:
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    size = prod(iteration_shape(op))
+    if threads > 1 and outer >= 2 and size >= PARALLEL_MIN_ELEMENTS:
+        from .parallel import run_split
+
+        run_split(module, b, body, list(fn.args), outer)
+    else:
+        b.call(body, list(fn.args) + [c64(0), c64(outer), ir.Constant(ir.IntType(1), 1)])
+    b.ret_void()
+    return fn
+
+
+def _emit_body(module: ir.Module, op: Op, name: str) -> tuple[ir.Function, int]:
+    """`name(p0..pn, lo, hi, store_uniform)`: the loop nest over outer indices [lo, hi); single-element
+    results are stored only when store_uniform is set (once, after every part has run)."""
+    expr: Expr = expr_for(op)
+    params = storages_of(op)
+    fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(params) + [ir.IntType(64), ir.IntType(64), ir.IntType(1)])
+    fn = ir.Function(module, fnty, name)
+    fn.linkage = "internal"
+    for a in fn.args[:len(params)]:
         a.add_attribute("noalias")
+    lo, hi, store_uniform = fn.args[len(params):]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     ctx = Ctx(b, module)
     space_shape = iteration_shape(op)
@@ -104,7 +130,7 @@ def emit_elementwise(module: ir.Module, op: Op, name: str) -> ir.Function:
     in_loop = [j for j in store_js if op.results[j].spec.nelms > 1]
     after = [j for j in store_js if op.results[j].spec.nelms == 1]  # empty results store nothing
     if in_loop and space.size > 0:
-        with nest(b, space) as idx_list:
+        with nest(b, space, lo, hi) as idx_list:
             idx = {id(v): k for v, k in zip(loop_ops, idx_list)}
             saved = dict(vals)
             for i in range(len(expr.nodes)):
@@ -114,10 +140,12 @@ def emit_elementwise(module: ir.Module, op: Op, name: str) -> ir.Function:
                 store(j, idx.get(id(op.results[j]), c64(0)))
             vals.clear()
             vals.update(saved)
-    for j in after:
-        node = out_nodes[j]
-        if node not in uniform:
-            raise NotImplementedError(f"{op.label}: single-element result {j} depends on per-element values")
-        store(j, c64(0))
+    if after:
+        with b.if_then(store_uniform):
+            for j in after:
+                node = out_nodes[j]
+                if node not in uniform:
+                    raise NotImplementedError(f"{op.label}: single-element result {j} depends on per-element values")
+                store(j, c64(0))
     b.ret_void()
-    return fn
+    return fn, (space.dims[0] if space.dims else 1)

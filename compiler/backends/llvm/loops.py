@@ -12,10 +12,13 @@ from .types import I64
 
 
 @contextmanager
-def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i") -> Iterator[ir.Value]:
-    """for (i = 0; i < count; ++i) { body }  — the builder is left after the loop."""
+def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i", start: ir.Value | int | None = None
+              ) -> Iterator[ir.Value]:
+    """for (i = start; i < count; ++i) { body }  — the builder is left after the loop."""
     if isinstance(count, int):
         count = ir.Constant(I64, count)
+    if start is None or isinstance(start, int):
+        start = ir.Constant(I64, start or 0)
     pre = b.block
     head = b.append_basic_block(f"{name}.head")
     body = b.append_basic_block(f"{name}.body")
@@ -23,7 +26,7 @@ def for_range(b: ir.IRBuilder, count: ir.Value | int, name: str = "i") -> Iterat
     b.branch(head)
     b.position_at_end(head)
     i = b.phi(I64, name=name)
-    i.add_incoming(ir.Constant(I64, 0), pre)
+    i.add_incoming(start, pre)
     b.cbranch(b.icmp_signed("<", i, count), body, done)
     b.position_at_end(body)
     yield i
@@ -85,15 +88,18 @@ class Space:
 
 
 @contextmanager
-def nest(b: ir.IRBuilder, space: Space) -> Iterator[list[ir.Value]]:
-    """Loops over `space`; yields each operand's element index at the innermost body."""
+def nest(b: ir.IRBuilder, space: Space, lo: ir.Value | None = None, hi: ir.Value | None = None
+         ) -> Iterator[list[ir.Value]]:
+    """Loops over `space` (the outermost dim limited to [lo, hi) when given); yields each operand's
+    element index at the innermost body."""
     idx = [c64(0) for _ in space.strides]
 
     def rec(level: int) -> Iterator[list[ir.Value]]:
         if level == len(space.dims):
             yield idx
             return
-        with for_range(b, space.dims[level], f"d{level}") as i:
+        bounds = (lo, hi) if level == 0 and lo is not None else (None, space.dims[level])
+        with for_range(b, bounds[1], f"d{level}", start=bounds[0]) as i:
             saved = list(idx)
             for k, s in enumerate(space.strides):
                 if s[level]:

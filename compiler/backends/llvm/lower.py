@@ -21,9 +21,12 @@ from compiler.ops import get
 
 from . import special
 from .kernels import emit_elementwise
+from .parallel import independent_calls, run_calls_split
 from .types import I8, I32, I64, PTR
 
 ALIGN = 64
+# groups of independent calls touching at least this many elements run on two threads
+PARALLEL_MIN_CALL_ELEMENTS = 1 << 16
 
 
 def _align(n: int) -> int:
@@ -67,8 +70,9 @@ class GraphLowering:
 
 
 class ModuleLowering:
-    def __init__(self, irx: Ir, prefix: str = "optc") -> None:
+    def __init__(self, irx: Ir, prefix: str = "optc", threads: int = 2) -> None:
         self.ir = irx
+        self.threads = threads
         self.prefix = prefix
         self.module = ir.Module(name=prefix)
         var_ids = list(irx.variables)
@@ -81,6 +85,9 @@ class ModuleLowering:
         self._consts: dict[int, ir.GlobalVariable] = {}
         self.memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
         self.memset = self.module.declare_intrinsic("llvm.memset", [PTR, I64])
+        # offset of the second thread's workspace copy, known once every graph is laid out
+        self.ws_half = ir.GlobalVariable(self.module, I64, f"{prefix}_ws_half")
+        self.ws_half.linkage = "internal"
 
     # ------------------------------------------------------------- building
     def build(self) -> ir.Module:
@@ -98,6 +105,10 @@ class ModuleLowering:
         for g in graphs:
             self._define(g, main if g is self.ir.main else self.graph_fns[g.id])
         self._define_run(main)
+        half = _align(self.layout.ws_size)
+        self.ws_half.initializer = ir.Constant(I64, half)
+        self.ws_half.global_constant = True
+        self.layout.ws_size = 2 * half  # a copy for the second thread of parallel call groups
         return self.module
 
     def _define_run(self, step: ir.Function) -> None:
@@ -161,8 +172,7 @@ class ModuleLowering:
             for v in op.results:
                 if v.version == 0 and v.storage not in gl.ptr:
                     gl.ptr[v.storage] = slot(v.spec.nbytes)
-        for op in g.ops:
-            self.emit_op(gl, op)
+        self.emit_ops(gl, g.ops)
         self.layout.regions[g.id] = (gl.base, gl.offset)
         self.layout.ws_size = gl.base + gl.offset
         if not is_main:
@@ -180,6 +190,22 @@ class ModuleLowering:
     def zero(self, b: ir.IRBuilder, dst: ir.Value, nbytes: int) -> None:
         b.call(self.memset, [dst, ir.Constant(I8, 0), ir.Constant(I64, nbytes), ir.Constant(ir.IntType(1), 0)])
 
+    def emit_ops(self, gl: GraphLowering, ops: list[Op]) -> None:
+        k = 0
+        while k < len(ops):
+            n = independent_calls(ops, k) if self.threads > 1 else 0
+            run = ops[k:k + n]
+            work = [sum(v.spec.nelms for v in op.inputs) for op in run]
+            if n >= 2 and sum(work) >= PARALLEL_MIN_CALL_ELEMENTS:
+                arrays = [special.call_args(self, gl, op) for op in run]
+                fns = [self.graph_fns[op.called.id] for op in run]  # type: ignore[union-attr]
+                ws_copy = gl.b.gep(gl.ws, [gl.b.load(self.ws_half)])
+                run_calls_split(gl.b, self.module, fns, arrays, gl.ws, ws_copy, work, self.kernel_name() + ".calls")
+                k += n
+            else:
+                self.emit_op(gl, ops[k])
+                k += 1
+
     def emit_op(self, gl: GraphLowering, op: Op) -> None:
         rule = special.SPECIAL.get(op.kind)
         if rule is not None:
@@ -189,7 +215,7 @@ class ModuleLowering:
             raise NotImplementedError(
                 f"the LLVM backend has no lowering for {op.label} ({op.kind}); run it with "
                 "Session(ir, 'interpreter') or add a rule in compiler/backends/llvm/special.py")
-        kfn = emit_elementwise(self.module, op, self.kernel_name())
+        kfn = emit_elementwise(self.module, op, self.kernel_name(), self.threads)
         seen: list[int] = []
         for v in list(op.inputs) + op.results:
             if v.storage not in seen:
@@ -201,6 +227,6 @@ class ModuleLowering:
         gl.b.call(kfn, args)
 
 
-def lower(irx: Ir, prefix: str = "optc") -> tuple[ir.Module, Layout]:
-    m = ModuleLowering(irx, prefix)
+def lower(irx: Ir, prefix: str = "optc", threads: int = 2) -> tuple[ir.Module, Layout]:
+    m = ModuleLowering(irx, prefix, threads)
     return m.build(), m.layout

@@ -86,8 +86,8 @@ def _host_store(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     m.copy(b, dst, gl.p(v), v.spec.nbytes)
 
 
-@special("Call")
-def _call(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+def call_args(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> ir.Value:
+    """The pointer array a graph function takes: inputs (copies where the callee would write an alias) then outputs."""
     b = gl.b
     callee = op.called
     assert callee is not None
@@ -106,7 +106,13 @@ def _call(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
         b.store(p, b.gep(arr, [c64(i)]))
     for j, v in enumerate(op.outputs):
         b.store(gl.p(v), b.gep(arr, [c64(len(op.inputs) + j)]))
-    b.call(m.graph_fns[callee.id], [arr, gl.ws])
+    return arr
+
+
+@special("Call")
+def _call(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    assert op.called is not None
+    gl.b.call(m.graph_fns[op.called.id], [call_args(m, gl, op), gl.ws])
 
 
 @special("Transpose")

@@ -25,7 +25,7 @@ def host_cpu() -> tuple[str, str, str]:
     return llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
-def target_machine(reloc: str = "default", portable: bool = False) -> llvm.TargetMachine:
+def target_machine(reloc: str = "pic", portable: bool = False) -> llvm.TargetMachine:
     """The host machine (or a generic x86-64 one when `portable`, for shipped binaries)."""
     triple, cpu, features = host_cpu()
     target = llvm.Target.from_triple(triple)

@@ -1,0 +1,111 @@
+"""Split a loop over two threads: the second half runs on a pthread, the first on the caller.
+
+The body is `body(p0..pn, lo, hi, store_uniform)`; both halves run with store_uniform = 0 and a
+final call with an empty range stores the single-element results once, after the join.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from .loops import c64
+from .types import I32, I64, PTR
+
+I1 = ir.IntType(1)
+
+
+def _decl(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, fnty, name)
+
+
+def run_split(module: ir.Module, b: ir.IRBuilder, body: ir.Function, args: list[ir.Value], outer: int) -> None:
+    n = len(args)
+    argty = ir.LiteralStructType([PTR] * n + [I64, I64])
+    thunk_ty = ir.FunctionType(PTR, [PTR])
+    thunk = ir.Function(module, thunk_ty, body.name + ".thunk")
+    thunk.linkage = "internal"
+    tb = ir.IRBuilder(thunk.append_basic_block("entry"))
+    sp = tb.bitcast(thunk.args[0], argty.as_pointer())
+    vals = [tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, k)])) for k in range(n + 2)]
+    tb.call(body, vals + [ir.Constant(I1, 0)])
+    tb.ret(ir.Constant(PTR, None))
+
+    create = _decl(module, "pthread_create", ir.FunctionType(I32, [I64.as_pointer(), PTR, thunk_ty.as_pointer(), PTR]))
+    join = _decl(module, "pthread_join", ir.FunctionType(I32, [I64, PTR.as_pointer()]))
+    mid = (outer // 2 + 63) // 64 * 64 if outer >= 128 else outer // 2  # keep the split vector-aligned
+    st = b.alloca(argty)
+    for k, a in enumerate(args):
+        b.store(a, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, k)]))
+    b.store(c64(mid), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, n)]))
+    b.store(c64(outer), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, n + 1)]))
+    tid = b.alloca(I64)
+    rc = b.call(create, [tid, ir.Constant(PTR, None), thunk, b.bitcast(st, PTR)])
+    ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
+    with b.if_else(ok) as (then, otherwise):
+        with then:  # first half here, second half on the new thread
+            b.call(body, args + [c64(0), c64(mid), ir.Constant(I1, 0)])
+            b.call(join, [b.load(tid), ir.Constant(PTR.as_pointer(), None)])
+        with otherwise:  # no thread available: run it all here
+            b.call(body, args + [c64(0), c64(outer), ir.Constant(I1, 0)])
+    b.call(body, args + [c64(0), c64(0), ir.Constant(I1, 1)])
+
+
+def independent_calls(ops: list, start: int) -> int:
+    """How many Call ops from ops[start] on can run concurrently: none writes what another touches,
+    and none reads another's outputs."""
+    touched: set[int] = set()
+    written: set[int] = set()
+    produced: set[int] = set()
+    k = start
+    while k < len(ops) and ops[k].kind == "Call":
+        op = ops[k]
+        reads = {v.storage for v in op.inputs}
+        writes = {op.inputs[i].storage for i in op.modifies}
+        if writes & touched or reads & written or reads & produced:
+            break
+        touched |= reads | writes
+        written |= writes
+        produced |= {v.storage for v in op.outputs}
+        k += 1
+    return k - start
+
+
+def run_calls_split(b: ir.IRBuilder, module: ir.Module, fns: list[ir.Function], arrays: list[ir.Value],
+                    ws: ir.Value, ws_copy: ir.Value, weights: list[int], name: str) -> None:
+    """Run graph calls fns[k](arrays[k], ws): the later part on a second thread with its own workspace copy."""
+    total, acc, mid = sum(weights), 0, len(fns) - 1
+    for k, w in enumerate(weights):
+        acc += w
+        if acc * 2 >= total:
+            mid = k + 1
+            break
+    mid = min(max(mid, 1), len(fns) - 1)
+    later = list(range(mid, len(fns)))
+    argty = ir.LiteralStructType([PTR] * (1 + len(later)))
+    thunk_ty = ir.FunctionType(PTR, [PTR])
+    thunk = ir.Function(module, thunk_ty, name)
+    thunk.linkage = "internal"
+    tb = ir.IRBuilder(thunk.append_basic_block("entry"))
+    sp = tb.bitcast(thunk.args[0], argty.as_pointer())
+    ws2 = tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, 0)]))
+    for j, k in enumerate(later):
+        arr = tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, j + 1)]))
+        tb.call(fns[k], [tb.bitcast(arr, fns[k].args[0].type), ws2])
+    tb.ret(ir.Constant(PTR, None))
+    st = b.alloca(argty)
+    b.store(ws_copy, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, 0)]))
+    for j, k in enumerate(later):
+        b.store(b.bitcast(arrays[k], PTR), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, j + 1)]))
+    create = _decl(module, "pthread_create", ir.FunctionType(I32, [I64.as_pointer(), PTR, thunk_ty.as_pointer(), PTR]))
+    join = _decl(module, "pthread_join", ir.FunctionType(I32, [I64, PTR.as_pointer()]))
+    tid = b.alloca(I64)
+    rc = b.call(create, [tid, ir.Constant(PTR, None), thunk, b.bitcast(st, PTR)])
+    ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
+    for k in range(mid):
+        b.call(fns[k], [arrays[k], ws])
+    with b.if_else(ok) as (then, otherwise):
+        with then:
+            b.call(join, [b.load(tid), ir.Constant(PTR.as_pointer(), None)])
+        with otherwise:  # no thread: run the rest here
+            for k in later:
+                b.call(fns[k], [arrays[k], ws])
