@@ -35,17 +35,61 @@ def compile_module(irx: Ir, prefix: str = "optc", threads: int = 2
     return mod, layout, tm
 
 
+def _layout_to_json(layout: Layout) -> dict:
+    return {"prefix": layout.prefix, "var_ids": layout.var_ids, "var_names": layout.var_names,
+            "var_specs": [[list(s.shape), s.dtype.name] for s in layout.var_specs], "h2d": layout.h2d,
+            "d2h": layout.d2h, "ws_size": layout.ws_size}
+
+
+def _layout_from_json(d: dict) -> Layout:
+    from compiler.ir import DType, TensorSpec
+
+    return Layout(d["prefix"], list(d["var_ids"]), [TensorSpec(tuple(sh), DType[dt]) for sh, dt in d["var_specs"]],
+                  list(d["var_names"]), list(d["h2d"]), list(d["d2h"]), int(d["ws_size"]))
+
+
+def cache_key(irx: Ir, threads: int) -> str:
+    from compiler import __version__
+    from compiler.ir.hashing import ir_digest
+    from runtime.cache import CompileCache
+
+    return CompileCache.key(ir_digest(irx), target.host_cpu(), threads, __version__)
+
+
 class LLVMExecutable:
     """Runs the compiled main graph; variables are updated in place in the arrays passed to `run`."""
 
     def __init__(self, irx: Ir, options: Any = None) -> None:
+        from runtime.cache import CompileCache
+
         self.ir = irx
         self.options = options
         threads = getattr(options, "threads", None)
-        self.mod, self.layout, tm = compile_module(irx, threads=2 if threads is None else threads)
-        self._engine = llvm.create_mcjit_compiler(self.mod, tm)
+        self.threads = 2 if threads is None else threads
+        target.init()
+        tm = target.target_machine()
+        cache = CompileCache(getattr(options, "cache_dir", None)) if getattr(options, "use_cache", True) else None
+        key = cache_key(irx, self.threads) if cache else ""
+        hit = cache.load(key) if cache else None
+        self.cache_hit = hit is not None
+        self._mod = None
+        if hit is not None:
+            obj, layout = hit[0], _layout_from_json(hit[1])
+        else:
+            self._mod, layout, tm = compile_module(irx, threads=self.threads)
+            obj = tm.emit_object(self._mod)
+            if cache:
+                try:
+                    cache.store(key, obj, _layout_to_json(layout))
+                except OSError:
+                    pass  # an unwritable cache only costs the next compile
+        self.layout = layout
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self._engine.finalize_object()
         addr = self._engine.get_function_address(f"{self.layout.prefix}_run")
+        if not addr:
+            raise RuntimeError("compiled object has no entry point; clear the compile cache and retry")
         self._run = _RUN(addr)
         self._ws = aligned_empty(max(self.layout.ws_size, 64))
         nv = len(self.layout.var_ids)
@@ -57,6 +101,13 @@ class LLVMExecutable:
         self._d2h_specs = [specs[n] for n in self.layout.d2h]
         self._checks = [(vid, spec.shape, spec.dtype.numpy, name) for vid, spec, name in
                         zip(self.layout.var_ids, self.layout.var_specs, self.layout.var_names)]
+        self._stored = {op.attrs["stream"] for op in irx.main.ops if op.kind == "HostStore"}
+
+    @property
+    def mod(self):
+        if self._mod is None:
+            self._mod = compile_module(self.ir, threads=self.threads)[0]
+        return self._mod
 
     @property
     def llvm_ir(self) -> str:
@@ -106,5 +157,4 @@ class LLVMExecutable:
         if rc != 0:
             raise RuntimeError(f"compiled program returned error code {rc}")
         del keep
-        stored = {op.attrs["stream"] for op in self.ir.main.ops if op.kind == "HostStore"}
-        return {k: v for k, v in outs.items() if k in stored}
+        return {k: v for k, v in outs.items() if k in self._stored}
