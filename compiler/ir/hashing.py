@@ -71,6 +71,6 @@ def digest(obj: Any) -> str:
 def ir_digest(ir: Ir) -> str:
     """A hash of the whole program's structure (graphs, variables' specs, streams), for cache keys."""
     keys = {gid: digest(graph_key(ir, g)) for gid, g in ir.graphs.items()}
-    streams = tuple(sorted((n, s.spec.shape, s.dtype.name, s.direction) for n, s in ir.streams.items()))
+    streams = tuple(sorted((n, s.spec.shape, s.spec.dtype.name, s.direction) for n, s in ir.streams.items()))
     variables = tuple((vid, ir.main.values[vid].spec.shape, ir.main.values[vid].dtype.name) for vid in ir.variables)
     return digest((tuple(sorted(keys.items())), streams, variables, ir.num_host_transfers))
