@@ -149,3 +149,9 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"<Graph {self.id!r}: {len(self.inputs)} inputs, {len(self.ops)} ops>"
+
+    def _repr_svg_(self) -> str:
+        """Jupyter shows a graph as its Graphviz drawing."""
+        from .dot import graph_svg
+
+        return graph_svg(self.ir, [self])

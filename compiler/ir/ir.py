@@ -101,3 +101,22 @@ class Ir:
 
     def __repr__(self) -> str:
         return f"<Ir: {len(self.graphs)} graphs, {len(self.variables)} variables>"
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path) -> None:
+        """Write this Ir as versioned JSON (see compiler/ir/serialize.py)."""
+        from .serialize import save
+
+        save(self, path)
+
+    @staticmethod
+    def load(path) -> "Ir":
+        from .serialize import load
+
+        return load(path)
+
+    def _repr_svg_(self) -> str:
+        """Jupyter shows an Ir as its Graphviz drawing."""
+        from .dot import graph_svg
+
+        return graph_svg(self)

@@ -115,7 +115,7 @@ def _infer_transpose(s: S, a: D) -> list[TensorSpec]:
 
 
 register(OpDef(kind="Transpose", formula="out = transpose(x, perm)", infer=_infer_transpose,
-               reference=lambda x, a, op: [np.ascontiguousarray(np.transpose(x["x"], _perm({"x": op.inputs[0].spec}, a)))]))
+               reference=lambda x, a, op: [np.array(np.transpose(x["x"], _perm({"x": op.inputs[0].spec}, a)), order="C")]))
 
 
 # ------------------------------------------------------------------ softmax

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.dtypes import DType
+from compiler.ir.serialize import register_codec
 
 
 class Prim(str, enum.Enum):
@@ -215,3 +216,14 @@ def evaluate(expr: Expr, inputs: list[np.ndarray]) -> list[np.ndarray]:
                 raise NotImplementedError(n.prim)
             vals.append(np.asarray(r).astype(npdt, copy=False))
     return [vals[o] for o in expr.outputs]
+
+
+def _encode_expr(e: Expr) -> dict:
+    return {"nodes": [[n.prim.value, list(n.args), n.dtype.name, n.attr] for n in e.nodes], "outputs": e.outputs}
+
+
+def _decode_expr(d: dict) -> Expr:
+    return Expr([Node(Prim(p), tuple(a), DType[dt], attr) for p, a, dt, attr in d["nodes"]], list(d["outputs"]))
+
+
+register_codec("expr", Expr, _encode_expr, _decode_expr)

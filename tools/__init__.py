@@ -1,0 +1,1 @@
+"""Command-line tools: print_schedule, viz, compile, fuzz, demo_artifacts."""
