@@ -1,5 +1,6 @@
 """The op registry. Importing this package registers every op kind."""
 from . import control, elementwise, fused, nn, var_updates  # noqa: F401  (registration side effects)
+from . import grads  # noqa: F401  (attaches gradient rules)
 from .primitives import Expr, Node, Prim, evaluate
 from .registry import OPS, OpDef, OpError, emit, expr_for, get, register, run_reference
 

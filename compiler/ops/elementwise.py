@@ -98,3 +98,38 @@ def _infer_clip(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]
 
 register(OpDef(kind="Clip", formula="out = min(max(x, lo), hi)", infer=_infer_clip, elementwise=True,
                decompose=lambda e, n, s, a: [e.min(e.max(n["x"], e.c(a["min"], n["x"])), e.c(a["max"], n["x"]))]))
+
+
+# ------------------------------------------------------------------ gradient ops
+def _grad_op(kind: str, formula: str, body: Callable[[Expr, int, int], int], other: str = "x") -> None:
+    def infer(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+        same_dtype(kind, s, "dy", other)
+        return [TensorSpec(broadcast_shapes(kind, s["dy"].shape, s[other].shape), s["dy"].dtype)]
+
+    register(OpDef(kind=kind, formula=formula, infer=infer, elementwise=True,
+                   decompose=lambda e, n, s, a: [body(e, n["dy"], n[other])]))
+
+
+def _gelu_grad(e: Expr, dy: int, x: int) -> int:
+    c = e.c(math.sqrt(2.0 / math.pi), x)
+    k = e.c(0.044715, x)
+    x2 = e.mul(x, x)
+    t = e.tanh(e.mul(c, e.add(x, e.mul(k, e.mul(x2, x)))))
+    one, half = e.c(1.0, x), e.c(0.5, x)
+    left = e.mul(half, e.add(one, t))
+    du = e.mul(c, e.add(one, e.mul(e.c(3 * 0.044715, x), x2)))
+    right = e.mul(e.mul(e.mul(half, x), e.sub(one, e.mul(t, t))), du)
+    return e.mul(dy, e.add(left, right))
+
+
+def _gelu_erf_grad(e: Expr, dy: int, x: int) -> int:
+    cdf = e.mul(e.c(0.5, x), e.add(e.c(1.0, x), e.erf(e.mul(x, e.c(1.0 / math.sqrt(2.0), x)))))
+    pdf = e.mul(e.c(1.0 / math.sqrt(2.0 * math.pi), x), e.exp(e.mul(e.c(-0.5, x), e.mul(x, x))))
+    return e.mul(dy, e.add(cdf, e.mul(x, pdf)))
+
+
+_grad_op("GeluGrad", "dx = dy * d/dx gelu_tanh(x)", _gelu_grad)
+_grad_op("GeluErfGrad", "dx = dy * (Phi(x) + x*phi(x))", _gelu_erf_grad)
+_grad_op("ReluGrad", "dx = x > 0 ? dy : 0", lambda e, dy, x: e.select(e.compare(Prim.gt, x, e.c(0, x)), dy, e.c(0, dy)))
+_grad_op("TanhGrad", "dx = dy * (1 - y*y)", lambda e, dy, y: e.mul(dy, e.sub(e.c(1.0, y), e.mul(y, y))), "y")
+_grad_op("SigmoidGrad", "dx = dy * y * (1 - y)", lambda e, dy, y: e.mul(dy, e.mul(y, e.sub(e.c(1.0, y), y))), "y")
