@@ -89,17 +89,22 @@ def _transpose(c, op, dys):
 
 @grad("MatMul")
 def _matmul(c, op, dys):
+    """dA = dY @ op(B)^T, dB = op(A)^T @ dY, as MatMuls with transpose flags (no transpose copies)."""
     (dy,) = dys
     a, b = op.inputs
     if len(a.shape) < 2 or len(b.shape) < 2:
         raise NotImplementedError("MatMul gradient needs operands of rank >= 2; reshape vectors to matrices")
-
-    def t(v):
-        r = len(v.shape)
-        return c.op("Transpose", {"x": v}, {"perm": tuple(range(r - 2)) + (r - 1, r - 2)})[0]
-
-    da = c.op("MatMul", {"a": dy, "b": t(c.fwd(b))})[0]
-    db = c.op("MatMul", {"a": t(c.fwd(a)), "b": dy})[0]
+    ta, tb = bool(op.attrs.get("transpose_a")), bool(op.attrs.get("transpose_b"))
+    fa, fb = c.fwd(a), c.fwd(b)
+    # C = A' B' with A' = op(A), B' = op(B): dA' = dY B'^T, dB' = A'^T dY; undo op() on the way back
+    if not ta:
+        da = c.op("MatMul", {"a": dy, "b": fb}, {"transpose_b": not tb})[0]
+    else:
+        da = c.op("MatMul", {"a": fb, "b": dy}, {"transpose_a": tb, "transpose_b": True})[0]
+    if not tb:
+        db = c.op("MatMul", {"a": fa, "b": dy}, {"transpose_a": not ta})[0]
+    else:
+        db = c.op("MatMul", {"a": dy, "b": fa}, {"transpose_a": True, "transpose_b": ta})[0]
     return [c.reduce_to(da, a.shape), c.reduce_to(db, b.shape)]
 
 

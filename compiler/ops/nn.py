@@ -17,8 +17,18 @@ D = dict[str, Any]
 
 
 # ------------------------------------------------------------------ MatMul
-def _infer_matmul(s: S, a: D) -> list[TensorSpec]:
+def _mm_shapes(s: S, a: D) -> tuple[TensorSpec, TensorSpec]:
+    """Operand specs after the optional transposes (attrs transpose_a / transpose_b swap the last two dims)."""
     x, w = s["a"], s["b"]
+    for flag, v in (("transpose_a", x), ("transpose_b", w)):
+        if a.get(flag) and v.rank < 2:
+            raise OpError(f"MatMul: {flag} needs an operand of rank >= 2, got {v}")
+    sw = lambda v: TensorSpec(v.shape[:-2] + (v.shape[-1], v.shape[-2]), v.dtype)  # noqa: E731
+    return (sw(x) if a.get("transpose_a") else x), (sw(w) if a.get("transpose_b") else w)
+
+
+def _infer_matmul(s: S, a: D) -> list[TensorSpec]:
+    x, w = _mm_shapes(s, a)
     dt = same_dtype("MatMul", s, "a", "b")
     if x.rank == 0 or w.rank == 0:
         raise OpError(f"MatMul: operands must have rank >= 1, got a {x} and b {w}")
@@ -32,12 +42,16 @@ def _infer_matmul(s: S, a: D) -> list[TensorSpec]:
 
 def _ref_matmul(x: A, a: D, op: Op) -> list[np.ndarray]:
     l, r = x["a"], x["b"]
+    if a.get("transpose_a"):
+        l = np.swapaxes(l, -1, -2)
+    if a.get("transpose_b"):
+        r = np.swapaxes(r, -1, -2)
     if l.dtype in (np.float16,) or str(l.dtype) == "bfloat16":  # accumulate in float32, as poplin does
         return [np.matmul(l.astype(np.float32), r.astype(np.float32)).astype(l.dtype)]
     return [np.matmul(l, r)]
 
 
-register(OpDef(kind="MatMul", formula="out = a @ b", infer=_infer_matmul, reference=_ref_matmul))
+register(OpDef(kind="MatMul", formula="out = op(a) @ op(b), op = transpose of the last two dims when asked", infer=_infer_matmul, reference=_ref_matmul))
 
 
 # --------------------------------------------------------------- reductions

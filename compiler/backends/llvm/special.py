@@ -133,45 +133,66 @@ def _transpose(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
 # ------------------------------------------------------------------- matmul
 @special("MatMul")
 def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    """C = op(A) @ op(B). Without transpose_b: i-k-j loops (the j loop is contiguous and vectorises);
+    with transpose_b: dot products over contiguous rows (a reassociating reduction that vectorises)."""
     a, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    ta, tb = bool(op.attrs.get("transpose_a")), bool(op.attrs.get("transpose_b"))
     dt = y.dtype
     if not dt.is_float:
         raise NotImplementedError(f"{op.label}: integer matmul is not supported by the LLVM backend")
     ash = (1,) + a.shape if len(a.shape) == 1 else a.shape
     wsh = w.shape + (1,) if len(w.shape) == 1 else w.shape
-    M, K, N = ash[-2], ash[-1], wsh[-1]
+    M, K = (ash[-1], ash[-2]) if ta else (ash[-2], ash[-1])
+    N = wsh[-2] if tb else wsh[-1]
     batch = tuple(y.shape[: len(y.shape) - (2 - (len(a.shape) == 1) - (len(w.shape) == 1))])
     a_b = broadcast_strides(ash[:-2], batch) if batch else ()
     w_b = broadcast_strides(wsh[:-2], batch) if batch else ()
     ct = compute_type(dt)
-    acc_direct = dt in (DType.float32, DType.float64)
-    tmp = None if acc_direct else gl.slot(M * N * 4)
-    fn, b = kernel(m, 4)
+    fn, b = kernel(m, 3)
     A, W, Y = typed(b, fn.args[0], a.dtype), typed(b, fn.args[1], w.dtype), typed(b, fn.args[2], dt)
-    C = Y if acc_direct else b.bitcast(fn.args[3], F32.as_pointer())
     zero = ir.Constant(ct, 0.0)
     fmuladd = m.module.declare_intrinsic("llvm.fmuladd", [ct], ir.FunctionType(ct, [ct, ct, ct]))
+    acc = b.alloca(ct)
+
+    def a_at(off, i, k):  # element (i, k) of op(A)
+        return b.add(off, b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k))
+
+    def w_at(off, k, j):  # element (k, j) of op(B)
+        return b.add(off, b.add(b.mul(j, c64(K)), k) if tb else b.add(b.mul(k, c64(N)), j))
+
     bspace = Space.make(batch, [a_b, w_b, broadcast_strides(batch, batch)]) if batch else Space((), [(), (), ()])
     with nest(b, bspace) as (ab, wb, yb):
         a_off, w_off, y_off = b.mul(ab, c64(M * K)), b.mul(wb, c64(K * N)), b.mul(yb, c64(M * N))
         with for_range(b, M, "i") as i:
-            # C rows: the output itself (float32/64) or a float32 scratch row block for narrow types
-            crow = b.add(b.mul(i, c64(N)), y_off) if acc_direct else b.mul(i, c64(N))
-            with for_range(b, N, "j0") as j:
-                b.store(zero, b.gep(C, [b.add(crow, j)]))
-            with for_range(b, K, "k") as k:
-                av = load(b, A, b.add(a_off, b.add(b.mul(i, c64(K)), k)), a.dtype)
-                brow = b.add(w_off, b.mul(k, c64(N)))
+            crow = b.add(b.mul(i, c64(N)), y_off)
+            if tb:
                 with for_range(b, N, "j") as j:
-                    cp = b.gep(C, [b.add(crow, j)])
-                    bv = load(b, W, b.add(brow, j), w.dtype)
-                    b.store(b.call(fmuladd, [av, bv, b.load(cp)]), cp)
-            if not acc_direct:
-                with for_range(b, N, "j1") as j:
-                    v = round_to(b, b.load(b.gep(C, [b.add(crow, j)])), dt)
-                    store(b, v, Y, b.add(y_off, b.add(crow, j)), dt)
+                    b.store(zero, acc)
+                    with for_range(b, K, "k") as k:
+                        av = load(b, A, a_at(a_off, i, k), a.dtype)
+                        bv = load(b, W, w_at(w_off, k, j), w.dtype)
+                        b.store(b.fadd(b.load(acc), b.fmul(av, bv), flags=("reassoc", "contract")), acc)
+                    store(b, round_to(b, b.load(acc), dt), Y, b.add(crow, j), dt)
+            else:
+                C = Y if dt in (DType.float32, DType.float64) else None
+                if C is None:  # narrow types accumulate a float32 row on the stack
+                    C = b.alloca(F32, size=N)
+                    base = c64(0)
+                else:
+                    base = crow
+                with for_range(b, N, "j0") as j:
+                    b.store(zero, b.gep(C, [b.add(base, j)]))
+                with for_range(b, K, "k") as k:
+                    av = load(b, A, a_at(a_off, i, k), a.dtype)
+                    with for_range(b, N, "j") as j:
+                        cp = b.gep(C, [b.add(base, j)])
+                        bv = load(b, W, w_at(w_off, k, j), w.dtype)
+                        b.store(b.call(fmuladd, [av, bv, b.load(cp)]), cp)
+                if C is not Y:
+                    with for_range(b, N, "j1") as j:
+                        store(b, round_to(b, b.load(b.gep(C, [j])), dt), Y, b.add(crow, j), dt)
     b.ret_void()
-    gl.b.call(fn, [gl.p(a), gl.p(w), gl.p(y), tmp if tmp is not None else ir.Constant(PTR, None)])
+    gl.b.call(fn, [gl.p(a), gl.p(w), gl.p(y)])
 
 
 # --------------------------------------------------------------- reductions

@@ -45,12 +45,14 @@ def _build(kind: str, arrays: dict, out_dtype):
     return f
 
 
-def _compare(build, tol_scale=1.0, exact=False):
+def _compare(build, atol=None, exact=False):
     ref, _ = run_session(build(), "interpreter", options=CompileOptions(level=0))
     got, _ = run_session(build(), "cpu")
     for k in ref:
         if exact or ref[k].dtype.kind not in "f" and str(ref[k].dtype) != "bfloat16":
             np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+        elif atol is not None:
+            np.testing.assert_allclose(got[k].astype(np.float64), ref[k].astype(np.float64), rtol=1e-3, atol=atol)
         else:
             assert_close(k, got[k], ref[k])
 
@@ -99,8 +101,43 @@ def test_cast(src, dst):
     _compare(build, exact=True)
 
 
+GRAD_OPS = {"GeluGrad": "x", "GeluErfGrad": "x", "ReluGrad": "x", "TanhGrad": "y", "SigmoidGrad": "y"}
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float16])
+@pytest.mark.parametrize("kind", sorted(GRAD_OPS))
+def test_grad_ops(kind, dt):
+    # 1 + tanh(x) cancels for large negative x: a one-ulp difference in tanh shows as ~1e-6 absolute
+    _compare(_build(kind, {"dy": _arr(300, dt), GRAD_OPS[kind]: _arr(300, dt)}, np.dtype(dt)),
+             atol=2e-5 if dt == np.float32 else 2e-2)
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("dt", [np.float32, np.float16])
+def test_matmul_transpose_flags(ta, tb, dt):
+    M, K, N = 5, 37, 19
+    a = _arr(M * K, dt).reshape((K, M) if ta else (M, K))
+    b = _arr(K * N, dt).reshape((N, K) if tb else (K, N))
+
+    def build():
+        ir = popxl.Ir()
+        with ir.main_graph:
+            from compiler.popxl.ops._emit import emit_op
+
+            ta_, tb_ = popxl.variable(a, name="a"), popxl.variable(b, name="b")
+            op = emit_op("MatMul", {"a": ta_, "b": tb_}, {"transpose_a": ta, "transpose_b": tb})
+            out = popxl.variable(np.zeros((M, N), a.dtype), name="out")
+            popxl.ops.var_updates.copy_var_update_(out, popxl.Tensor(op.outputs[0], popxl.gcg()))
+        return ir
+    ref, _ = run_session(build(), "interpreter", options=CompileOptions(level=0))
+    want = (a.T if ta else a).astype(np.float32) @ (b.T if tb else b).astype(np.float32)
+    np.testing.assert_allclose(ref["out"].astype(np.float32), want, rtol=1e-2 if dt == np.float16 else 1e-5, atol=1e-2)
+    _compare(build)
+
+
 def test_every_elementwise_op_is_covered():
-    covered = set(UNARY + BINARY + COMPARE)
+    covered = set(UNARY + BINARY + COMPARE) | set(GRAD_OPS)
     elementwise = {k for k, d in OPS.items() if d.decompose is not None}
     others = {"Cast", "Where", "Clip", "Accumulate", "AccumulatorScale", "CopyVarUpdate", "AdamUpdater", "ScaledAdd",
               "ScaledAddLhsInplace", "FusedKernel", "AdamVarUpdate"}  # tested in tests/foundation and here
