@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -48,12 +49,27 @@ def _layout_from_json(d: dict) -> Layout:
                   list(d["var_names"]), list(d["h2d"]), list(d["d2h"]), int(d["ws_size"]))
 
 
+@functools.cache
+def code_version() -> str:
+    """A hash of the code that decides what gets compiled (op definitions and this backend), so a
+    changed compiler never reuses objects built by an older one."""
+    import hashlib
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for d in (here, here.parents[1] / "ops"):
+        for f in sorted(d.glob("*.py")):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_key(irx: Ir, threads: int) -> str:
     from compiler import __version__
     from compiler.ir.hashing import ir_digest
     from runtime.cache import CompileCache
 
-    return CompileCache.key(ir_digest(irx), target.host_cpu(), threads, __version__)
+    return CompileCache.key(ir_digest(irx), target.host_cpu(), threads, __version__, code_version())
 
 
 class LLVMExecutable:

@@ -12,6 +12,7 @@ from compiler.ops.nn import norm_axes
 from compiler.ops.primitives import Node, Prim
 
 from .loops import Space, broadcast_strides, c64, for_range, nest
+from .matmul import emit_f32, emit_f32_nt
 from .rules import Ctx, lower_node
 from .types import F32, F64, I1, I64, PTR, compute_type, const, round_to, storage_type, to_compute, to_storage
 
@@ -161,36 +162,42 @@ def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
         return b.add(off, b.add(b.mul(j, c64(K)), k) if tb else b.add(b.mul(k, c64(N)), j))
 
     bspace = Space.make(batch, [a_b, w_b, broadcast_strides(batch, batch)]) if batch else Space((), [(), (), ()])
+    f32 = a.dtype == w.dtype == dt == DType.float32
     with nest(b, bspace) as (ab, wb, yb):
         a_off, w_off, y_off = b.mul(ab, c64(M * K)), b.mul(wb, c64(K * N)), b.mul(yb, c64(M * N))
-        with for_range(b, M, "i") as i:
-            crow = b.add(b.mul(i, c64(N)), y_off)
-            if tb:
-                with for_range(b, N, "j") as j:
-                    b.store(zero, acc)
+        if f32 and not tb:
+            emit_f32(m.module, b, A, W, Y, M, K, N, lambda i, k: a_at(a_off, i, k), w_off, y_off)
+        elif f32 and not ta:
+            emit_f32_nt(m.module, b, A, W, Y, M, K, N, a_off, w_off, y_off)
+        else:
+            with for_range(b, M, "i") as i:
+                crow = b.add(b.mul(i, c64(N)), y_off)
+                if tb:
+                    with for_range(b, N, "j") as j:
+                        b.store(zero, acc)
+                        with for_range(b, K, "k") as k:
+                            av = load(b, A, a_at(a_off, i, k), a.dtype)
+                            bv = load(b, W, w_at(w_off, k, j), w.dtype)
+                            b.store(b.fadd(b.load(acc), b.fmul(av, bv), flags=("reassoc", "contract")), acc)
+                        store(b, round_to(b, b.load(acc), dt), Y, b.add(crow, j), dt)
+                else:
+                    C = Y if dt in (DType.float32, DType.float64) else None
+                    if C is None:  # narrow types accumulate a float32 row on the stack
+                        C = b.alloca(F32, size=N)
+                        base = c64(0)
+                    else:
+                        base = crow
+                    with for_range(b, N, "j0") as j:
+                        b.store(zero, b.gep(C, [b.add(base, j)]))
                     with for_range(b, K, "k") as k:
                         av = load(b, A, a_at(a_off, i, k), a.dtype)
-                        bv = load(b, W, w_at(w_off, k, j), w.dtype)
-                        b.store(b.fadd(b.load(acc), b.fmul(av, bv), flags=("reassoc", "contract")), acc)
-                    store(b, round_to(b, b.load(acc), dt), Y, b.add(crow, j), dt)
-            else:
-                C = Y if dt in (DType.float32, DType.float64) else None
-                if C is None:  # narrow types accumulate a float32 row on the stack
-                    C = b.alloca(F32, size=N)
-                    base = c64(0)
-                else:
-                    base = crow
-                with for_range(b, N, "j0") as j:
-                    b.store(zero, b.gep(C, [b.add(base, j)]))
-                with for_range(b, K, "k") as k:
-                    av = load(b, A, a_at(a_off, i, k), a.dtype)
-                    with for_range(b, N, "j") as j:
-                        cp = b.gep(C, [b.add(base, j)])
-                        bv = load(b, W, w_at(w_off, k, j), w.dtype)
-                        b.store(b.call(fmuladd, [av, bv, b.load(cp)]), cp)
-                if C is not Y:
-                    with for_range(b, N, "j1") as j:
-                        store(b, round_to(b, b.load(b.gep(C, [j])), dt), Y, b.add(crow, j), dt)
+                        with for_range(b, N, "j") as j:
+                            cp = b.gep(C, [b.add(base, j)])
+                            bv = load(b, W, w_at(w_off, k, j), w.dtype)
+                            b.store(b.call(fmuladd, [av, bv, b.load(cp)]), cp)
+                    if C is not Y:
+                        with for_range(b, N, "j1") as j:
+                            store(b, round_to(b, b.load(b.gep(C, [j])), dt), Y, b.add(crow, j), dt)
     b.ret_void()
     gl.b.call(fn, [gl.p(a), gl.p(w), gl.p(y)])
 

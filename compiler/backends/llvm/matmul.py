@@ -1,0 +1,135 @@
+"""A register-blocked float32 matmul micro-kernel: C[4 rows, 64 cols] held in 16 vector registers
+while k runs, so each B vector loaded feeds four FMAs. Edges fall back to plain loops."""
+from __future__ import annotations
+
+from typing import Callable
+
+from llvmlite import ir
+
+from .loops import c64, for_range
+from .types import F32
+
+VW = 16  # float32 lanes of one AVX-512 register (LLVM splits it on narrower machines)
+ROWS, VECS = 4, 4
+VEC = ir.VectorType(F32, VW)
+
+
+def _vload(b: ir.IRBuilder, base: ir.Value, idx: ir.Value) -> ir.Value:
+    p = b.bitcast(b.gep(base, [idx]), VEC.as_pointer())
+    return b.load(p, align=4)
+
+
+def _vstore(b: ir.IRBuilder, v: ir.Value, base: ir.Value, idx: ir.Value) -> None:
+    b.store(v, b.bitcast(b.gep(base, [idx]), VEC.as_pointer()), align=4)
+
+
+def _splat(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    v = b.insert_element(ir.Constant(VEC, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    return b.shuffle_vector(v, ir.Constant(VEC, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), VW), [0] * VW))
+
+
+def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, M: int, K: int, N: int,
+             a_index: Callable[[ir.Value, ir.Value], ir.Value], b_off: ir.Value, c_off: ir.Value) -> None:
+    """C[c_off + i*N + j] = sum_k A(i, k) * B[b_off + k*N + j] for float32 A, B, C."""
+    fma = module.globals.get("llvm.fmuladd.v16f32") or ir.Function(
+        module, ir.FunctionType(VEC, [VEC, VEC, VEC]), "llvm.fmuladd.v16f32")
+    sfma = module.declare_intrinsic("llvm.fmuladd", [F32], ir.FunctionType(F32, [F32, F32, F32]))
+    m4, n64 = M - M % ROWS, N - N % (VW * VECS)
+    zero = ir.Constant(VEC, [0.0] * VW)
+    accs = [[b.alloca(VEC) for _ in range(VECS)] for _ in range(ROWS)]
+    if m4 and n64:
+        with for_range(b, m4 // ROWS, "ib") as ib:
+            i0 = b.mul(ib, c64(ROWS))
+            with for_range(b, n64 // (VW * VECS), "jb") as jb:
+                j0 = b.mul(jb, c64(VW * VECS))
+                for r in range(ROWS):
+                    for v in range(VECS):
+                        b.store(zero, accs[r][v])
+                with for_range(b, K, "k") as k:
+                    brow = b.add(b_off, b.add(b.mul(k, c64(N)), j0))
+                    bv = [_vload(b, B, b.add(brow, c64(v * VW))) for v in range(VECS)]
+                    for r in range(ROWS):
+                        a = _splat(b, b.load(b.gep(A, [a_index(b.add(i0, c64(r)), k)])))
+                        for v in range(VECS):
+                            b.store(b.call(fma, [a, bv[v], b.load(accs[r][v])]), accs[r][v])
+                for r in range(ROWS):
+                    crow = b.add(c_off, b.add(b.mul(b.add(i0, c64(r)), c64(N)), j0))
+                    for v in range(VECS):
+                        _vstore(b, b.load(accs[r][v]), C, b.add(crow, c64(v * VW)))
+
+    def plain(i_lo: int, i_hi: int, j_lo: int, j_hi: int) -> None:
+        if i_hi <= i_lo or j_hi <= j_lo:
+            return
+        with for_range(b, i_hi, "ti", start=i_lo) as i:
+            crow = b.add(c_off, b.mul(i, c64(N)))
+            with for_range(b, j_hi, "tj0", start=j_lo) as j:
+                b.store(ir.Constant(F32, 0.0), b.gep(C, [b.add(crow, j)]))
+            with for_range(b, K, "tk") as k:
+                a = b.load(b.gep(A, [a_index(i, k)]))
+                brow = b.add(b_off, b.mul(k, c64(N)))
+                with for_range(b, j_hi, "tj", start=j_lo) as j:
+                    cp = b.gep(C, [b.add(crow, j)])
+                    b.store(b.call(sfma, [a, b.load(b.gep(B, [b.add(brow, j)])), b.load(cp)]), cp)
+
+    plain(0, m4, n64, N)
+    plain(m4, M, 0, N)
+
+
+def _hsum(b: ir.IRBuilder, module: ir.Module, v: ir.Value) -> ir.Value:
+    fn = module.globals.get("llvm.vector.reduce.fadd.v16f32") or ir.Function(
+        module, ir.FunctionType(F32, [F32, VEC]), "llvm.vector.reduce.fadd.v16f32")
+    return b.call(fn, [ir.Constant(F32, 0.0), v], fastmath=("reassoc",))
+
+
+def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, M: int, K: int,
+                N: int, a_off: ir.Value, b_off: ir.Value, c_off: ir.Value) -> None:
+    """C[i, j] = dot(A[i, :], B[j, :]) for float32 row-major A (M, K) and B (N, K): 4x4 blocks of dot
+    products accumulate 16-lane partial sums over k, reduced once at the end."""
+    fma = module.globals.get("llvm.fmuladd.v16f32") or ir.Function(
+        module, ir.FunctionType(VEC, [VEC, VEC, VEC]), "llvm.fmuladd.v16f32")
+    R = 4
+    m4, n4, k16 = M - M % R, N - N % R, K - K % VW
+    zero = ir.Constant(VEC, [0.0] * VW)
+    accs = [[b.alloca(VEC) for _ in range(R)] for _ in range(R)]
+    tail = b.alloca(F32)
+
+    def dot_tail(i: ir.Value, j: ir.Value, start: int) -> ir.Value:
+        b.store(ir.Constant(F32, 0.0), tail)
+        if start < K:
+            with for_range(b, K, "kt", start=start) as k:
+                av = b.load(b.gep(A, [b.add(a_off, b.add(b.mul(i, c64(K)), k))]))
+                bv = b.load(b.gep(B, [b.add(b_off, b.add(b.mul(j, c64(K)), k))]))
+                b.store(b.fadd(b.load(tail), b.fmul(av, bv), flags=("reassoc", "contract")), tail)
+        return b.load(tail)
+
+    if m4 and n4 and k16:
+        with for_range(b, m4 // R, "ib") as ib:
+            i0 = b.mul(ib, c64(R))
+            with for_range(b, n4 // R, "jb") as jb:
+                j0 = b.mul(jb, c64(R))
+                for r in range(R):
+                    for q in range(R):
+                        b.store(zero, accs[r][q])
+                with for_range(b, k16 // VW, "kb") as kb:
+                    k0 = b.mul(kb, c64(VW))
+                    av = [_vload(b, A, b.add(a_off, b.add(b.mul(b.add(i0, c64(r)), c64(K)), k0))) for r in range(R)]
+                    bv = [_vload(b, B, b.add(b_off, b.add(b.mul(b.add(j0, c64(q)), c64(K)), k0))) for q in range(R)]
+                    for r in range(R):
+                        for q in range(R):
+                            b.store(b.call(fma, [av[r], bv[q], b.load(accs[r][q])]), accs[r][q])
+                for r in range(R):
+                    for q in range(R):
+                        i, j = b.add(i0, c64(r)), b.add(j0, c64(q))
+                        s = b.fadd(_hsum(b, module, b.load(accs[r][q])), dot_tail(i, j, k16))
+                        b.store(s, b.gep(C, [b.add(c_off, b.add(b.mul(i, c64(N)), j))]))
+    blocked_m, blocked_n = (m4, n4) if (m4 and n4 and k16) else (0, 0)
+
+    def plain(i_lo: int, i_hi: int, j_lo: int, j_hi: int) -> None:
+        if i_hi <= i_lo or j_hi <= j_lo:
+            return
+        with for_range(b, i_hi, "pi", start=i_lo) as i:
+            with for_range(b, j_hi, "pj", start=j_lo) as j:
+                b.store(dot_tail(i, j, 0), b.gep(C, [b.add(c_off, b.add(b.mul(i, c64(N)), j))]))
+
+    plain(0, blocked_m, blocked_n, N)
+    plain(blocked_m, M, 0, N)
