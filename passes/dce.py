@@ -24,6 +24,33 @@ def dce_graph(g: Graph) -> bool:
         changed = True
 
 
+def remove_dead_call_outputs(ir: Ir) -> bool:
+    """before -> after: a subgraph output that no call site reads -> dropped from the subgraph and every Call
+    (the ops computing it then die in the subgraph's DCE)."""
+    calls: dict[str, list] = {}
+    for g in ir.graphs.values():
+        for op in g.ops:
+            if op.called is not None:
+                calls.setdefault(op.called.id, []).append(op)
+    used = {v.id for g in ir.graphs.values() for op in g.ops for v in op.inputs}
+    used |= {v.id for g in ir.graphs.values() for v in g.outputs}
+    changed = False
+    for gid, sites in calls.items():
+        g = ir.graphs[gid]
+        dead = [j for j in range(len(g.outputs)) if all(op.outputs[j].id not in used for op in sites)]
+        if not dead:
+            continue
+        keep = [j for j in range(len(g.outputs)) if j not in dead]
+        g.outputs = [g.outputs[j] for j in keep]
+        for op in sites:
+            for j in dead:
+                op.graph.values.pop(op.outputs[j].id, None)
+            op.outputs = [op.outputs[j] for j in keep]
+            op.attrs["out_specs"] = tuple(op.attrs["out_specs"][j] for j in keep)
+        changed = True
+    return changed
+
+
 def remove_unused_graphs(ir: Ir) -> bool:
     live = {g.id for g in ir.reachable_graphs()}
     dead = [gid for gid in ir.graphs if gid not in live]
@@ -34,7 +61,7 @@ def remove_unused_graphs(ir: Ir) -> bool:
 
 @register("dce")
 def run(ir: Ir) -> bool:
-    changed = False
+    changed = remove_dead_call_outputs(ir)
     for g in ir.graphs.values():
         changed |= dce_graph(g)
     return remove_unused_graphs(ir) or changed
