@@ -164,7 +164,7 @@ def train(data: str = DEFAULT_DATA, epochs: int = 1, batch_size: int = 8, lr: fl
             correct += int(np.sum(np.argmax(out, -1) == y))
             total += len(y)
     acc = 100.0 * correct / total
-    res = {"steps": steps, "steps_per_s": steps / train_s, "test_accuracy": acc, "compile_s": compile_s,
+    res = {"steps": steps, "steps_per_s": steps / train_s, "test_accuracy": acc, "compile_s": compile_s, "losses": losses,
            "first_loss": float(np.mean(losses[:50])), "last_loss": float(np.mean(losses[-50:]))}
     if not quiet:
         print(f"trained {steps} steps at {res['steps_per_s']:.0f} steps/s (compile {compile_s:.2f} s); loss "
