@@ -35,6 +35,7 @@ class _Ctx:
     def __init__(self, ir: Ir, fwd: Graph, g: Graph, info: GradInfo) -> None:
         self.ir, self.fwd_graph, self.g, self.info = ir, fwd, g, info
         self._fwd: dict[int, Value] = {}
+        self._callee_grads: dict[str, GradInfo] = {}
 
     def fwd(self, v: Value) -> Value:
         """The forward value `v`, available inside the gradient graph."""
@@ -65,6 +66,19 @@ class _Ctx:
         axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and dy.shape[lead + i] != 1)
         r = self.op("ReduceSum", {"x": dy}, {"axes": axes, "keepdims": False})[0] if axes else dy
         return r if r.shape == tuple(shape) else self.op("Reshape", {"x": r}, {"shape": tuple(shape)})[0]
+
+    def grad_of(self, callee: Graph) -> "GradInfo":
+        """The gradient graph of a called graph (differentiated once, w.r.t. all its float inputs and outputs)."""
+        info = self._callee_grads.get(callee.id)
+        if info is None:
+            info = autodiff(self.ir, callee, [o for o in callee.outputs if o.dtype.is_float],
+                            [i for i in callee.inputs if i.dtype.is_float])
+            self._callee_grads[callee.id] = info
+        return info
+
+    def call(self, graph: Graph, inputs: dict[str, Value]) -> list[Value]:
+        attrs = {"out_specs": tuple((o.shape, o.dtype) for o in graph.outputs)}
+        return emit(self.g, "Call", inputs, attrs, called=graph, name="call").outputs
 
     def zeros(self, spec: TensorSpec) -> Value:
         return self.op("Init", {}, {"shape": spec.shape, "dtype": spec.dtype, "init_type": "zero"})[0]

@@ -188,3 +188,32 @@ def _scaled_add(c, op, dys):
 
 
 __all__ = ["grad", "DType"]
+
+
+@grad("Call")
+def _call(c, op, dys):
+    """Differentiate the called graph (once per callee), expose its activations as extra outputs of this
+    call, and call the gradient graph with (output gradients, activations)."""
+    from compiler.ir import TensorSpec
+
+    callee = op.called
+    info = c.grad_of(callee)
+    n_old = len(op.outputs)
+    for v in callee.outputs[n_old:]:  # activations the callee's autodiff added as outputs
+        nv = op.graph.new_value(TensorSpec(v.shape, v.dtype), v.name, "op", op)
+        op.outputs.append(nv)
+    op.attrs["out_specs"] = tuple((v.shape, v.dtype) for v in callee.outputs)
+    args = {}
+    for k, (kind, v) in enumerate(info.expected_inputs):
+        if kind == "grad":
+            j = [i for i, o in enumerate(callee.outputs) if o is v][0]
+            args[f"in{k}"] = dys[j] if j < len(dys) else c.zeros(v.spec)
+        else:
+            if v.kind == "input":
+                parent = op.inputs[[i for i, x in enumerate(callee.inputs) if x is v][0]]
+            else:
+                parent = op.outputs[[i for i, o in enumerate(callee.outputs) if o is v][0]]
+            args[f"in{k}"] = c.fwd(parent)
+    outs = c.call(info.graph, args)
+    return [outs[[i for i, x in enumerate(info.expected_outputs) if x is v][0]] if any(x is v for x in
+            info.expected_outputs) else None for v in callee.inputs]

@@ -99,7 +99,17 @@ CASES = {
     "mean": (lambda a: ops.mean(a, axis=0), [(3, 4)], False),
     "neg_cast": (lambda a: ops.cast(-a, popxl.float64), [(3,)], False),
     "mlp": (lambda x, w1, b1, w2: ops.gelu(x @ w1 + b1) @ w2, [(2, 3), (3, 4), (4,), (4, 2)], False),
+    "call": (lambda x, w: ops.tanh(ops.call(_layer_graph(x, w), x, w)[0]) * x, [(2, 3), (3, 3)], False),
 }
+
+
+def _layer_graph(x, w):
+    """A subgraph (built once per Ir) computing gelu(x @ w), called from the differentiated graph."""
+    ir = x.ir
+    cache = ir.meta.setdefault("test_layer", {})
+    if "g" not in cache:
+        cache["g"] = ir.create_graph(lambda a, b: ops.gelu(a @ b), x.spec, w.spec)
+    return cache["g"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
