@@ -42,12 +42,13 @@ def inplace_graph(g: Graph) -> bool:
                         or last_access.get(s) != k or newest.get(s) is not x
                         or sum(1 for y in op.inputs if y.storage == s) != 1):
                     continue
+                old = r.storage
                 _retarget(g, r, x)
                 op.modifies = tuple(sorted(op.modifies + (i,)))
                 op.aliases[j] = i
                 taken.add(s)
-                for v in list(op.inputs) + op.results:
-                    last_access[v.storage] = max(last_access.get(v.storage, k), last_access.get(r.storage, k))
+                # every later access of r's old storage is now an access of s
+                last_access[s] = max(last_access.get(s, k), last_access.pop(old, k))
                 newest = g.final_versions()
                 changed = True
                 break

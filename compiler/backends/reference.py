@@ -80,18 +80,19 @@ def run_graph(
             results = []
         else:
             results = run_reference(op, ins)
+        # a result may be an input's own array (e.g. `X` returned unchanged); copy it before any in-place
+        # write below can overwrite that input
+        results = [np.array(r, copy=True) if any(np.shares_memory(r, x) for x in ins) else np.asarray(r)
+                   for r in results]
         if observer is not None:
             observer(op, results)
         for v, r in zip(op.results, results):
-            r = np.asarray(r)
             if r.dtype != v.dtype.numpy or r.shape != v.shape:
                 raise RuntimeError(
                     f"interpreter: {op.label} produced {r.dtype}{r.shape} for {v.name!r}, expected {v.spec}")
             if v.version > 0:  # in-place: write into the existing buffer
                 np.copyto(env[v.storage], r)
             else:
-                if any(np.shares_memory(r, x) for x in ins):
-                    r = r.copy()
                 env[v.storage] = r
     outs = [np.array(read(v), copy=True) for v in graph.outputs]
     refs = [np.array(read(graph.inputs[i]), copy=True) for i in sorted(graph.by_ref)]
