@@ -1,0 +1,61 @@
+"""What the default pipeline does to the example programs: ops, graphs and workspace bytes, before and after.
+
+  python -m passes.report
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from compiler.ir import Ir
+from compiler.ir.clone import clone
+
+from .pipeline import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ops(ir: Ir) -> int:
+    return sum(len(g.ops) for g in ir.reachable_graphs())
+
+
+def _graph_ops(ir: Ir) -> dict[str, int]:
+    return {g.id or "main": len(g.ops) for g in ir.graphs.values()}
+
+
+def _naive_bytes(ir: Ir) -> int:
+    return sum(v.spec.nbytes for g in ir.graphs.values() for op in g.ops for v in op.results if v.version == 0)
+
+
+def report(name: str, ir: Ir) -> list[str]:
+    after = clone(ir)
+    run_pipeline(after, level=2)
+    plan_peak = sum(g.info.get("memory_plan", {}).get("peak_bytes", 0) for g in after.graphs.values())
+    fused = sum(op.kind == "FusedKernel" for g in after.graphs.values() for op in g.ops)
+    return [
+        f"{name}:",
+        f"  ops (reachable graphs)      {_ops(ir):6d} -> {_ops(after):6d}   ({fused} fused kernels)",
+        f"  graphs                      {len(ir.graphs):6d} -> {len(after.graphs):6d}",
+        f"  temporaries (bytes)         {_naive_bytes(ir):10d} -> {plan_peak:10d} (memory plan peak, after in-placing)",
+        f"  ops per graph after         {_graph_ops(after)}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT / "examples"))
+    import custom_optimiser
+
+    lines = report("tutorial Adam (examples/custom_optimiser.py)", custom_optimiser.build_ir()[0])
+    try:
+        import mnist_adam
+
+        lines += report("MNIST training step, batch 8 (examples/mnist_adam.py)", mnist_adam.build_ir()[0])
+        lines += report("MNIST training step, batch 128", mnist_adam.train_ir(128)[0])
+    except ImportError as e:  # pragma: no cover
+        lines.append(f"(MNIST example unavailable: {e})")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
