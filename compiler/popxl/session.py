@@ -154,3 +154,33 @@ class Session:
     def write_variables_data(self, datas: Mapping[Tensor, np.ndarray]) -> None:
         for t, d in datas.items():
             self.write_variable_data(t, d)
+
+    # --------------------------------------------------------- checkpoints
+    def _names(self) -> dict[str, int]:
+        names: dict[str, int] = {}
+        for vid in self._var_ids:
+            n = self.ir.main.values[vid].name
+            if n in names:
+                raise ValueError(f"two variables are named {n!r}; give variables unique names to checkpoint them")
+            names[n] = vid
+        return names
+
+    def save_checkpoint(self, path) -> "object":
+        """Write every variable (weights and optimizer state) atomically to `path` (.npz); see runtime/checkpoint.py."""
+        from runtime.checkpoint import save
+
+        if self.is_attached and self._dirty:
+            self.weights_to_host()
+        return save(path, {n: self._host[vid] for n, vid in self._names().items()})
+
+    def load_checkpoint(self, path) -> None:
+        """Restore every variable from a checkpoint; names, shapes and dtypes must match."""
+        from runtime.checkpoint import load
+
+        names = self._names()
+        data = load(path, {n: (self._host[vid].shape, self._host[vid].dtype) for n, vid in names.items()})
+        for n, vid in names.items():
+            np.copyto(self._host[vid], data[n])
+            if self.is_attached:
+                np.copyto(self._dev[vid], data[n])
+        self._dirty = False
