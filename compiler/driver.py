@@ -51,6 +51,9 @@ def compile(ir: Ir, options: CompileOptions | None = None) -> Executable:
     if options.device not in DEVICES:
         raise ValueError(f"unknown device {options.device!r}; supported: {', '.join(DEVICES)}")
     verify(ir, "before compilation")
+    if options.check_finite and options.device == "interpreter":
+        # name the user's own ops when something goes non-finite: run the program as built
+        options = CompileOptions(**{**options.__dict__, "level": 0})
     work = optimise(ir, options)
     if options.device == "interpreter":
         from runtime.interpreter_exec import InterpreterExecutable
@@ -63,3 +66,22 @@ def compile(ir: Ir, options: CompileOptions | None = None) -> Executable:
 
         return InterpreterExecutable(work, options)
     return LLVMExecutable(work, options)
+
+
+def reference_executable(ir: Ir, options: CompileOptions) -> Executable:
+    """The numpy interpreter over `ir` as built (used to name the op behind a non-finite value)."""
+    from runtime.interpreter_exec import InterpreterExecutable
+
+    return InterpreterExecutable(ir, options)
+
+
+def save_checkpoint(path: Any, arrays: dict[str, np.ndarray]) -> Any:
+    from runtime.checkpoint import save
+
+    return save(path, arrays)
+
+
+def load_checkpoint(path: Any, expected: dict[str, tuple[tuple[int, ...], Any]]) -> dict[str, np.ndarray]:
+    from runtime.checkpoint import load
+
+    return load(path, expected)

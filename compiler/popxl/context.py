@@ -1,6 +1,7 @@
 """Frontend context: the current Ir and graph stack, name scopes, and in_sequence bookkeeping."""
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Union
 
@@ -10,20 +11,29 @@ if TYPE_CHECKING:
     from .graph import Graph
     from .ir import Ir
 
-_graph_stack: list["Graph"] = []
-_name_scopes: list[str] = []
 InSeq = Union[bool, str, None]
-_in_sequence: list[InSeq] = [None]
 _SENTINEL = -1
+
+
+class _State(threading.local):
+    """Per-thread building state, so threads can build programs independently."""
+
+    def __init__(self) -> None:
+        self.graph_stack: list["Graph"] = []
+        self.name_scopes: list[str] = []
+        self.in_sequence: list[InSeq] = [None]
+
+
+_state = _State()
 
 
 def gcg() -> "Graph":
     """The current graph (the innermost `with graph:`)."""
-    if not _graph_stack:
+    if not _state.graph_stack:
         raise RuntimeError(
             "no current graph: build ops inside `with ir.main_graph:` or inside a function passed to "
             "ir.create_graph(...)")
-    return _graph_stack[-1]
+    return _state.graph_stack[-1]
 
 
 def gir() -> "Ir":
@@ -31,24 +41,24 @@ def gir() -> "Ir":
 
 
 def push_graph(g: "Graph") -> None:
-    _graph_stack.append(g)
+    _state.graph_stack.append(g)
 
 
 def pop_graph() -> None:
-    _graph_stack.pop()
+    _state.graph_stack.pop()
 
 
 def scoped_name(name: str) -> str:
-    return "/".join([*_name_scopes, name]) if _name_scopes else name
+    return "/".join([*_state.name_scopes, name]) if _state.name_scopes else name
 
 
 @contextmanager
 def name_scope(name: str) -> Iterator[None]:
-    _name_scopes.append(name)
+    _state.name_scopes.append(name)
     try:
         yield
     finally:
-        _name_scopes.pop()
+        _state.name_scopes.pop()
 
 
 @contextmanager
@@ -61,21 +71,21 @@ def in_sequence(mode: InSeq = True) -> Iterator[None]:
         raise TypeError("in_sequence(None) is not allowed; use True, False or 'pass'")
     if mode not in (True, False, "pass"):
         raise TypeError(f"in_sequence mode must be True, False or 'pass', got {mode!r}")
-    _in_sequence.append(None if mode == "pass" else bool(mode))
+    _state.in_sequence.append(None if mode == "pass" else bool(mode))
     try:
         yield
     finally:
-        _in_sequence.pop()
-        if _in_sequence[-1] is None:
-            for g in list(_graph_stack):
+        _state.in_sequence.pop()
+        if _state.in_sequence[-1] is None:
+            for g in list(_state.graph_stack):
                 g._previous_ops.clear()
         if mode is False:
-            for g in list(_graph_stack):
+            for g in list(_state.graph_stack):
                 g._close_unordered_block()
 
 
 def current_in_sequence() -> bool | None:
-    return _in_sequence[-1]  # type: ignore[return-value]
+    return _state.in_sequence[-1]  # type: ignore[return-value]
 
 
 def on_op_created(g: "Graph", op: Op) -> None:

@@ -107,7 +107,10 @@ class Session:
                              "Use `with session:` around session.run(...)")
         streams = self._check_inputs(inputs)
         nht = self.ir.num_host_transfers
-        outs = self._exe.run(self._dev, streams, nht)
+        if self.options.check_finite and self.device != "interpreter":
+            outs = self._run_checked(streams, nht)
+        else:
+            outs = self._exe.run(self._dev, streams, nht)
         self._dirty = True
         handles = getattr(self.ir, "_stream_handles", {})
         result = {}
@@ -116,6 +119,23 @@ class Session:
                 arr = outs[name]
                 result[handles.get(name, name)] = arr if nht > 1 else arr[0]
         return result
+
+    def _run_checked(self, streams: dict[str, np.ndarray], nht: int) -> dict[str, np.ndarray]:
+        """Compiled run with the opt-in non-finite check: if any variable or output went NaN/Inf, replay the
+        step on the reference interpreter from the saved state to name the first op and tensor that did."""
+        before = {vid: a.copy() for vid, a in self._dev.items()}
+        outs = self._exe.run(self._dev, streams, nht)
+        bad = [self.ir.main.values[vid].name for vid, a in self._dev.items()
+               if a.dtype.kind == "f" and not np.all(np.isfinite(a))]
+        bad += [n for n, a in outs.items() if a.dtype.kind == "f" and not np.all(np.isfinite(a))]
+        if not bad:
+            return outs
+        from compiler.driver import reference_executable
+
+        for vid, a in before.items():
+            np.copyto(self._dev[vid], a)
+        reference_executable(self.ir, self.options).run(self._dev, streams, nht)  # raises, naming the op
+        raise FloatingPointError(f"non-finite values in {bad} after the run")
 
     # ---------------------------------------------------------- variables
     def _vid(self, t: Any) -> int:
@@ -167,7 +187,7 @@ class Session:
 
     def save_checkpoint(self, path) -> "object":
         """Write every variable (weights and optimizer state) atomically to `path` (.npz); see runtime/checkpoint.py."""
-        from runtime.checkpoint import save
+        from compiler.driver import save_checkpoint as save
 
         if self.is_attached and self._dirty:
             self.weights_to_host()
@@ -175,7 +195,7 @@ class Session:
 
     def load_checkpoint(self, path) -> None:
         """Restore every variable from a checkpoint; names, shapes and dtypes must match."""
-        from runtime.checkpoint import load
+        from compiler.driver import load_checkpoint as load
 
         names = self._names()
         data = load(path, {n: (self._host[vid].shape, self._host[vid].dtype) for n, vid in names.items()})
