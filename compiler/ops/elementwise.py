@@ -133,3 +133,12 @@ _grad_op("GeluErfGrad", "dx = dy * (Phi(x) + x*phi(x))", _gelu_erf_grad)
 _grad_op("ReluGrad", "dx = x > 0 ? dy : 0", lambda e, dy, x: e.select(e.compare(Prim.gt, x, e.c(0, x)), dy, e.c(0, dy)))
 _grad_op("TanhGrad", "dx = dy * (1 - y*y)", lambda e, dy, y: e.mul(dy, e.sub(e.c(1.0, y), e.mul(y, y))), "y")
 _grad_op("SigmoidGrad", "dx = dy * y * (1 - y)", lambda e, dy, y: e.mul(dy, e.mul(y, e.sub(e.c(1.0, y), y))), "y")
+
+
+def _infer_fma(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    dt = same_dtype("Fma", s, "a", "b", "c")
+    return [TensorSpec(broadcast_shapes("Fma", s["a"].shape, s["b"].shape, s["c"].shape), dt)]
+
+
+register(OpDef(kind="Fma", formula="out = a*b + c, rounded once", infer=_infer_fma, elementwise=True,
+               decompose=lambda e, n, s, a: [e.fma(n["a"], n["b"], n["c"])]))
