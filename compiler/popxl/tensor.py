@@ -142,6 +142,30 @@ class Tensor:
         from . import ops
         return ops.pow(self, self._other(o))
 
+    def __rpow__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.pow(self._other(o), self)
+
+    def __gt__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.greater(self, self._other(o))
+
+    def __lt__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.less(self, self._other(o))
+
+    def __ge__(self, o: Any) -> "Tensor":
+        from .ops._emit import emit_op, out
+        return out(emit_op("GreaterOrEqual", {"a": self, "b": self._other(o)}, name="greater_equal"))
+
+    def __le__(self, o: Any) -> "Tensor":
+        from .ops._emit import emit_op, out
+        return out(emit_op("LessOrEqual", {"a": self, "b": self._other(o)}, name="less_equal"))
+
+    def astype(self, dtype: Any) -> "Tensor":
+        from . import ops
+        return ops.cast(self, dtype)
+
     def __matmul__(self, o: Any) -> "Tensor":
         from . import ops
         return ops.matmul(self, self._other(o))
