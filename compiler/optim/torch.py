@@ -120,8 +120,18 @@ class Adam(_Compiled):
         kernel.run(arrays)
 
     def _build(self, kb: KernelBuilder, sigs: tuple, amsgrad: bool, maximize: bool, has_wd: bool) -> None:
+        """One subgraph per distinct (shape, dtype), called per parameter: the passes fuse each into one loop and
+        the backend runs independent calls on two threads."""
         f64 = popxl.float64
-        lr, b1, b2, eps, wd = (kb.buffer(n, (), f64) for n in ("lr", "b1", "b2", "eps", "wd"))
+        hyper = [kb.buffer(n, (), f64) for n in ("lr", "b1", "b2", "eps", "wd")]
+        decoupled = self.decoupled
+
+        def step(p: popxl.TensorByRef, g: popxl.Tensor, m: popxl.TensorByRef, v: popxl.TensorByRef,
+                 t: popxl.TensorByRef, lr: popxl.Tensor, b1: popxl.Tensor, b2: popxl.Tensor, eps: popxl.Tensor,
+                 wd: popxl.Tensor, *vmax: popxl.TensorByRef) -> None:
+            _adam_update(p, g, m, v, t, vmax[0] if vmax else None, lr, b1, b2, eps, wd, maximize, has_wd, decoupled)
+
+        graphs: dict = {}
         for i, (shape, dt) in enumerate(sigs):
             dtype = {"torch.float32": popxl.float32, "torch.float64": popxl.float64}.get(dt)
             if dtype is None:
@@ -129,8 +139,11 @@ class Adam(_Compiled):
             p, g = kb.buffer(f"p{i}", shape, dtype), kb.buffer(f"g{i}", shape, dtype)
             m, v = kb.buffer(f"m{i}", shape, dtype), kb.buffer(f"v{i}", shape, dtype)
             t = kb.buffer(f"t{i}", (), popxl.float32)
-            vmax = kb.buffer(f"vmax{i}", shape, dtype) if amsgrad else None
-            _adam_update(p, g, m, v, t, vmax, lr, b1, b2, eps, wd, maximize, has_wd, self.decoupled)
+            extra = [kb.buffer(f"vmax{i}", shape, dtype)] if amsgrad else []
+            key = (shape, dtype)
+            if key not in graphs:
+                graphs[key] = kb.ir.create_graph(step, p, g, m, v, t, *hyper, *extra)
+            ops.call(graphs[key], p, g, m, v, t, *hyper, *extra)
 
 
 def _fma(a, b, c):
