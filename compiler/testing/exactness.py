@@ -21,6 +21,14 @@ EXACT_PRIMS = frozenset({
 # non-elementwise ops whose result does not depend on evaluation order
 DATA_MOVEMENT = frozenset({"Reshape", "Transpose", "HostLoad", "HostStore", "Init", "Identity"})
 ORDER_FREE_REDUCTIONS = frozenset({"ReduceMax", "ReduceMin"})
+# relative tolerance for values an inexact op touched, by the dtype it was computed or rounded in
+TOLERANCE = {"float16": 1e-2, "bfloat16": 4e-2, "float32": 2e-5, "float64": 1e-12}
+
+
+def tolerance(dtype: object) -> float:
+    """The tolerance an inexact result in `dtype` needs (non-float dtypes get float64's, which only marks
+    the value as inexact: integer values never come from inexact sources in generated programs)."""
+    return TOLERANCE.get(getattr(dtype, "name", str(dtype)), TOLERANCE["float64"])
 
 
 def op_is_exact(op: Op) -> bool:

@@ -10,8 +10,9 @@ shrinker removed the step that made them) is skipped, so every subset of a valid
 again a valid program: that is what makes shrinking by deleting steps sound. Step semantics live in
 steps.py; the random choice of steps in generate.py.
 
-Every value carries `exact` (computed only by exact ops, see exactness.py, from exact sources: it
-is compared bit for bit) and `bound` (an upper bound of |value|, which keeps programs finite).
+Every value carries `tol`: 0 when only exact ops (see exactness.py) computed it from exact sources,
+so it is compared bit for bit; else the relative tolerance of the least precise dtype an inexact
+result passed through. And `bound`, an upper bound of |value|, which keeps programs finite.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 from compiler import popxl
 from compiler.ir import as_dtype
 
-from .exactness import op_is_exact
+from .exactness import op_is_exact, tolerance
 
 FORMAT, VERSION = "optgraph-fuzz", 1
 RUNS = 2  # each program runs twice, so state carried between runs is compared too
@@ -32,22 +33,28 @@ RUNS = 2  # each program runs twice, so state carried between runs is compared t
 @dataclass
 class Entry:
     t: Any  # popxl.Tensor
-    exact: bool
+    tol: float  # 0: bit for bit
     bound: float
-    kind: str  # "var" (main-graph variable), "ref" (by-ref graph input), "value", "hyper", "state"
+    # "var" (main-graph variable), "ref" / "input" (graph input by reference / by value), "value" (computed),
+    # "hyper" (a scalar hyper-parameter variable, never updated), "state" (optimizer state)
+    kind: str
     updates: int = 0  # in-place updates so far (the generator caps them to keep values bounded)
 
     @property
+    def exact(self) -> bool:
+        return self.tol == 0.0
+
+    @property
     def mutable(self) -> bool:
-        return self.kind in ("var", "ref", "value")
+        return self.kind in ("var", "ref", "input", "value")
 
 
 @dataclass
 class GraphInfo:
     graph: Any  # popxl.Graph
     inputs: list[dict]  # the graph step's input declarations
-    outputs: list[tuple[int, bool, float]] = field(default_factory=list)  # (body id, exact, bound) present
-    ref_exact: dict[int, bool] = field(default_factory=dict)  # input index -> exact after the body
+    outputs: list[tuple[int, float, float]] = field(default_factory=list)  # (body id, tol, bound) present
+    ref_tol: dict[int, float] = field(default_factory=dict)  # by-ref input index -> tol after the body
 
 
 @dataclass
@@ -56,8 +63,9 @@ class Context:
 
     ir: Any
     seed: int
+    var_tol: float = 0.0  # tolerance of variables that inexact updates may reach (any float dtype used)
     graphs: dict[int, GraphInfo] = field(default_factory=dict)
-    exact: dict[str, bool] = field(default_factory=dict)  # variable / d2h stream name -> bit for bit
+    tol: dict[str, float] = field(default_factory=dict)  # variable / d2h stream name -> tolerance
     loads: dict[str, Any] = field(default_factory=dict)  # h2d stream name -> stream handle
 
 
@@ -88,12 +96,15 @@ class Builder:
             self.log.append(step)
         return True
 
-    def traced(self, fn: Callable[[], Any], *exact_inputs: bool) -> tuple[Any, bool]:
-        """Run `fn` (which builds ops in the current graph); its result and whether it is exact."""
+    def traced(self, fn: Callable[[], Any], *input_tols: float) -> tuple[Any, float]:
+        """Run `fn` (which builds ops in the current graph): its result and the result's tolerance."""
         g = popxl.gcg()._g
         n0 = len(g.ops)
         t = fn()
-        return t, all(exact_inputs) and all(op_is_exact(op) for op in g.ops[n0:])
+        new = g.ops[n0:]
+        if max(input_tols, default=0.0) == 0.0 and all(op_is_exact(op) for op in new):
+            return t, 0.0
+        return t, max([*input_tols, *(tolerance(v.dtype) for op in new for v in op.results)])
 
 
 def build(program: dict) -> Context:
@@ -102,15 +113,25 @@ def build(program: dict) -> Context:
         raise ValueError(f"not a fuzz program of format {FORMAT!r} version {VERSION}")
     ir = popxl.Ir()
     ir.num_host_transfers = int(program.get("nht", 1))
-    ctx = Context(ir, int(program["seed"]))
+    ctx = Context(ir, int(program["seed"]), var_tol(program["steps"]))
     with ir.main_graph:
         b = Builder(ctx, {})
         for step in program["steps"]:
             b.apply(step)
         for e in b.env.values():
             if e.kind in ("var", "hyper", "state"):
-                ctx.exact[e.t.name] = ctx.exact.get(e.t.name, True) and e.exact
+                ctx.tol[e.t.name] = e.tol
     return ctx
+
+
+def var_tol(steps: list[dict]) -> float:
+    """The largest tolerance of any float dtype the steps use (what an inexact variable may need)."""
+    tols = [0.0]
+    for s in steps:
+        tols += [tolerance(s[k]) for k in ("dtype", "to", "dtype_m", "dtype_v") if k in s]
+        tols += [tolerance(d["dtype"]) for d in s.get("inputs", [])]
+        tols.append(var_tol(s.get("body", [])))
+    return max(tols)
 
 
 def inputs(ctx: Context, run: int) -> dict[Any, np.ndarray]:

@@ -2,7 +2,7 @@
 
 Every handler keeps values bounded (guards like |x|+1 before log/sqrt/div, power-of-two scaling,
 which is exact, when a bound grows) so programs stay finite, and records each new value's
-exactness and bound in the builder's environment.
+tolerance and bound in the builder's environment.
 """
 from __future__ import annotations
 
@@ -43,12 +43,12 @@ def _rescale(t: Any, s: dict) -> Any:
     return ops.maximum(ops.minimum(t, 64), -64)
 
 
-def _set(b: Builder, s: dict, t: Any, exact: bool, bound: float) -> None:
+def _set(b: Builder, s: dict, t: Any, tol: float, bound: float) -> None:
     k = s.get("scale", 0)
     if k:
         bound = bound * 2.0 ** -k if _is_float(t) else min(bound, 64.0)
         t = _rescale(t, s)
-    b.env[s["out"]] = Entry(t, exact, bound, "value")
+    b.env[s["out"]] = Entry(t, tol, bound, "value")
 
 
 def _like(x: Any, ref: Any) -> Any:
@@ -71,7 +71,8 @@ def _var(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
         data = rng.uniform(0 if init == "pos" else -1, 1, shape)
     t = popxl.variable(np.asarray(data).astype(dt), dt, name=f"v{s['out']}")
     role = s.get("role", "var")
-    b.env[s["out"]] = Entry(t, s["exact"], abs(float(s.get("value", 16.0))) if role == "hyper" else 16.0, role)
+    tol = 0.0 if s["exact"] else b.ctx.var_tol
+    b.env[s["out"]] = Entry(t, tol, abs(float(s.get("value", 16.0))) if role == "hyper" else 16.0, role)
 
 
 @handler("load")
@@ -79,20 +80,20 @@ def _load(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     name = f"in{s['out']}"
     h = popxl.h2d_stream(tuple(s["shape"]), s["dtype"], name=name)
     b.ctx.loads[name] = h
-    b.env[s["out"]] = Entry(ops.host_load(h, name), True, 5.0, "value")
+    b.env[s["out"]] = Entry(ops.host_load(h, name), 0.0, 5.0, "value")
 
 
 @handler("observe")
 def _observe(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     (e,) = ins
     if s["how"] == "store":
-        name = f"out{s['in'][0]}_{len(b.ctx.exact)}"
+        name = f"out{s['in'][0]}_{len(b.ctx.tol)}"
         ops.host_store(popxl.d2h_stream(e.t.shape, e.t.dtype, name=name), e.t)
     else:
-        o = popxl.variable(np.zeros(e.t.shape, e.t.dtype.numpy), e.t.dtype, name=f"obs{s['in'][0]}_{len(b.ctx.exact)}")
+        o = popxl.variable(np.zeros(e.t.shape, e.t.dtype.numpy), e.t.dtype, name=f"obs{s['in'][0]}_{len(b.ctx.tol)}")
         VU.copy_var_update_(o, e.t)
         name = o.name
-    b.ctx.exact[name] = e.exact
+    b.ctx.tol[name] = e.tol
 
 
 # ---------------------------------------------------------- elementwise
@@ -123,8 +124,8 @@ DISCONTINUOUS = ("sign", "floor")
 def _unary(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     (a,) = ins
     fn, bound = UNARY[s["fn"]]
-    t, exact = b.traced(lambda: fn(a.t), a.exact)
-    _set(b, s, t, exact, bound(a.bound))
+    t, tol = b.traced(lambda: fn(a.t), a.tol)
+    _set(b, s, t, tol, bound(a.bound))
 
 
 BINARY: dict[str, tuple[Callable[[Any, Any], Any], Callable[[float, float], float]]] = {
@@ -143,8 +144,8 @@ INT_BINARY = ("add", "sub", "mul", "max", "min")
 def _binary(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     x, y = ins
     fn, bound = BINARY[s["fn"]]
-    t, exact = b.traced(lambda: fn(x.t, _like(y.t, x.t)), x.exact, y.exact)
-    _set(b, s, t, exact, bound(x.bound, y.bound))
+    t, tol = b.traced(lambda: fn(x.t, _like(y.t, x.t)), x.tol, y.tol)
+    _set(b, s, t, tol, bound(x.bound, y.bound))
 
 
 SCALAR: dict[str, Callable[[Any, float], Any]] = {
@@ -156,9 +157,9 @@ SCALAR: dict[str, Callable[[Any, float], Any]] = {
 def _scalar(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     (a,) = ins
     c = s["c"] if _is_float(a.t) else int(s["c"])
-    t, exact = b.traced(lambda: SCALAR[s["fn"]](a.t, c), a.exact)
+    t, tol = b.traced(lambda: SCALAR[s["fn"]](a.t, c), a.tol)
     grow = {"add": a.bound + abs(c), "rsub": a.bound + abs(c), "mul": a.bound * abs(c)}
-    _set(b, s, t, exact, grow.get(s["fn"], a.bound / max(abs(c), 1e-30)))
+    _set(b, s, t, tol, grow.get(s["fn"], a.bound / max(abs(c), 1e-30)))
 
 
 @handler("cast")
@@ -166,11 +167,11 @@ def _cast(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     (a,) = ins
     to = popxl.dtypes.DType[s["to"]]
     if _is_float(a.t) and not to.is_float:  # floor first, so the cast itself is well defined
-        t, exact = b.traced(lambda: ops.cast(ops.floor(a.t * 4.0), to), a.exact)
-        _set(b, s, t, exact, 4 * a.bound + 1)
+        t, tol = b.traced(lambda: ops.cast(ops.floor(a.t * 4.0), to), a.tol)
+        _set(b, s, t, tol, 4 * a.bound + 1)
         return
-    t, exact = b.traced(lambda: ops.cast(a.t, to), a.exact)
-    _set(b, s, t, exact, a.bound * 1.01)
+    t, tol = b.traced(lambda: ops.cast(a.t, to), a.tol)
+    _set(b, s, t, tol, a.bound * 1.01)
 
 
 CMP = {"greater": ops.greater, "less": ops.less, "equal": ops.equal}
@@ -179,9 +180,9 @@ CMP = {"greater": ops.greater, "less": ops.less, "equal": ops.equal}
 @handler("where")
 def _where(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     p, q, x, y = ins
-    t, exact = b.traced(lambda: ops.where(CMP[s["cmp"]](p.t, _like(q.t, p.t)), x.t, _like(y.t, x.t)),
-                        p.exact, q.exact, x.exact, y.exact)
-    _set(b, s, t, exact, max(x.bound, y.bound))
+    t, tol = b.traced(lambda: ops.where(CMP[s["cmp"]](p.t, _like(q.t, p.t)), x.t, _like(y.t, x.t)),
+                        p.tol, q.tol, x.tol, y.tol)
+    _set(b, s, t, tol, max(x.bound, y.bound))
 
 
 # ---------------------------------------------------------- tensor ops
@@ -192,10 +193,10 @@ REDUCE = {"sum": ops.sum, "mean": ops.mean, "max": ops.max, "min": ops.min, "sum
 def _reduce(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     (a,) = ins
     axes = s["axes"]
-    t, exact = b.traced(lambda: REDUCE[s["fn"]](a.t, axis=axes, keepdims=s["keepdims"]), a.exact)
+    t, tol = b.traced(lambda: REDUCE[s["fn"]](a.t, axis=axes, keepdims=s["keepdims"]), a.tol)
     n = int(np.prod([a.t.shape[i] for i in (axes if axes is not None else range(a.t.rank))]))
     bound = {"sum": n * a.bound, "sumsquare": n * a.bound ** 2}.get(s["fn"], a.bound)
-    _set(b, s, t, exact, bound)
+    _set(b, s, t, tol, bound)
 
 
 @handler("matmul")
@@ -210,29 +211,29 @@ def _matmul(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
         fn, k = (lambda: ops.transpose(x.t, swap) @ yt), x.t.shape[-2]
     else:  # "vec": (..., m, k) @ (k,)
         fn, k = (lambda: ops.matmul(x.t, yt)), x.t.shape[-1]
-    t, exact = b.traced(fn, x.exact, y.exact)
-    _set(b, s, t, exact, k * x.bound * y.bound)
+    t, tol = b.traced(fn, x.tol, y.tol)
+    _set(b, s, t, tol, k * x.bound * y.bound)
 
 
 @handler("reshape")
 def _reshape(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     (a,) = ins
-    t, exact = b.traced(lambda: a.t.reshape(tuple(s["shape"])), a.exact)
-    _set(b, s, t, exact, a.bound)
+    t, tol = b.traced(lambda: a.t.reshape(tuple(s["shape"])), a.tol)
+    _set(b, s, t, tol, a.bound)
 
 
 @handler("transpose")
 def _transpose(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     (a,) = ins
-    t, exact = b.traced(lambda: ops.transpose(a.t, tuple(s["perm"])), a.exact)
-    _set(b, s, t, exact, a.bound)
+    t, tol = b.traced(lambda: ops.transpose(a.t, tuple(s["perm"])), a.tol)
+    _set(b, s, t, tol, a.bound)
 
 
 @handler("softmax")
 def _softmax(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     (a,) = ins
-    t, exact = b.traced(lambda: ops.softmax(a.t, axis=s["axis"]), a.exact)
-    _set(b, s, t, exact, 1.0)
+    t, tol = b.traced(lambda: ops.softmax(a.t, axis=s["axis"]), a.tol)
+    _set(b, s, t, tol, 1.0)
 
 
 # ---------------------------------------------------------- control flow
@@ -256,7 +257,7 @@ def _graph(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
               for i, d in enumerate(decl)]
 
     def body(*args: Any) -> list[Any]:
-        env = {d["id"]: Entry(t, d["exact"], d["bound"], "ref" if d["by_ref"] else "value")
+        env = {d["id"]: Entry(t, d["tol"], d["bound"], "ref" if d["by_ref"] else "input")
                for d, t in zip(decl, args)}
         sub = Builder(b.ctx, env, b.depth + 1, log=s["body"] if fill is not None else None)
         if fill is not None:
@@ -265,8 +266,8 @@ def _graph(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
             for step in s["body"]:
                 sub.apply(step)
         present = [i for i in s["outputs"] if i in env]
-        info.outputs = [(i, env[i].exact, env[i].bound) for i in present]
-        info.ref_exact = {k: env[d["id"]].exact for k, d in enumerate(decl) if d["by_ref"]}
+        info.outputs = [(i, env[i].tol, env[i].bound) for i in present]
+        info.ref_tol = {k: env[d["id"]].tol for k, d in enumerate(decl) if d["by_ref"]}
         return [env[i].t for i in present]
 
     body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -280,12 +281,13 @@ def _graph(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
 def _call(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     info = b.ctx.graphs[s["graph"]]
     outs = ops.call(info.graph, *[e.t for e in ins])
-    args_ok = all(e.exact or not d["exact"] for e, d in zip(ins, info.inputs))
+    # an argument less precise than the graph was traced for widens every inexact result
+    worse = max([e.tol for e, d in zip(ins, info.inputs) if e.tol > d["tol"]], default=0.0)
     slot = {i: k for k, i in enumerate(s["body_outputs"])}
-    for t, (i, exact, bound) in zip(outs, info.outputs):
-        b.env[s["out"][slot[i]]] = Entry(t, exact and args_ok, bound, "value")
-    for k, ok in info.ref_exact.items():
-        ins[k].exact = ins[k].exact and ok and args_ok
+    for t, (i, tol, bound) in zip(outs, info.outputs):
+        b.env[s["out"][slot[i]]] = Entry(t, max(tol, worse) if tol else 0.0, bound, "value")
+    for k, tol in info.ref_tol.items():
+        ins[k].tol = max(ins[k].tol, tol, worse if tol else 0.0)
         ins[k].updates += 1
 
 

@@ -51,9 +51,9 @@ def _update(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     t, x = ins[0], ins[1]
     hyp = _hypers(s, ins, 2)
     xt = x.t * (2.0 ** -s["xscale"]) if s.get("xscale") else x.t
-    _, exact = b.traced(lambda: UPDATES[s["fn"]](t.t, xt, hyp, s),
-                        *(e.exact for e in ins[2:]), x.exact or s["fn"] in NO_X)
-    t.exact = t.exact and exact
+    _, tol = b.traced(lambda: UPDATES[s["fn"]](t.t, xt, hyp, s),
+                      *(e.tol for e in ins[2:]), 0.0 if s["fn"] in NO_X else x.tol)
+    t.tol = max(t.tol, tol)
     t.updates += 1
     if t.kind == "value":
         t.bound += len(s.get("indices", [0]))
@@ -109,7 +109,7 @@ def _adam(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
         args = [w.t, gt, m, v, st, *[hyp[n] for n in names]]
         graph = b.ctx.ir.create_graph(opt, *[a.spec if isinstance(a, popxl.Tensor) else a for a in args])
         ops.call(graph, *[a for a in args if isinstance(a, popxl.Tensor)])
-    w.exact = False
+    w.tol = max(w.tol, b.ctx.var_tol)
     w.updates += 1
     for i, t in zip(s["out"], (m, v, st)):
-        b.env[i] = Entry(t, False, 16.0, "state")
+        b.env[i] = Entry(t, b.ctx.var_tol, 16.0, "state")

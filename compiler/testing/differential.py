@@ -1,0 +1,147 @@
+"""Run one program on several configurations and compare each with the reference interpreter.
+
+The reference is the interpreter on the program as built (`CompileOptions(level=0)`). Values that
+only exact ops computed (see exactness.py) must agree bit for bit (NaN == NaN and -0 == +0
+included); the rest within `tol * (|want| + max(1, max|want|))`, where tol is that of the least
+precise dtype an inexact result passed through (program.py): that allows the last bits of
+transcendentals and reassociated sums, scaled by the array's magnitude.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compiler import popxl
+from compiler.driver import CompileOptions
+from compiler.popxl.tensor import wrap
+
+from .program import RUNS, Context, build, inputs
+
+@dataclass(frozen=True)
+class Config:
+    device: str
+    level: int = 2
+    skip: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        s = f"{self.device}-L{self.level}"
+        return s + "".join(f"-no-{p}" for p in self.skip)
+
+    def options(self, cache_dir: str | None) -> CompileOptions:
+        return CompileOptions(device=self.device, level=self.level, skip=self.skip, cache_dir=cache_dir)
+
+
+REFERENCE = Config("interpreter", 0)
+
+
+def default_pipeline() -> list[str]:
+    try:
+        from passes.pipeline import pipeline
+    except ImportError:  # no passes yet: nothing to switch off
+        return []
+    return list(pipeline(2))
+
+
+def configs(each_pass_off: bool = True) -> list[Config]:
+    """Passes on the interpreter, then native code without and with passes, then each pass off."""
+    out = [Config("interpreter", 2), Config("cpu", 0), Config("cpu", 2)]
+    if each_pass_off:
+        out += [Config("cpu", 2, (p,)) for p in default_pipeline()]
+    return out
+
+
+@dataclass
+class Finding:
+    config: Config
+    kind: str  # "mismatch" | "crash" | "invalid" (the reference itself failed: a generator bug)
+    detail: str
+
+    @property
+    def signature(self) -> tuple[str, str, str]:
+        first = self.detail.split(":", 1)[0] if self.kind != "mismatch" else ""
+        return self.config.label, self.kind, first
+
+    def __str__(self) -> str:
+        return f"[{self.config.label}] {self.kind}: {self.detail}"
+
+
+def run(ctx: Context, config: Config, cache_dir: str | None = None) -> dict[str, np.ndarray]:
+    """Every variable after RUNS runs and every device-to-host output of every run, by name."""
+    s = popxl.Session(ctx.ir, config.device, options=config.options(cache_dir))
+    got: dict[str, np.ndarray] = {}
+    with s:
+        for r in range(RUNS):
+            for h, a in s.run(inputs(ctx, r)).items():
+                got[f"{h.name}#{r}"] = np.array(a, copy=True)
+    for vid in ctx.ir.variables:
+        v = ctx.ir.main.values[vid]
+        got[v.name] = s.get_tensor_data(wrap(v))
+    return got
+
+
+def compare(name: str, want: np.ndarray, got: np.ndarray, tol: float) -> str | None:
+    """None when `got` agrees with `want` (see the module docstring), else what differs and where."""
+    if want.shape != got.shape or want.dtype != got.dtype:
+        return f"{name}: expected {want.dtype}{want.shape}, got {got.dtype}{got.shape}"
+    if want.dtype.kind not in "fc" and str(want.dtype) != "bfloat16":
+        bad = want != got
+    else:
+        w, g = want.astype(np.float64), got.astype(np.float64)
+        finite = np.isfinite(w) & np.isfinite(g)
+        # NaN where the reference has NaN, the same infinity where it has one
+        same_nonfinite = (np.isnan(w) & np.isnan(g)) | (np.isinf(w) & (w == g)) | finite
+        with np.errstate(invalid="ignore"):
+            diff = np.where(finite, np.abs(g - w), 0.0)
+        limit = np.zeros_like(w)
+        if tol:
+            scale = max(1.0, float(np.max(np.abs(w[finite]), initial=0.0)))
+            limit = tol * (np.abs(np.where(finite, w, 0.0)) + scale)
+        bad = ~same_nonfinite | (diff > limit)
+    if not np.any(bad):
+        return None
+    idx = np.unravel_index(int(np.argmax(bad)), want.shape) if want.ndim else ()
+    how = "bit for bit" if tol == 0.0 else f"within {tol:g}"
+    return (f"{name} {want.dtype}{want.shape} differs at {int(np.sum(bad))} of {want.size} elements "
+            f"(expected {how}); first at {tuple(int(i) for i in idx)}: expected {want[idx]!r}, got {got[idx]!r}")
+
+
+def check(program: dict, configs_: list[Config], cache_dir: str | None = None, stop_early: bool = False
+          ) -> list[Finding]:
+    """The findings of `program` on each configuration (at most one per configuration)."""
+    try:
+        ctx = build(program)
+        want = run(ctx, REFERENCE, cache_dir)
+    except Exception as e:  # the generator made something the reference refuses: a bug in the generator
+        return [Finding(REFERENCE, "invalid", f"{type(e).__name__}: {e}")]
+    findings = []
+    for c in configs_:
+        try:
+            got = run(ctx, c, cache_dir)
+        except Exception as e:
+            tb = traceback.extract_tb(e.__traceback__)[-1]
+            findings.append(Finding(c, "crash", f"{type(e).__name__}: {e} (at {tb.filename}:{tb.lineno})"))
+        else:
+            problems = [p for k in want for p in [_cmp(k, want, got, ctx)] if p]
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                findings.append(Finding(c, "mismatch", problems[0] + more))
+        if findings and stop_early:
+            break
+    return findings
+
+
+def _cmp(k: str, want: dict[str, np.ndarray], got: dict[str, np.ndarray], ctx: Context) -> str | None:
+    if k not in got:
+        return f"{k}: missing from the results"
+    return compare(k, want[k], got[k], ctx.tol.get(k.split("#")[0], ctx.var_tol))
+
+
+def as_source(ctx: Any) -> str:
+    """The printed schedules of every graph of a built program (for reproducer files)."""
+    from compiler.ir import print_schedule
+
+    return "\n".join(print_schedule(g) for g in ctx.ir.graphs.values())

@@ -1,0 +1,110 @@
+"""Random in-place update steps and optimizer steps (see updates.py for what they build)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .program import Builder
+from .updates import NO_X, UPDATES
+
+if TYPE_CHECKING:
+    from .generate import Generator
+
+# float hyper-parameter choices per update; "T" = a scalar Tensor with |value| <= 1
+FACTORS: dict[str, list[dict]] = {
+    "accumulate_": [{}, {"f": 0.5}, {"f": -0.25}, {"f": "T"}],
+    "accumulate_square_": [{}, {"f": 0.5}, {"f": "T"}],
+    "accumulate_mean_": [{"step": 2.0}, {"step": "S"}],
+    "accumulate_moving_average_": [{"f": 0.9}, {"f": 0.5}, {"f": "T"}],
+    "accumulate_moving_average_square_": [{"f": 0.99}, {"f": "T"}],
+    "accumulator_scale_": [{"f": 0.5}, {"f": 0.0}, {"f": "T"}],
+    "accumulator_zero_": [{}],
+    "copy_var_update_": [{}],
+    "scaled_add_": [{"a": 0.5, "b": -0.125}, {"b": 0.25}, {"b": "T"}, {"a": "T", "b": "T"}],
+    "add_": [{}],
+    "sparse_accumulate_": [{"f": 0.5}, {"f": "T"}],
+}
+# updates whose result numpy and native code need not agree on bit for bit
+INEXACT = frozenset({"sparse_accumulate_"})
+
+
+def _scale(bound: float) -> int:
+    return int(np.ceil(np.log2(bound))) if bound > 1.0 else 0
+
+
+def _tensor_hyper(gen: "Generator", b: Builder, exact: bool, step_like: bool) -> int | None:
+    """A float scalar: |v| <= 1 for factors, a non-negative hyper for accumulate_mean_'s step."""
+    if step_like:
+        p = gen.pick(b, lambda e: e.kind == "hyper" and e.bound > 1.0)
+    else:
+        p = gen.pick(b, lambda e: e.t.shape == () and e.t.dtype.is_float and e.bound <= 1.0
+                     and (e.exact or not exact))
+    return p[0] if p else None
+
+
+def update_step(gen: "Generator", b: Builder) -> dict | bool:
+    r = gen.rng
+    fn = r.choice(list(UPDATES))
+    p = gen.pick(b, lambda e: gen.can_update(e) and e.t.dtype.is_float
+                 and (not e.exact or fn not in INEXACT) and (fn != "sparse_accumulate_" or e.t.rank >= 1))
+    if p is None:
+        return False
+    i, t = p
+    if fn in NO_X:
+        j, x = i, t
+    else:
+        q = gen.pick(b, lambda e: e.t.shape == t.t.shape and e.t.dtype.is_float and (e.exact or not t.exact))
+        if q is None:
+            return False
+        j, x = q
+    step: dict = {"op": "update", "fn": fn, "in": [i, j], "floats": {}, "tensors": []}
+    for name, v in r.choice(FACTORS[fn]).items():
+        if v in ("T", "S"):
+            k = _tensor_hyper(gen, b, t.exact, v == "S")
+            if k is None:
+                return False
+            step["tensors"].append(name)
+            step["in"].append(k)
+        else:
+            step["floats"][name] = v
+    if fn not in NO_X and _scale(x.bound):
+        step["xscale"] = _scale(x.bound)
+    if fn == "sparse_accumulate_":
+        axis = r.randrange(t.t.rank)
+        n = t.t.shape[axis]
+        step["axis"] = axis
+        step["indices"] = [r.randrange(n) for _ in range(n)]
+    return gen._apply(b, step)
+
+
+ADAM_HYPERS = {"b1": [0.9, "T"], "b2": [0.999, 0.99], "lr": [0.01, 0.001, "T"], "wd": [0.0, 0.01, "T"]}
+
+
+def adam_step(gen: "Generator", b: Builder) -> dict | bool:
+    from .generate import MAX_UPDATES
+
+    r = gen.rng
+    p = gen.pick(b, lambda e: e.kind == "var" and e.t.dtype.is_float and not e.exact and e.updates < MAX_UPDATES)
+    if p is None:
+        return False
+    i, w = p
+    j, g = gen.pick(b, lambda e: e.t.shape == w.t.shape and e.t.dtype.is_float)
+    step: dict = {"op": "adam", "variant": r.choice(["adam", "adam", "lamb", "adamax", "nobias"]), "in": [i, j],
+                  "dtype_m": r.choice([w.t.dtype.name, "float32", "float16"]),
+                  "dtype_v": r.choice([w.t.dtype.name, "float32"]), "graph": r.random() < 0.5,
+                  "floats": {}, "tensors": []}
+    for name, choices in ADAM_HYPERS.items():
+        v = r.choice(choices)
+        if v == "T":
+            k = _tensor_hyper(gen, b, False, False)
+            if k is None:
+                return False
+            step["tensors"].append(name)
+            step["in"].append(k)
+        else:
+            step["floats"][name] = v
+    if _scale(g.bound):
+        step["xscale"] = _scale(g.bound)
+    step["out"] = [gen.new_id(), gen.new_id(), gen.new_id()]
+    return gen._apply(b, step)

@@ -1,0 +1,292 @@
+"""Random valid programs: `random_program(seed)` -> a recipe (see program.py), deterministic in seed.
+
+Shapes come from one broadcast family per program (e.g. (3, 5) with (5,), (3, 1), (1, 5), ()),
+occasionally a large one that crosses the backend's threading threshold; dtypes from float32,
+float16, float64 and int32. Steps are chosen by weight among elementwise ops (with broadcasting and
+Python scalars), casts, comparisons + where, reductions, matmuls, reshapes, softmax, every in-place
+update, whole optimizer steps, in_sequence blocks and subgraphs called with by-reference inputs
+(nested up to two levels). Discontinuous ops (sign, floor, casts to int, comparisons) only ever see
+exact values, so an allowed last-bit difference upstream can never flip them.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Callable
+
+import numpy as np
+
+from .exactness import tolerance
+from .program import Builder, Context, Entry, build, new_program
+from .steps import BINARY, DISCONTINUOUS, INT_BINARY, INT_UNARY, UNARY
+from .updates import NO_X, UPDATES
+
+FAMILIES = [
+    [(7,), (1,), ()],
+    [(3, 5), (5,), (3, 1), (1, 5), ()],
+    [(2, 3, 4), (3, 4), (4,), (2, 1, 4), (1, 3, 1), ()],
+    [(64,), (1,), ()],
+    [(1000,), ()],
+    [(4, 33), (33,), (4, 1), ()],
+]
+BIG = [[(524_291,), ()], [(2, 262_147), (262_147,), (2, 1), ()]]  # above the two-thread split threshold
+DTYPES = ["float32", "float16", "float64", "int32"]
+LIMIT = 16.0  # rescale values whose bound grows past this
+MAX_UPDATES = 6
+PURE = ("unary", "binary", "scalar", "cast", "where", "reduce", "matmul", "reshape", "transpose", "softmax")
+WEIGHTS = {"unary": 12, "binary": 16, "scalar": 5, "cast": 4, "where": 4, "reduce": 6, "matmul": 5, "reshape": 2,
+           "transpose": 2, "softmax": 2, "update": 18, "adam": 4, "graph": 5, "call": 4, "seq": 5, "load": 1}
+
+
+def _scale_for(bound: float, is_float: bool) -> int:
+    if bound <= LIMIT:
+        return 0
+    return int(np.ceil(np.log2(bound))) if is_float else 1
+
+
+def _broadcasts(a: tuple, b: tuple) -> bool:
+    try:
+        np.broadcast_shapes(a, b)
+        return True
+    except ValueError:
+        return False
+
+
+class Generator:
+    def __init__(self, rng: random.Random, family: list[tuple], dtypes: list[str], inplace_values: bool) -> None:
+        self.rng = rng
+        self.inplace_values = inplace_values  # in-place updates of intermediates, not only of variables
+        self.family = family
+        self.dtypes = dtypes
+        self.next_id = 0
+        self.next_graph = 0
+
+    def can_update(self, e: Entry) -> bool:
+        """May `e` be updated in place (directly or as a by-reference call argument)?"""
+        return e.mutable and (e.kind != "value" or self.inplace_values) and e.updates < MAX_UPDATES
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    # ------------------------------------------------------------ choices
+    def pick(self, b: Builder, pred: Callable[[Entry], bool]) -> tuple[int, Entry] | None:
+        c = [(i, e) for i, e in b.env.items() if pred(e)]
+        return self.rng.choice(c) if c else None
+
+    def header(self, b: Builder) -> None:
+        r = self.rng
+        for _ in range(r.randint(2, 5)):
+            dt = r.choice(self.dtypes)
+            b.apply({"op": "var", "out": self.new_id(), "shape": list(r.choice(self.family)), "dtype": dt,
+                     "exact": r.random() < 0.5, "init": r.choice(["uniform", "uniform", "pos", "zeros"])})
+        for value in (0.5, 0.875, 3.0):
+            b.apply({"op": "var", "out": self.new_id(), "shape": [], "dtype": "float32", "exact": True,
+                     "init": "value", "value": value, "role": "hyper"})
+        if r.random() < 0.5:
+            self.step_load(b)
+
+    def fill(self, b: Builder, n: int, kinds: tuple[str, ...] | None = None) -> None:
+        for _ in range(n):
+            self.random_step(b, kinds)
+
+    def random_step(self, b: Builder, kinds: tuple[str, ...] | None = None) -> None:
+        allowed = {k: w for k, w in WEIGHTS.items() if kinds is None or k in kinds}
+        if not b.main:
+            allowed = {k: w for k, w in allowed.items() if k not in ("adam", "load")}
+        if b.depth >= 2:
+            allowed.pop("graph", None)
+        for _ in range(8):  # a kind may find no suitable operands; try another
+            kind = self.rng.choices(list(allowed), weights=list(allowed.values()))[0]
+            step = getattr(self, f"step_{kind}")(b)
+            if step is not False:
+                if b.main and isinstance(step, dict) and "out" in step and self.rng.random() < 0.4:
+                    out = step["out"]
+                    if isinstance(out, int) and out in b.env:
+                        b.apply({"op": "observe", "in": [out], "how": self.rng.choice(["copy", "store"])})
+                return
+
+    def _apply(self, b: Builder, step: dict, fill: Any = None) -> dict | bool:
+        return step if b.apply(step, fill) else False
+
+    def _out(self, step: dict, bound: float, is_float: bool) -> dict:
+        step["out"] = self.new_id()
+        k = _scale_for(bound, is_float)
+        if k:
+            step["scale"] = k
+        return step
+
+    # -------------------------------------------------------------- kinds
+    def step_load(self, b: Builder) -> dict | bool:
+        dt = self.rng.choice(self.dtypes)
+        return self._apply(b, {"op": "load", "out": self.new_id(), "shape": list(self.rng.choice(self.family)),
+                               "dtype": dt})
+
+    def step_unary(self, b: Builder) -> dict | bool:
+        fn = self.rng.choice(list(UNARY))
+        need_exact = fn in DISCONTINUOUS
+        p = self.pick(b, lambda e: (e.t.dtype.is_float or (fn in INT_UNARY and e.t.dtype.name == "int32"))
+                      and (e.exact or not need_exact))
+        if p is None:
+            return False
+        i, e = p
+        bound = UNARY[fn][1](e.bound)
+        return self._apply(b, self._out({"op": "unary", "fn": fn, "in": [i]}, bound, e.t.dtype.is_float))
+
+    def step_binary(self, b: Builder) -> dict | bool:
+        fn = self.rng.choice(list(BINARY))
+        p = self.pick(b, lambda e: e.t.dtype.is_float or (fn in INT_BINARY and e.t.dtype.name == "int32"))
+        if p is None:
+            return False
+        i, x = p
+        q = self.pick(b, lambda e: e.t.dtype.is_float == x.t.dtype.is_float and e.t.dtype.name != "bool"
+                      and _broadcasts(e.t.shape, x.t.shape))
+        j, y = q  # x itself always qualifies
+        bound = BINARY[fn][1](x.bound, y.bound)
+        return self._apply(b, self._out({"op": "binary", "fn": fn, "in": [i, j]}, bound, x.t.dtype.is_float))
+
+    def step_scalar(self, b: Builder) -> dict | bool:
+        p = self.pick(b, lambda e: e.t.dtype.is_float or e.t.dtype.name == "int32")
+        if p is None:
+            return False
+        i, e = p
+        fn = self.rng.choice(["add", "mul", "rsub", "div"] if e.t.dtype.is_float else ["add", "mul", "rsub"])
+        c = self.rng.choice([0.5, -0.25, 3.0, 0.1, 2.0]) if e.t.dtype.is_float else self.rng.choice([1, -2, 3])
+        bound = e.bound + abs(c) if fn in ("add", "rsub") else (e.bound * abs(c) if fn == "mul" else e.bound / abs(c))
+        return self._apply(b, self._out({"op": "scalar", "fn": fn, "c": c, "in": [i]}, bound, e.t.dtype.is_float))
+
+    def step_cast(self, b: Builder) -> dict | bool:
+        to = self.rng.choice(self.dtypes)
+        p = self.pick(b, lambda e: e.t.dtype.name in self.dtypes and e.t.dtype.name != to
+                      and (e.exact or to != "int32"))
+        if p is None:
+            return False
+        i, e = p
+        bound = 4 * e.bound + 1 if to == "int32" and e.t.dtype.is_float else e.bound * 1.01
+        return self._apply(b, self._out({"op": "cast", "to": to, "in": [i]}, bound, to != "int32"))
+
+    def step_where(self, b: Builder) -> dict | bool:
+        p = self.pick(b, lambda e: e.exact and e.t.dtype.name in self.dtypes)
+        if p is None:
+            return False
+        i, a = p
+        j, _ = self.pick(b, lambda e: e.exact and e.t.dtype.is_float == a.t.dtype.is_float
+                         and _broadcasts(e.t.shape, a.t.shape))
+        shape = np.broadcast_shapes(a.t.shape, b.env[j].t.shape)
+        x = self.pick(b, lambda e: e.t.dtype.name in self.dtypes and _broadcasts(e.t.shape, shape))
+        if x is None:
+            return False
+        k, xe = x
+        shape = np.broadcast_shapes(shape, xe.t.shape)
+        ll, ye = self.pick(b, lambda e: e.t.dtype.is_float == xe.t.dtype.is_float and _broadcasts(e.t.shape, shape))
+        step = {"op": "where", "cmp": self.rng.choice(["greater", "less", "equal"]), "in": [i, j, k, ll]}
+        return self._apply(b, self._out(step, max(xe.bound, ye.bound), xe.t.dtype.is_float))
+
+    def step_reduce(self, b: Builder) -> dict | bool:
+        p = self.pick(b, lambda e: e.t.rank >= 1 and (e.t.dtype.is_float or e.t.dtype.name == "int32"))
+        if p is None:
+            return False
+        i, e = p
+        fns = ["sum", "mean", "max", "min", "sumsquare"] if e.t.dtype.is_float else ["sum", "max", "min"]
+        fn = self.rng.choice(fns)
+        r = self.rng.random()
+        axes = None if r < 0.3 else sorted(self.rng.sample(range(e.t.rank), self.rng.randint(1, e.t.rank)))
+        n = int(np.prod([e.t.shape[a] for a in (axes if axes is not None else range(e.t.rank))]))
+        bound = {"sum": n * e.bound, "sumsquare": n * e.bound ** 2}.get(fn, e.bound)
+        step = {"op": "reduce", "fn": fn, "axes": axes, "keepdims": self.rng.random() < 0.3, "in": [i]}
+        return self._apply(b, self._out(step, bound, e.t.dtype.is_float))
+
+    def step_matmul(self, b: Builder) -> dict | bool:
+        p = self.pick(b, lambda e: e.t.rank >= 2 and e.t.dtype.is_float and e.t.nelms <= 50_000)
+        if p is None:
+            return False
+        i, x = p
+        form = self.rng.choice(["abT", "aTb", "vec"])
+        if form == "vec":
+            q = self.pick(b, lambda e: e.t.shape == (x.t.shape[-1],) and e.t.dtype.is_float)
+        else:
+            q = self.pick(b, lambda e: e.t.shape == x.t.shape and e.t.dtype.is_float)
+        if q is None:
+            return False
+        j, y = q
+        k = x.t.shape[-2] if form == "aTb" else x.t.shape[-1]
+        return self._apply(b, self._out({"op": "matmul", "form": form, "in": [i, j]}, k * x.bound * y.bound, True))
+
+    def step_reshape(self, b: Builder) -> dict | bool:
+        p = self.pick(b, lambda e: e.t.rank >= 1)
+        if p is None:
+            return False
+        i, e = p
+        shape = [-1] if e.t.rank > 1 or self.rng.random() < 0.5 else [1, e.t.shape[0]]
+        return self._apply(b, self._out({"op": "reshape", "shape": shape, "in": [i]}, e.bound, True))
+
+    def step_transpose(self, b: Builder) -> dict | bool:
+        p = self.pick(b, lambda e: e.t.rank >= 2)
+        if p is None:
+            return False
+        i, e = p
+        perm = list(range(e.t.rank))
+        self.rng.shuffle(perm)
+        return self._apply(b, self._out({"op": "transpose", "perm": perm, "in": [i]}, e.bound, True))
+
+    def step_softmax(self, b: Builder) -> dict | bool:
+        p = self.pick(b, lambda e: e.t.rank >= 1 and e.t.dtype.is_float)
+        if p is None:
+            return False
+        i, e = p
+        axis = self.rng.choice([-1, 0])
+        return self._apply(b, self._out({"op": "softmax", "axis": axis, "in": [i]}, 1.0, True))
+
+    # ------------------------------------------------------------ updates
+    def _hyper(self, b: Builder) -> int | None:
+        p = self.pick(b, lambda e: e.kind == "hyper" and e.bound <= 1.0)
+        return p[0] if p else None
+
+    def step_update(self, b: Builder) -> dict | bool:
+        from .gen_updates import update_step
+
+        return update_step(self, b)
+
+    def step_adam(self, b: Builder) -> dict | bool:
+        from .gen_updates import adam_step
+
+        return adam_step(self, b)
+
+    # ------------------------------------------------------------ control
+    def step_seq(self, b: Builder) -> dict | bool:
+        mode = self.rng.choice([True, True, False, "pass"])
+        step = {"op": "seq", "mode": mode, "body": []}
+        n = self.rng.randint(2, 5)
+        return self._apply(b, step, lambda sub: self.fill(sub, n, PURE if mode is False else None))
+
+    def step_graph(self, b: Builder) -> dict | bool:
+        from .gen_graphs import graph_step
+
+        return graph_step(self, b)
+
+    def step_call(self, b: Builder) -> dict | bool:
+        from .gen_graphs import call_step
+
+        return call_step(self, b)
+
+
+def random_program(seed: int, size: int | None = None, big: float = 0.0, inplace_values: bool = False) -> dict:
+    """A random valid program (a recipe for `build`). `big` is the chance of a multi-threaded size;
+    `inplace_values` lets in-place updates and by-reference calls target intermediates too."""
+    rng = random.Random(seed)
+    family = rng.choice(BIG) if rng.random() < big else rng.choice(FAMILIES)
+    dtypes = ["float32"] + rng.sample(DTYPES[1:], rng.randint(0, 3))
+    prog = new_program(seed, nht=rng.choice([1, 1, 1, 2]))
+    gen = Generator(rng, family, dtypes, inplace_values)
+    import compiler.popxl as popxl
+
+    # while generating only "exact or not" matters; build() works out the real tolerance from the steps
+    ctx = Context(popxl.Ir(), seed, max(tolerance(d) for d in dtypes))
+    ctx.ir.num_host_transfers = prog["nht"]
+    with ctx.ir.main_graph:
+        b = Builder(ctx, {}, 0, log=prog["steps"])
+        gen.header(b)
+        gen.fill(b, size if size is not None else rng.randint(4, 20))
+    return prog
+
+
+__all__ = ["random_program", "build", "NO_X", "UPDATES"]
