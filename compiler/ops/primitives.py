@@ -162,7 +162,7 @@ def _np_unary(prim: Prim, x: np.ndarray) -> np.ndarray:
     if prim is Prim.tanh:
         return np.tanh(x)
     if prim is Prim.erf:
-        return _erf(np.asarray(x, dtype=np.float64)).astype(x.dtype)
+        return np.asarray(_erf(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(x.dtype)  # 0-d safe
     if prim is Prim.abs:
         return np.abs(x)
     if prim is Prim.sign:
