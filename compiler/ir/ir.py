@@ -103,14 +103,15 @@ class Ir:
         return f"<Ir: {len(self.graphs)} graphs, {len(self.variables)} variables>"
 
     # ------------------------------------------------------------ save/load
-    def save(self, path) -> None:
-        """Write this Ir as versioned JSON (see compiler/ir/serialize.py)."""
+    def save(self, path, data: str = "inline") -> None:
+        """Write this Ir as versioned JSON (see compiler/ir/serialize.py); data="npz" puts arrays in a .npz beside it."""
         from .serialize import save
 
-        save(self, path)
+        save(self, path, data)  # type: ignore[arg-type]
 
     @staticmethod
     def load(path) -> "Ir":
+        """Read an Ir written by `save`; a malformed file raises IRFormatError with its line and JSON path."""
         from .serialize import load
 
         return load(path)

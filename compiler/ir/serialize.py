@@ -1,211 +1,290 @@
-"""Saving and loading an Ir as versioned, readable JSON that round-trips exactly.
+"""Save and load an Ir as versioned, readable JSON that round-trips exactly.
 
-Attribute values are tagged where JSON has no type for them ({"$dtype": ...}, {"$tuple": [...]},
-{"$float": "inf"}, {"$array": ...}); richer attribute types (the fused kernels' primitive
-expressions) register a codec here from the package that defines them.
+    ir.save("prog.json")                 # one file, variable and constant data inline
+    ir.save("prog.json", data="npz")     # data in prog.npz beside it (for big weights)
+    ir = Ir.load("prog.json")
+
+Layout (version 1), one record per line where it fits:
+
+    {"format": "optgraph-ir", "version": 1, "replication_factor", "num_host_transfers",
+     "counters": {"op", "value", "graph", "tensor"}, "streams": [{"name", "shape", "dtype", "direction"}],
+     "graphs": [{"id", "inputs": [value ids], "input_names": {"value id": name}, "by_ref": [input indices],
+                 "outputs", "values": [{"id", "name", "shape", "dtype", "kind", "storage", "version"}],
+                 "ops": [{"id", "kind", "name", "inputs", "roles", "outputs", "attrs", and when not empty
+                          "updates": {"input index": value id}, "modifies", "aliases": {"out": in},
+                          "called", "handles", "source"}],
+                 "constraints": [[before op id, after op id]], "unordered_groups", "info"}],
+     "variables": {"value id": array}, "constants": {"value id": array}, "meta": {...}}
+
+Attribute values use the tagged JSON of jsonvalues.py; arrays are {"dtype", "shape"} plus "data"
+(a list), "b64" (raw little-endian bytes) or "npz" (a file name beside the JSON) and "key".
+Loading a malformed or newer file raises IRFormatError naming the file, line and JSON path.
 """
 from __future__ import annotations
 
-import base64
 import json
-import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
-from .dtypes import DType
 from .graph import Graph
 from .ir import Ir, Stream
+from .jsonvalues import (FormatError, decode, decode_array, decode_dtype, dumps, encode, encode_array, field, int_key,
+                         line_of, only_keys, path_str)
+from .jsonvalues import register_codec  # noqa: F401  (the hook packages above the IR use)
 from .op import Op
 from .spec import TensorSpec
 from .value import Value
 
 FORMAT = "optgraph-ir"
 VERSION = 1
+_GRAPH_KEYS = {"id", "inputs", "input_names", "by_ref", "outputs", "values", "ops", "constraints", "unordered_groups",
+               "info"}
+_OP_KEYS = {"id", "kind", "name", "inputs", "roles", "outputs", "attrs", "updates", "modifies", "aliases", "called",
+            "handles", "source"}
+_VALUE_KEYS = {"id", "name", "shape", "dtype", "kind", "storage", "version", "meta_shape"}
 
 
 class IRFormatError(ValueError):
-    """A saved IR that cannot be loaded; the message gives the file and the position."""
-
-
-# tag -> (type, encode, decode)
-CODECS: dict[str, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {}
-
-
-def register_codec(tag: str, typ: type, encode: Callable[[Any], Any], decode: Callable[[Any], Any]) -> None:
-    CODECS[tag] = (typ, encode, decode)
-
-
-def _array(a: np.ndarray) -> dict:
-    a = np.asarray(a, order="C")  # (ascontiguousarray would turn 0-d arrays into 1-d)
-    return {"$array": {"dtype": DType.from_numpy(a.dtype).name, "shape": list(a.shape),
-                       "b64": base64.b64encode(a.tobytes()).decode()}}
-
-
-def encode(x: Any) -> Any:
-    if isinstance(x, DType):
-        return {"$dtype": x.name}
-    if isinstance(x, bool) or x is None or isinstance(x, (int, str)):
-        return x
-    if isinstance(x, float):
-        return x if math.isfinite(x) else {"$float": repr(x)}
-    if isinstance(x, tuple):
-        return {"$tuple": [encode(i) for i in x]}
-    if isinstance(x, list):
-        return [encode(i) for i in x]
-    if isinstance(x, dict):
-        return {"$dict": [[encode(k), encode(v)] for k, v in x.items()]}
-    if isinstance(x, np.ndarray):
-        return _array(x)
-    if isinstance(x, np.generic):
-        return encode(x.item())
-    for tag, (typ, enc, _) in CODECS.items():
-        if isinstance(x, typ):
-            return {f"${tag}": enc(x)}
-    raise TypeError(f"cannot save an attribute of type {type(x).__name__}: {x!r}")
-
-
-def decode(x: Any, where: str) -> Any:
-    if isinstance(x, list):
-        return [decode(i, f"{where}[{k}]") for k, i in enumerate(x)]
-    if not isinstance(x, dict):
-        return x
-    if len(x) != 1:
-        raise IRFormatError(f"{where}: expected a tagged value like {{'$tuple': [...]}}, got keys {sorted(x)}")
-    (tag, body), = x.items()
-    if tag == "$dtype":
-        try:
-            return DType[body]
-        except KeyError:
-            raise IRFormatError(f"{where}: unknown dtype {body!r}") from None
-    if tag == "$float":
-        return float(body)
-    if tag == "$tuple":
-        return tuple(decode(i, f"{where}[{k}]") for k, i in enumerate(body))
-    if tag == "$dict":
-        return {decode(k, where): decode(v, f"{where}.{k}") for k, v in body}
-    if tag == "$array":
-        try:
-            dt = DType[body["dtype"]].numpy
-            return np.frombuffer(base64.b64decode(body["b64"]), dtype=dt).reshape(tuple(body["shape"])).copy()
-        except (KeyError, ValueError, TypeError) as e:
-            raise IRFormatError(f"{where}: malformed array ({e})") from None
-    codec = CODECS.get(tag[1:])
-    if codec is None:
-        raise IRFormatError(f"{where}: unknown tag {tag!r} (import the package that defines it, e.g. compiler.ops)")
-    return codec[2](body)
+    """A saved IR that cannot be loaded; the message gives the file, line and JSON path."""
 
 
 # ---------------------------------------------------------------------- save
-def to_json(ir: Ir) -> dict:
-    graphs = []
-    for gid, g in ir.graphs.items():
-        vals = [{"id": v.id, "name": v.name, "shape": list(v.shape), "dtype": v.dtype.name, "kind": v.kind,
-                 "storage": v.storage, "version": v.version, "producer": v.producer.id if v.producer else None}
-                for v in g.values.values()]
-        ops = [{"id": op.id, "kind": op.kind, "name": op.name, "roles": list(op.roles),
-                "inputs": [v.id for v in op.inputs], "outputs": [v.id for v in op.outputs],
-                "updates": [[i, v.id] for i, v in sorted(op.updates.items())], "attrs": encode(op.attrs),
-                "modifies": list(op.modifies), "aliases": [[o, i] for o, i in sorted(op.aliases.items())],
-                "called": op.called.id if op.called is not None else None,
-                "handles": [v.id for v in op.handles] if op.handles is not None else None, "source": op.source}
-               for op in g.ops]
-        graphs.append({"id": gid, "values": vals, "inputs": [v.id for v in g.inputs],
-                       "input_names": [[k, n] for k, n in g.input_names.items()], "by_ref": sorted(g.by_ref),
-                       "outputs": [v.id for v in g.outputs], "ops": ops,
-                       "constraints": [[a.id, b.id] for a, b in g.constraints],
-                       "unordered_groups": [[o.id for o in grp] for grp in g.unordered_groups]})
+def _value(v: Value) -> dict:
+    d = {"id": v.id, "name": v.name, "shape": list(v.shape), "dtype": v.dtype.name, "kind": v.kind,
+         "storage": v.storage, "version": v.version}
+    if v.spec.meta_shape:
+        d["meta_shape"] = list(v.spec.meta_shape)
+    return d
+
+
+def _op(op: Op) -> dict:
+    d: dict[str, Any] = {"id": op.id, "kind": op.kind, "name": op.name, "inputs": [v.id for v in op.inputs],
+                         "roles": list(op.roles), "outputs": [v.id for v in op.outputs],
+                         "attrs": encode(op.attrs, where=f"{op.kind}.{op.id} attrs")}
+    if op.updates:
+        d["updates"] = {str(i): v.id for i, v in op.updates.items()}
+    if op.modifies:
+        d["modifies"] = list(op.modifies)
+    if op.aliases:
+        d["aliases"] = {str(o): i for o, i in op.aliases.items()}
+    if op.called is not None:
+        d["called"] = op.called.id
+    if op.handles is not None:
+        d["handles"] = [v.id for v in op.handles]
+    if op.source is not None:
+        d["source"] = op.source
+    return d
+
+
+def _graph(g: Graph) -> dict:
+    return {"id": g.id, "inputs": [v.id for v in g.inputs], "input_names": {str(k): n for k, n in g.input_names.items()},
+            "by_ref": sorted(g.by_ref), "outputs": [v.id for v in g.outputs],
+            "values": [_value(v) for v in g.values.values()], "ops": [_op(op) for op in g.ops],
+            "constraints": [[a.id, b.id] for a, b in g.constraints],
+            "unordered_groups": [[o.id for o in grp] for grp in g.unordered_groups],
+            "info": encode(g.info, where=f"graph {g.id!r} info")}
+
+
+def to_json(ir: Ir, data: Callable[[str, np.ndarray], dict] = lambda key, a: encode_array(a)) -> dict:
+    """The document for `ir`; `data(key, array)` writes one variable's or constant's data."""
     return {
         "format": FORMAT, "version": VERSION,
         "replication_factor": ir.replication_factor, "num_host_transfers": ir.num_host_transfers,
-        "counters": [ir._op_counter, ir._value_counter, ir._graph_counter, ir._tensor_counter],
-        "streams": [[s.name, list(s.spec.shape), s.spec.dtype.name, s.direction] for s in ir.streams.values()],
-        "graphs": graphs,
-        "variables": [[vid, _array(a)] for vid, a in ir.variables.items()],
-        "constants": [[vid, _array(a)] for vid, a in ir.constants.items()],
+        "counters": {"op": ir._op_counter, "value": ir._value_counter, "graph": ir._graph_counter,
+                     "tensor": ir._tensor_counter},
+        "streams": [{"name": s.name, "shape": list(s.spec.shape), "dtype": s.spec.dtype.name, "direction": s.direction}
+                    for s in ir.streams.values()],
+        "graphs": [_graph(g) for g in ir.graphs.values()],
+        "variables": {str(k): data(f"variable_{k}", a) for k, a in ir.variables.items()},
+        "constants": {str(k): data(f"constant_{k}", a) for k, a in ir.constants.items()},
+        "meta": encode(ir.meta, where="Ir.meta"),
     }
 
 
-def save(ir: Ir, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_json(ir), indent=1))
+def save(ir: Ir, path: str | Path, data: Literal["inline", "npz"] = "inline") -> Path:
+    """Write `ir` to `path`; data="npz" puts the arrays in `<path stem>.npz` beside it."""
+    path = Path(path)
+    if data not in ("inline", "npz"):
+        raise ValueError(f"save(data={data!r}): use 'inline' or 'npz'")
+    arrays: dict[str, np.ndarray] = {}
+
+    def by_ref(key: str, a: np.ndarray) -> dict:
+        body = encode_array(a)
+        body.pop("data", None), body.pop("b64", None)
+        stored = np.asarray(a)
+        arrays[key] = stored.view(np.uint16) if stored.dtype.kind == "V" else stored  # bfloat16 as its bits
+        return body | {"npz": path.with_suffix(".npz").name, "key": key}
+
+    doc = to_json(ir, by_ref if data == "npz" else (lambda key, a: encode_array(a)))
+    if arrays:
+        np.savez(path.with_suffix(".npz"), **arrays)
+    path.write_text(dumps(doc))
+    return path
 
 
 # ---------------------------------------------------------------------- load
-def _need(d: dict, key: str, where: str) -> Any:
-    if not isinstance(d, dict) or key not in d:
-        raise IRFormatError(f"{where}: missing field {key!r}")
-    return d[key]
+class _Loader:
+    def __init__(self, doc: Any, base: Path) -> None:
+        self.doc, self.base = doc, base
+        self.npz: dict[str, Any] = {}
 
+    def ref(self, table: dict[int, Any], i: Any, at: tuple, what: str) -> Any:
+        try:
+            return table[i]
+        except (KeyError, TypeError):
+            raise FormatError(at, f"unknown {what} {i!r}") from None
 
-def from_json(doc: Any, source: str = "<ir>") -> Ir:
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise IRFormatError(f"{source}: not a saved optgraph IR (no \"format\": {FORMAT!r} at the top level)")
-    ver = doc.get("version")
-    if not isinstance(ver, int) or ver > VERSION:
-        raise IRFormatError(f"{source}: IR format version {ver!r} is newer than this compiler reads ({VERSION}); "
-                            "upgrade the compiler or save the IR with the version that reads it")
-    ir = Ir(int(_need(doc, "replication_factor", source)))
-    ir.num_host_transfers = int(_need(doc, "num_host_transfers", source))
-    ir.graphs.clear()
-    for name, shape, dt, direction in _need(doc, "streams", source):
-        ir.streams[name] = Stream(name, TensorSpec(shape, DType[dt]), direction)
-    graphs_doc = _need(doc, "graphs", source)
-    for k, gd in enumerate(graphs_doc):
-        gid = _need(gd, "id", f"{source}: graphs[{k}]")
-        g = ir.main if gid == "" else Graph(ir, gid)
-        ir.graphs[gid] = g
-    ops_by_id: dict[int, Op] = {}
-    for k, gd in enumerate(graphs_doc):
-        where = f"{source}: graphs[{k}] ({gd['id']!r})"
-        g = ir.graphs[gd["id"]]
-        for j, vd in enumerate(_need(gd, "values", where)):
-            w = f"{where}.values[{j}]"
+    def array(self, body: Any, at: tuple) -> np.ndarray:
+        if not (isinstance(body, dict) and "npz" in body):
+            return decode_array(body, at)
+        name, key = field(body, "npz", at, str), field(body, "key", at, str)
+        if name not in self.npz:
+            file = self.base / name
+            if not file.exists():
+                raise FormatError(at + ("npz",), f"the data file {file} is missing; keep it beside the JSON file")
+            self.npz[name] = np.load(file)
+        if key not in self.npz[name]:
+            raise FormatError(at + ("key",), f"{name} has no array {key!r}")
+        dt = decode_dtype(field(body, "dtype", at, str), at + ("dtype",))
+        a = self.npz[name][key]
+        a = a.view(dt.numpy) if a.dtype != dt.numpy else a
+        if list(a.shape) != field(body, "shape", at, list):
+            raise FormatError(at + ("shape",), f"{name}[{key!r}] has shape {a.shape}, the JSON says {body['shape']}")
+        return np.array(a)
+
+    def load(self) -> Ir:
+        doc = self.doc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise FormatError((), f'not a saved IR: the top level needs "format": "{FORMAT}"')
+        ver = field(doc, "version", (), int)
+        if ver > VERSION:
+            raise FormatError(("version",), f"format version {ver} is newer than this compiler reads ({VERSION}); "
+                              "load it with the compiler version that saved it, or upgrade")
+        if ver < 1:
+            raise FormatError(("version",), f"format version {ver} does not exist (versions start at 1)")
+        only_keys(doc, {"format", "version", "replication_factor", "num_host_transfers", "counters", "streams", "graphs",
+                    "variables", "constants", "meta"}, ())
+        ir = Ir(field(doc, "replication_factor", (), int))
+        ir.num_host_transfers = field(doc, "num_host_transfers", (), int)
+        ir.graphs.clear()
+        for k, s in enumerate(field(doc, "streams", (), list)):
+            at = ("streams", k)
             try:
-                v = Value(vd["id"], TensorSpec(vd["shape"], DType[vd["dtype"]]), vd["name"], g, vd["kind"],
-                          None, vd["storage"], vd["version"])
+                ir.streams[s["name"]] = Stream(s["name"], TensorSpec(s["shape"], decode_dtype(s["dtype"], at)),
+                                               s["direction"])
             except (KeyError, TypeError, ValueError) as e:
-                raise IRFormatError(f"{w}: malformed value ({e!r})") from None
-            g.values[v.id] = v
-        for j, od in enumerate(_need(gd, "ops", where)):
-            w = f"{where}.ops[{j}]"
+                raise FormatError(at, f"malformed stream ({type(e).__name__}: {e})") from None
+        gdocs = field(doc, "graphs", (), list)
+        for k, gd in enumerate(gdocs):
+            gid = field(gd, "id", ("graphs", k), str)
+            if gid in ir.graphs:
+                raise FormatError(("graphs", k, "id"), f"graph {gid!r} appears twice")
+            ir.graphs[gid] = ir.main if gid == "" else Graph(ir, gid)
+        if "" not in ir.graphs:
+            raise FormatError(("graphs",), 'no main graph (a graph with "id": "")')
+        ops: dict[int, Op] = {}
+        for k, gd in enumerate(gdocs):
+            self.graph(ir, ir.graphs[gd["id"]], gd, ("graphs", k), ops)
+        for sect, table in (("variables", ir.variables), ("constants", ir.constants)):
+            for key, body in field(doc, sect, (), dict).items():
+                vid = int_key(key, (sect,))
+                try:
+                    ir.value(vid)
+                except KeyError:
+                    raise FormatError((sect, key), f"no value with id {vid} in any graph") from None
+                table[vid] = self.array(body, (sect, key))
+        c = field(doc, "counters", (), dict)
+        top_op = max(ops, default=99) + 1
+        top_value = max((v for g in ir.graphs.values() for v in g.values), default=0)
+        ir._op_counter = max(field(c, "op", ("counters",), int), top_op)
+        ir._value_counter = max(field(c, "value", ("counters",), int), top_value)
+        ir._graph_counter = field(c, "graph", ("counters",), int)
+        ir._tensor_counter = field(c, "tensor", ("counters",), int)
+        ir.meta = decode(field(doc, "meta", (), dict, {}), ("meta",), plain=False)
+        return ir
+
+    def graph(self, ir: Ir, g: Graph, gd: dict, at: tuple, ops: dict[int, Op]) -> None:
+        only_keys(gd, _GRAPH_KEYS, at)
+        for j, vd in enumerate(field(gd, "values", at, list)):
+            w = at + ("values", j)
+            vid = field(vd, "id", w, int)
+            only_keys(vd, _VALUE_KEYS, w)
+            if any(vid in h.values for h in ir.graphs.values()):
+                raise FormatError(w + ("id",), f"value id {vid} is defined twice")
             try:
-                called = ir.graphs[od["called"]] if od["called"] is not None else None
-                op = Op(od["id"], od["kind"], [g.values[i] for i in od["inputs"]], tuple(od["roles"]),
-                        decode(od["attrs"], f"{w}.attrs"), g, od["name"], tuple(od["modifies"]),
-                        {o: i for o, i in od["aliases"]}, called, od.get("source"))
-                op.outputs = [g.values[i] for i in od["outputs"]]
-                op.updates = {i: g.values[v] for i, v in od["updates"]}
-                op.handles = tuple(g.values[i] for i in od["handles"]) if od["handles"] is not None else None
-            except KeyError as e:
-                raise IRFormatError(f"{w}: refers to unknown value, graph or field {e}") from None
+                spec = TensorSpec(field(vd, "shape", w, list), decode_dtype(field(vd, "dtype", w), w + ("dtype",)),
+                                  field(vd, "meta_shape", w, list, []))
+            except (TypeError, ValueError) as e:
+                raise FormatError(w + ("shape",), str(e)) from None
+            kind = field(vd, "kind", w, str)
+            if kind not in ("input", "op", "variable", "constant"):
+                raise FormatError(w + ("kind",), f"kind is one of input, op, variable, constant; got {kind!r}")
+            g.values[vid] = Value(vid, spec, field(vd, "name", w, str), g, kind, None,  # type: ignore[arg-type]
+                                  field(vd, "storage", w, int), field(vd, "version", w, int))
+        vals = g.values
+        for j, od in enumerate(field(gd, "ops", at, list)):
+            w = at + ("ops", j)
+            field(od, "id", w, int)
+            only_keys(od, _OP_KEYS, w)
+            if od["id"] in ops:
+                raise FormatError(w + ("id",), f"op id {od['id']} is used twice")
+            ins = [self.ref(vals, i, w + ("inputs", n), "value id") for n, i in enumerate(field(od, "inputs", w, list))]
+            roles = tuple(field(od, "roles", w, list))
+            if len(roles) != len(ins):
+                raise FormatError(w + ("roles",), f"{len(roles)} roles for {len(ins)} inputs")
+            called = od.get("called")
+            op = Op(od["id"], field(od, "kind", w, str), ins, roles,
+                    decode(field(od, "attrs", w, dict), w + ("attrs",)), g, field(od, "name", w, str),
+                    tuple(field(od, "modifies", w, list, [])),
+                    {int_key(o, w + ("aliases",)): i for o, i in field(od, "aliases", w, dict, {}).items()},
+                    None if called is None else self.ref(ir.graphs, called, w + ("called",), "graph"),
+                    field(od, "source", w, (str, type(None)), None))
+            op.outputs = [self.ref(vals, i, w + ("outputs", n), "value id") for n, i in enumerate(field(od, "outputs", w, list))]
+            op.updates = {int_key(i, w + ("updates",)): self.ref(vals, v, w + ("updates", i), "value id")
+                          for i, v in field(od, "updates", w, dict, {}).items()}
+            hs = field(od, "handles", w, (list, type(None)), None)
+            op.handles = None if hs is None else tuple(self.ref(vals, i, w + ("handles", n), "value id")
+                                                       for n, i in enumerate(hs))
             for v in op.results:
+                if v.producer is not None:
+                    raise FormatError(w + ("outputs",), f"value {v.id} is already produced by op {v.producer.id}")
                 v.producer = op
             g.ops.append(op)
-            ops_by_id[op.id] = op
-        try:
-            g.inputs = [g.values[i] for i in gd["inputs"]]
-            g.input_names = {int(i): n for i, n in gd["input_names"]}
-            g.by_ref = set(gd["by_ref"])
-            g.outputs = [g.values[i] for i in gd["outputs"]]
-            g.constraints = [(ops_by_id[a], ops_by_id[b]) for a, b in gd["constraints"]]
-            g.unordered_groups = [[ops_by_id[o] for o in grp] for grp in gd["unordered_groups"]]
-        except KeyError as e:
-            raise IRFormatError(f"{where}: refers to unknown value or op {e}") from None
-    for vid, a in _need(doc, "variables", source):
-        ir.variables[int(vid)] = decode(a, f"{source}: variables[{vid}]")
-    for vid, a in _need(doc, "constants", source):
-        ir.constants[int(vid)] = decode(a, f"{source}: constants[{vid}]")
-    ir._op_counter, ir._value_counter, ir._graph_counter, ir._tensor_counter = _need(doc, "counters", source)
-    if "" not in ir.graphs:
-        raise IRFormatError(f"{source}: no main graph (a graph with id \"\")")
-    return ir
+            ops[op.id] = op
+        g.inputs = [self.ref(vals, i, at + ("inputs", n), "value id") for n, i in enumerate(field(gd, "inputs", at, list))]
+        g.input_names = {self.ref(vals, int_key(k, at + ("input_names",)), at + ("input_names", k), "value id").id: n
+                         for k, n in field(gd, "input_names", at, dict).items()}
+        g.by_ref = set(field(gd, "by_ref", at, list))
+        g.outputs = [self.ref(vals, i, at + ("outputs", n), "value id") for n, i in enumerate(field(gd, "outputs", at, list))]
+        mine = {op.id: op for op in g.ops}
+        g.constraints = [(self.ref(mine, a, at + ("constraints", n, 0), "op id in this graph"),
+                          self.ref(mine, b, at + ("constraints", n, 1), "op id in this graph"))
+                         for n, (a, b) in enumerate(field(gd, "constraints", at, list))]
+        g.unordered_groups = [[self.ref(mine, o, at + ("unordered_groups", n, m), "op id in this graph")
+                               for m, o in enumerate(grp)] for n, grp in enumerate(field(gd, "unordered_groups", at, list))]
+        g.info = decode(field(gd, "info", at, dict, {}), at + ("info",))
+
+
+def from_json(doc: Any, base: str | Path = ".") -> Ir:
+    """The Ir of a parsed document (`base`: the folder .npz data files are read from). Raises FormatError."""
+    return _Loader(doc, Path(base)).load()
 
 
 def load(path: str | Path) -> Ir:
-    text = Path(path).read_text()
+    """Read an Ir written by `save`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise IRFormatError(f"{path}: cannot read the file ({e})") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise IRFormatError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
-    return from_json(doc, str(path))
+    try:
+        return from_json(doc, path.parent)
+    except FormatError as e:
+        line = line_of(text, e.path)
+        raise IRFormatError(f"{path}:{line or 1}: at {path_str(e.path)}: {e.reason}") from None
