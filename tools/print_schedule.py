@@ -1,9 +1,13 @@
 """Print graph schedules in PopXL's print_schedule format.
 
-  python -m tools.print_schedule TARGET [--graph NAME] [--after PASS | --pipeline LEVEL] [--subgraphs] [--diff]
+  python -m tools.print_schedule TARGET [--graph NAME | --all-graphs] [--after PASS | --pipeline LEVEL] [--diff]
 
-TARGET: a saved IR or a Python file with build_ir() (see tools/target.py). By default every graph
-is printed, subgraphs first and the main graph last.
+TARGET is a saved IR or a Python file defining build_ir() (see tools/target.py). By default it prints
+every graph except the main graph, in creation order, exactly as the PopXL tutorials'
+`print(graph.print_schedule())` does; --all-graphs prints the main graph first, then the rest;
+--graph main prints the main graph alone. --after/--pipeline print the IR after the pass pipeline;
+--diff prints a unified diff of the schedules as built and after the pipeline (level 2 unless
+--after or --pipeline says otherwise). Notes go to stderr, so stdout is the schedule text alone.
 """
 from __future__ import annotations
 
@@ -11,42 +15,50 @@ import argparse
 import difflib
 import sys
 
-from compiler.ir import print_schedule
+from compiler.ir import Ir, print_schedule
 
 from .target import TargetError, after_passes, load_target, select_graphs
 
 
-def render(ir, graph: str | None, subgraphs_only: bool) -> str:
-    return "\n".join(print_schedule(g) for g in select_graphs(ir, graph, not subgraphs_only))
+def render(ir: Ir, graph: str | None = None, all_graphs: bool = False) -> str:
+    """The schedules the command prints (the library's print_schedule of each selected graph, one per block)."""
+    graphs, notes = select_graphs(ir, graph, all_graphs)
+    for n in notes:
+        print(f"print-schedule: note: {n}", file=sys.stderr)
+    return "\n".join(print_schedule(g) for g in graphs)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="print-schedule", description=__doc__.splitlines()[0],
+                                 epilog="\n".join(__doc__.splitlines()[4:]), formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("target", metavar="TARGET", help="a saved IR (.json) or a Python file defining build_ir()")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--graph", metavar="NAME", help="only this graph ('main' for the main graph)")
+    which.add_argument("--all-graphs", action="store_true", help="every graph, the main graph first")
+    when = ap.add_mutually_exclusive_group()
+    when.add_argument("--after", metavar="PASS", help="after the pipeline up to and including PASS")
+    when.add_argument("--pipeline", metavar="LEVEL", type=int, help="after the whole pipeline at LEVEL (0-3)")
+    ap.add_argument("--diff", action="store_true", help="unified diff: as built -> after the pipeline")
+    return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="print-schedule", description=__doc__.splitlines()[0])
-    ap.add_argument("target")
-    ap.add_argument("--graph", help="only this graph (use 'main' for the main graph)")
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--after", metavar="PASS", help="show the IR after this pass of the pipeline")
-    g.add_argument("--pipeline", type=int, metavar="LEVEL", help="show the IR after the whole pipeline (0-3)")
-    ap.add_argument("--subgraphs", action="store_true", help="leave out the main graph")
-    ap.add_argument("--diff", action="store_true", help="unified diff: as built vs after the pipeline (default level 2)")
-    args = ap.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         ir = load_target(args.target)
         if args.diff:
-            before = render(ir, args.graph, args.subgraphs)
-            level = args.pipeline if args.pipeline is not None else (None if args.after else 2)
-            after_ir = after_passes(ir, args.after, level)
-            after = render(after_ir, args.graph if args.graph is None or args.graph in after_ir.graphs or
-                           args.graph == "main" else None, args.subgraphs)
-            sys.stdout.writelines(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
-                                                       "as built", f"after {args.after or f'level {level}'}"))
-            print()
+            level = args.pipeline if args.pipeline is not None or args.after else 2
+            before = render(ir, args.graph, args.all_graphs)
+            after = render(after_passes(ir, args.after, level), args.graph, args.all_graphs)
+            what = f"after {args.after}" if args.after else f"after the level-{level} pipeline"
+            diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "as built", what, lineterm="")
+            print("\n".join(diff) or f"(no change {what})")
             return 0
         if args.after or args.pipeline is not None:
             ir = after_passes(ir, args.after, args.pipeline)
-        print(render(ir, args.graph, args.subgraphs))
+        print(render(ir, args.graph, args.all_graphs))
         return 0
-    except (TargetError, KeyError, ValueError) as e:
+    except TargetError as e:
         print(f"print-schedule: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,9 +1,12 @@
-"""The TARGET convention shared by the tools.
+"""TARGET: what the command-line tools read, and the pass pipeline they may run first.
 
-TARGET is either
-  - a saved IR (`ir.save("prog.json")`, any suffix but .py), or
-  - a Python file that defines `build_ir()` returning an Ir (or a tuple whose first item is an Ir,
-    as examples/custom_optimiser.py does).
+TARGET is one of
+  - a saved IR: any file that is not a .py file, written by `ir.save(path)` (see compiler/ir/serialize.py);
+  - a Python file defining `build_ir()`: it is imported (its `if __name__ == "__main__":` block does not
+    run), and `build_ir()` returns an Ir, or a tuple whose first item is the Ir (examples/custom_optimiser.py
+    returns `(ir, handles)`);
+  - `FILE.py:FUNC` to call another function of that file with no arguments, e.g. `examples/mnist_adam.py:build_ir`.
+The file's folder is put on sys.path first, so it can import its neighbours.
 """
 from __future__ import annotations
 
@@ -13,50 +16,96 @@ from pathlib import Path
 
 from compiler.ir import Graph, Ir
 from compiler.ir.clone import clone
+from compiler.ir.serialize import IRFormatError
 
 
 class TargetError(ValueError):
-    pass
+    """A TARGET, graph name or pass name the tools cannot use; the message says what to do instead."""
+
+
+def _split(target: str) -> tuple[Path, str]:
+    path, func = Path(target), "build_ir"
+    if not path.exists() and ":" in target:
+        head, _, tail = target.rpartition(":")
+        if head.endswith(".py") and tail.isidentifier():
+            path, func = Path(head), tail
+    return path, func
 
 
 def load_target(target: str) -> Ir:
-    path = Path(target)
-    if not path.exists():
-        raise TargetError(f"{target}: no such file; TARGET is a saved IR (.json) or a Python file with build_ir()")
+    """The Ir that TARGET names (see the module docstring)."""
+    path, func = _split(target)
+    if not path.is_file():
+        raise TargetError(f"{target}: no such file; TARGET is a saved IR (ir.save) or a Python file defining build_ir()")
     if path.suffix != ".py":
-        return Ir.load(path)
-    sys.path.insert(0, str(path.resolve().parent))
+        try:
+            return Ir.load(path)
+        except IRFormatError as e:
+            raise TargetError(str(e)) from None
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(f"_target_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise TargetError(f"{target}: cannot be imported as a Python module")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    build = getattr(mod, "build_ir", None)
-    if build is None:
-        raise TargetError(f"{target}: defines no build_ir(); add `def build_ir(): ...` that returns an Ir")
+    build = getattr(mod, func, None)
+    if not callable(build):
+        raise TargetError(f"{path}: defines no {func}(); add `def {func}():` returning the Ir (or a tuple whose "
+                          "first item is the Ir), or name another function as FILE.py:FUNC")
     out = build()
-    ir = out[0] if isinstance(out, tuple) else out
+    ir = out[0] if isinstance(out, tuple) and out else out
     if not isinstance(ir, Ir):
-        raise TargetError(f"{target}: build_ir() returned {type(ir).__name__}, not an Ir")
+        raise TargetError(f"{path}: {func}() returned {type(ir).__name__}, not an Ir (or a tuple starting with one)")
     return ir
 
 
-def after_passes(ir: Ir, after: str | None = None, level: int | None = None) -> Ir:
-    """A copy of `ir` after the pipeline (stopping after pass `after`, or the whole pipeline at `level`)."""
-    from passes.pipeline import run_pipeline
+def pass_names() -> list[str]:
+    """Every pass `--after` accepts, in pipeline order."""
+    from passes.pipeline import LEVELS
 
+    return list(LEVELS[max(LEVELS)])
+
+
+def after_passes(ir: Ir, after: str | None = None, level: int | None = None) -> Ir:
+    """A copy of `ir` after the pass pipeline: up to and including pass `after` (of the level-3 pipeline), or the
+    whole pipeline at `level`. `ir` itself is not changed."""
+    try:
+        from passes.pipeline import LEVELS, run_pipeline
+    except ImportError as e:
+        raise TargetError(f"the pass pipeline (passes.pipeline) is not available in this checkout ({e}); "
+                          "leave out --after/--pipeline/--diff to see the IR as built") from None
     work = clone(ir)
     if after is not None:
-        run_pipeline(work, level=3, stop_after=after)
+        if after not in pass_names():
+            raise TargetError(f"unknown pass {after!r}; --after takes one of: {', '.join(pass_names())}")
+        run_pipeline(work, level=max(LEVELS), stop_after=after)
     elif level is not None:
+        if level not in LEVELS:
+            raise TargetError(f"unknown pipeline level {level}; levels: {', '.join(map(str, sorted(LEVELS)))}")
         run_pipeline(work, level=level)
     return work
 
 
-def select_graphs(ir: Ir, name: str | None, all_graphs: bool = True) -> list[Graph]:
+def find_graph(ir: Ir, name: str) -> tuple[Graph, str | None]:
+    """The graph called `name` ('main' or '' for the main graph) and a note when dedup_subgraphs merged it."""
+    key = "" if name in ("main", "") else name
+    if key in ir.graphs:
+        return ir.graphs[key], None
+    merged = ir.meta.get("dedup", {}).get(key)
+    if merged in ir.graphs:
+        return ir.graphs[merged], f"graph {name!r} was merged into {merged!r} by dedup_subgraphs; showing {merged!r}"
+    known = ", ".join(repr(g.id or "main") for g in ir.graphs.values())
+    raise TargetError(f"no graph named {name!r}; this IR has: {known}")
+
+
+def select_graphs(ir: Ir, name: str | None = None, all_graphs: bool = False) -> tuple[list[Graph], list[str]]:
+    """(graphs, notes): graph `name`; every graph (main first) with `all_graphs`; else the subgraphs, the
+    way the PopXL tutorials print them (the main graph when there are none)."""
     if name is not None:
-        key = "" if name in ("main", "") else name
-        if key not in ir.graphs:
-            raise TargetError(f"no graph named {name!r}; graphs: {', '.join(repr(g or 'main') for g in ir.graphs)}")
-        return [ir.graphs[key]]
-    graphs = [g for g in ir.graphs.values() if g is not ir.main]
-    return graphs + [ir.main] if all_graphs or not graphs else graphs
+        g, note = find_graph(ir, name)
+        return [g], [note] if note else []
+    graphs = list(ir.graphs.values())
+    subgraphs = [g for g in graphs if g is not ir.main]
+    return (graphs if all_graphs or not subgraphs else subgraphs), []

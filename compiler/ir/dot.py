@@ -1,9 +1,13 @@
-"""Graphviz drawings of the IR.
+"""Graphviz drawings of the IR (the `graphviz` package is imported only when a drawing is made).
 
-One cluster per graph; ops are nodes labelled `Kind.id`; tensors are edges labelled with shape
-and dtype; in-place writes are bold red edges into the new version; by-reference inputs are
-double octagons; in_sequence constraints are dashed; calls point at the called graph's cluster;
-fused kernels are clusters of their primitive nodes; values sharing a storage share a colour.
+- one cluster per graph; a dotted blue edge from each Call to the cluster of the graph it calls;
+- ops are boxes labelled `Kind.id`; a FusedKernel is a cluster labelled `FusedKernel.id` holding its
+  primitive nodes (`attrs["expr"].nodes`): the kernel's inputs enter at its `input k` nodes;
+- tensors are edges labelled with shape and dtype;
+- graph inputs are ellipses, by-reference inputs double octagons, variables 3-d boxes, constants notes;
+- an in-place write is a bold red edge into a dashed node for the new version of the storage;
+- values sharing a storage (alias groups: the versions of one buffer) share a colour;
+- constraints (in_sequence and hazard order) are dashed grey edges that do not affect the layout.
 """
 from __future__ import annotations
 
@@ -11,92 +15,152 @@ from typing import Any
 
 from .graph import Graph
 from .ir import Ir
+from .op import Op
+from .value import Value
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+WRITE = "#d62728"
+LEGEND = ("ellipse: graph input\\ldouble octagon: by-reference input\\l3-d box: variable   note: constant\\l"
+          "dashed ellipse: new version of a storage\\lbold red: writes in place\\lsame colour: same storage\\l"
+          "dashed grey: must run before\\ldotted blue: calls\\l")
 
 
-def _tensor_label(v: Any) -> str:
+def tensor_label(v: Value) -> str:
     return f"{tuple(v.shape)} {v.dtype.name}"
 
 
-def to_dot(ir: Ir, graphs: list[Graph] | None = None) -> Any:
-    """A graphviz.Digraph of `graphs` (default: every graph of the Ir)."""
+class _Drawer:
+    """Draws one graph into a cluster."""
+
+    def __init__(self, c: Any, g: Graph, expand_fused: bool) -> None:
+        self.c, self.g, self.expand = c, g, expand_fused
+        versions: dict[int, int] = {}
+        for v in g.values.values():
+            versions[v.storage] = versions.get(v.storage, 0) + 1
+        shared = [s for s, n in versions.items() if n > 1]
+        self.colour = {s: PALETTE[k % len(PALETTE)] for k, s in enumerate(shared)}
+
+    def expanded(self, op: Op) -> bool:
+        return self.expand and op.kind == "FusedKernel" and "expr" in op.attrs
+
+    def anchor(self, op: Op) -> tuple[str, str | None]:
+        """A node standing for `op` and the cluster to clip edges at (fused kernels are clusters)."""
+        return (f"op{op.id}_n0", f"cluster_op{op.id}") if self.expanded(op) else (f"op{op.id}", None)
+
+    def holder(self, v: Value) -> str:
+        """The node where `v` is computed: an op, a fused kernel's output primitive, or `v` itself."""
+        op = v.producer
+        if op is None or op.graph is not self.g:
+            return f"v{v.id}"
+        if self.expanded(op):
+            k = next(i for i, r in enumerate(op.results) if r is v)
+            return f"op{op.id}_n{op.attrs['expr'].outputs[k]}"
+        return f"op{op.id}"
+
+    def src(self, v: Value) -> str:
+        """The node readers of `v` are drawn from (a new version of a storage has a node of its own)."""
+        op = v.producer
+        if op is not None and op.graph is self.g and any(op.new_version(i) is v for i in op.modifies):
+            return f"v{v.id}"
+        return self.holder(v)
+
+    def value_node(self, v: Value, label: str, **attrs: str) -> None:
+        self.c.node(f"v{v.id}", label=label, color=self.colour.get(v.storage, "black"), **attrs)
+
+    def draw(self) -> None:
+        g, c = self.g, self.c
+        for i, v in enumerate(g.inputs):
+            name = g.input_names.get(v.id, v.name)
+            if i in g.by_ref:
+                self.value_node(v, f"{name}\n{tensor_label(v)}\n(by ref)", shape="doubleoctagon")
+            else:
+                self.value_node(v, f"{name}\n{tensor_label(v)}", shape="ellipse")
+        for v in g.values.values():
+            if v.kind in ("variable", "constant"):
+                self.value_node(v, f"{v.name}\n{tensor_label(v)}", shape="box3d" if v.kind == "variable" else "note")
+        for op in g.ops:
+            self.op(op)
+        for a, b in g.constraints:
+            (na, ca), (nb, cb) = self.anchor(a), self.anchor(b)
+            extra = {k: v for k, v in (("ltail", ca), ("lhead", cb)) if v}
+            c.edge(na, nb, style="dashed", color="gray55", constraint="false", arrowsize="0.6", **extra)
+        for k, v in enumerate(g.outputs):
+            c.node(f"out_{g.id}_{k}", label=f"output {k}\n{tensor_label(v)}", shape="ellipse", style="dotted")
+            c.edge(self.src(v), f"out_{g.id}_{k}", color=self.colour.get(v.storage, "black"))
+
+    def op(self, op: Op) -> None:
+        if self.expanded(op):
+            self.fused(op)
+        else:
+            label = f"{op.kind}.{op.id}" + (f"\n{op.called.id}" if op.called is not None else "")
+            self.c.node(f"op{op.id}", label=label, shape="box", style="rounded,filled", fillcolor="#f4f4f4")
+            for v in op.inputs:
+                self.edge(v, f"op{op.id}")
+        for i in op.modifies:
+            nv = op.new_version(i)
+            self.value_node(nv, f"{nv.name} v{nv.version}\n{tensor_label(nv)}", shape="ellipse", style="dashed")
+            self.c.edge(self.holder(nv), f"v{nv.id}", label="in place", color=WRITE, fontcolor=WRITE, penwidth="2.5")
+
+    def edge(self, v: Value, dst: str) -> None:
+        colour = self.colour.get(v.storage, "black")
+        self.c.edge(self.src(v), dst, label=tensor_label(v), color=colour, fontcolor=colour)
+
+    def fused(self, op: Op) -> None:
+        expr = op.attrs["expr"]
+        with self.c.subgraph(name=f"cluster_op{op.id}") as k:
+            members = op.attrs.get("members") or ()
+            k.attr(label=f"FusedKernel.{op.id}" + (f" ({len(members)} ops)" if members else ""), style="filled,rounded",
+                   fillcolor="#eef0ff", color="#6666cc", fontsize="10")
+            for j, n in enumerate(expr.nodes):
+                prim = getattr(n.prim, "value", n.prim)
+                head = f"input {n.attr}" if prim == "input" else f"{n.attr!r}" if prim == "const" else prim
+                k.node(f"op{op.id}_n{j}", label=f"{head}\n{n.dtype.name}", shape="plaintext", fontsize="8",
+                       height="0.2", margin="0.02")
+                for a in n.args:
+                    k.edge(f"op{op.id}_n{a}", f"op{op.id}_n{j}", arrowsize="0.4", color="#6666cc")
+        for i, v in enumerate(op.inputs):
+            entries = [j for j, n in enumerate(expr.nodes) if getattr(n.prim, "value", n.prim) == "input" and n.attr == i]
+            self.edge(v, f"op{op.id}_n{entries[0] if entries else 0}")
+
+
+def to_dot(ir: Ir, graphs: list[Graph] | None = None, expand_fused: bool = True, legend: bool = False) -> Any:
+    """A graphviz.Digraph of `graphs` (default: every graph of the Ir, main graph first)."""
     import graphviz
 
-    graphs = list(ir.graphs.values()) if graphs is None else graphs
-    dot = graphviz.Digraph("ir", graph_attr={"compound": "true", "rankdir": "TB", "fontname": "Helvetica"},
+    graphs = list(ir.graphs.values()) if graphs is None else list(graphs)
+    dot = graphviz.Digraph("ir", graph_attr={"compound": "true", "rankdir": "TB", "fontname": "Helvetica",
+                                             "nodesep": "0.3", "ranksep": "0.4"},
                            node_attr={"fontname": "Helvetica", "fontsize": "10"},
                            edge_attr={"fontname": "Helvetica", "fontsize": "8"})
-    anchors: dict[str, str] = {}
-    for gi, g in enumerate(graphs):
-        gname = g.id or "main"
-        with dot.subgraph(name=f"cluster_g{gi}") as c:
-            c.attr(label=f"Graph : {gname}", style="rounded", color="gray40")
-            anchor = f"g{gi}_anchor"
-            c.node(anchor, label="", shape="point", style="invis")
-            anchors[g.id] = anchor
-            colours: dict[int, str] = {}
-            shared = {}
-            for v in g.all_values():
-                shared.setdefault(v.storage, set()).add(v.id)
-            for s, ids in shared.items():
-                if len(ids) > 1:
-                    colours[s] = PALETTE[len(colours) % len(PALETTE)]
-
-            def src(v: Any) -> str:
-                return f"op{v.producer.id}" if v.producer is not None and v.producer.graph is g else f"v{v.id}"
-
-            for i, v in enumerate(g.inputs):
-                name = g.input_names.get(v.id, v.name)
-                by_ref = i in g.by_ref
-                c.node(f"v{v.id}", label=f"{name}\n{_tensor_label(v)}" + ("\n(by ref)" if by_ref else ""),
-                       shape="doubleoctagon" if by_ref else "ellipse", color=colours.get(v.storage, "black"))
-            for v in g.values.values():
-                if v.kind in ("variable", "constant"):
-                    c.node(f"v{v.id}", label=f"{v.name}\n{_tensor_label(v)}",
-                           shape="box3d" if v.kind == "variable" else "note", color=colours.get(v.storage, "black"))
-            for op in g.ops:
-                nid = f"op{op.id}"
-                if op.kind == "FusedKernel":
-                    with c.subgraph(name=f"cluster_op{op.id}") as k:
-                        k.attr(label=f"FusedKernel.{op.id}", style="filled", fillcolor="#f3f3ff", color="#6666cc")
-                        k.node(nid, label=f"FusedKernel.{op.id}", shape="box", style="bold")
-                        expr = op.attrs["expr"]
-                        for j, n in enumerate(expr.nodes):
-                            extra = f" {n.attr}" if n.attr is not None else ""
-                            k.node(f"op{op.id}_n{j}", label=f"{n.prim.value}{extra}\n{n.dtype.name}",
-                                   shape="plaintext", fontsize="8")
-                            for a in n.args:
-                                k.edge(f"op{op.id}_n{a}", f"op{op.id}_n{j}", arrowsize="0.4")
-                        for o in expr.outputs:
-                            k.edge(f"op{op.id}_n{o}", nid, style="dotted", arrowsize="0.4")
-                else:
-                    label = f"{op.kind}.{op.id}" + (f"\n({op.called.id})" if op.called is not None else "")
-                    c.node(nid, label=label, shape="box", style="rounded")
-                for i, v in enumerate(op.inputs):
-                    c.edge(src(v), nid, label=_tensor_label(v), color=colours.get(v.storage, "black"))
-                for i in op.modifies:
-                    nv = op.new_version(i)
-                    c.node(f"v{nv.id}", label=f"{nv.name} v{nv.version}\n{_tensor_label(nv)}", shape="ellipse",
-                           style="dashed", color=colours.get(nv.storage, "red"))
-                    c.edge(nid, f"v{nv.id}", label="writes in place", color="red", penwidth="2")
-                    for user in g.users(nv):
-                        c.edge(f"v{nv.id}", f"op{user.id}", color=colours.get(nv.storage, "black"))
-            for a, b in g.constraints:
-                c.edge(f"op{a.id}", f"op{b.id}", style="dashed", color="gray50", constraint="false",
-                       label="in_sequence", fontcolor="gray50")
-            for v in g.outputs:
-                c.node(f"out{gi}_{v.id}", label=f"output\n{_tensor_label(v)}", shape="ellipse", style="dotted")
-                c.edge(src(v), f"out{gi}_{v.id}")
+    drawn = {g.id: k for k, g in enumerate(graphs)}
+    for k, g in enumerate(graphs):
+        with dot.subgraph(name=f"cluster_g{k}") as c:
+            c.attr(label=f"Graph : {g.id or 'main'}", style="rounded", color="gray40", fontsize="12")
+            c.node(f"g{k}_anchor", label="", shape="point", style="invis")
+            _Drawer(c, g, expand_fused).draw()
     for g in graphs:
         for op in g.ops:
-            if op.called is not None and op.called.id in anchors:
-                target = [x.id for x in graphs].index(op.called.id)
-                dot.edge(f"op{op.id}", anchors[op.called.id], lhead=f"cluster_g{target}", style="dotted",
-                         color="blue", label="calls")
+            if op.called is not None and op.called.id in drawn:
+                k = drawn[op.called.id]
+                dot.edge(f"op{op.id}", f"g{k}_anchor", lhead=f"cluster_g{k}", style="dotted", color="blue",
+                         fontcolor="blue", label="calls")
+    if legend:
+        dot.node("legend", label=LEGEND, shape="note", fontsize="8", color="gray60")
     return dot
 
 
 def graph_svg(ir: Ir, graphs: list[Graph] | None = None) -> str:
-    """SVG text (needs Graphviz's `dot` program)."""
+    """SVG text of the drawing (needs Graphviz's `dot` program: apt-get install graphviz)."""
     return to_dot(ir, graphs).pipe(format="svg").decode()
+
+
+def repr_svg(ir: Ir, graphs: list[Graph] | None = None) -> str | None:
+    """For Jupyter's `_repr_svg_`: None (so Jupyter shows the text repr) when Graphviz is not installed."""
+    try:
+        return graph_svg(ir, graphs)
+    except (ImportError, OSError):  # graphviz.ExecutableNotFound is a RuntimeError subclass too
+        return None
+    except RuntimeError as e:
+        if type(e).__name__ == "ExecutableNotFound":
+            return None
+        raise

@@ -150,8 +150,8 @@ class Graph:
     def __repr__(self) -> str:
         return f"<Graph {self.id!r}: {len(self.inputs)} inputs, {len(self.ops)} ops>"
 
-    def _repr_svg_(self) -> str:
+    def _repr_svg_(self) -> "str | None":
         """Jupyter shows a graph as its Graphviz drawing."""
-        from .dot import graph_svg
+        from .dot import repr_svg
 
-        return graph_svg(self.ir, [self])
+        return repr_svg(self.ir, [self])

@@ -116,8 +116,8 @@ class Ir:
 
         return load(path)
 
-    def _repr_svg_(self) -> str:
+    def _repr_svg_(self) -> "str | None":
         """Jupyter shows an Ir as its Graphviz drawing."""
-        from .dot import graph_svg
+        from .dot import repr_svg
 
-        return graph_svg(self)
+        return repr_svg(self)
