@@ -8,8 +8,8 @@ numpy `reference` and have lowering rules in each backend.
 """
 from __future__ import annotations
 
-import inspect
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,10 +68,12 @@ def get(kind: str) -> OpDef:
 def user_source() -> str | None:
     """file:line of the first stack frame outside this project's library code."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # compiler/
-    for fr in inspect.stack()[2:]:
-        f = os.path.abspath(fr.filename)
+    fr = sys._getframe(2)  # (inspect.stack() reads every frame's source: most of the build time)
+    while fr is not None:
+        f = os.path.abspath(fr.f_code.co_filename)
         if not f.startswith(here) and "importlib" not in f:
-            return f"{fr.filename}:{fr.lineno}"
+            return f"{fr.f_code.co_filename}:{fr.f_lineno}"
+        fr = fr.f_back
     return None
 
 
