@@ -33,10 +33,11 @@ def _scale(bound: float) -> int:
     return int(np.ceil(np.log2(bound))) if bound > 1.0 else 0
 
 
-def _tensor_hyper(gen: "Generator", b: Builder, exact: bool, step_like: bool) -> int | None:
-    """A float scalar: |v| <= 1 for factors, a non-negative hyper for accumulate_mean_'s step."""
-    if step_like:
-        p = gen.pick(b, lambda e: e.kind == "hyper" and e.bound > 1.0)
+def _tensor_hyper(gen: "Generator", b: Builder, exact: bool, kind: str) -> int | None:
+    """A float scalar: "T" any |v| <= 1 (a factor), "B" a hyper-parameter variable in (0, 1) (a beta),
+    "S" a hyper-parameter variable > 1 (accumulate_mean_'s step)."""
+    if kind in ("S", "B"):
+        p = gen.pick(b, lambda e: e.kind == "hyper" and (e.bound > 1.0) == (kind == "S"))
     else:
         p = gen.pick(b, lambda e: e.t.shape == () and e.t.dtype.is_float and e.bound <= 1.0
                      and (e.exact or not exact))
@@ -61,7 +62,7 @@ def update_step(gen: "Generator", b: Builder) -> dict | bool:
     step: dict = {"op": "update", "fn": fn, "in": [i, j], "floats": {}, "tensors": []}
     for name, v in r.choice(FACTORS[fn]).items():
         if v in ("T", "S"):
-            k = _tensor_hyper(gen, b, t.exact, v == "S")
+            k = _tensor_hyper(gen, b, t.exact, v)
             if k is None:
                 return False
             step["tensors"].append(name)
@@ -78,7 +79,7 @@ def update_step(gen: "Generator", b: Builder) -> dict | bool:
     return gen._apply(b, step)
 
 
-ADAM_HYPERS = {"b1": [0.9, "T"], "b2": [0.999, 0.99], "lr": [0.01, 0.001, "T"], "wd": [0.0, 0.01, "T"]}
+ADAM_HYPERS = {"b1": [0.9, "B"], "b2": [0.999, 0.99], "lr": [0.01, 0.001, "B"], "wd": [0.0, 0.01, "T"]}
 
 
 def adam_step(gen: "Generator", b: Builder) -> dict | bool:
@@ -96,8 +97,8 @@ def adam_step(gen: "Generator", b: Builder) -> dict | bool:
                   "floats": {}, "tensors": []}
     for name, choices in ADAM_HYPERS.items():
         v = r.choice(choices)
-        if v == "T":
-            k = _tensor_hyper(gen, b, False, False)
+        if v in ("T", "B"):
+            k = _tensor_hyper(gen, b, False, v)
             if k is None:
                 return False
             step["tensors"].append(name)

@@ -21,7 +21,8 @@ from .steps import BINARY, DISCONTINUOUS, INT_BINARY, INT_UNARY, UNARY
 from .updates import NO_X, UPDATES
 
 FAMILIES = [
-    [(7,), (1,), ()],
+    [(37,), (1,), ()],
+    [(6, 17), (17,), (6, 1), ()],
     [(3, 5), (5,), (3, 1), (1, 5), ()],
     [(2, 3, 4), (3, 4), (4,), (2, 1, 4), (1, 3, 1), ()],
     [(64,), (1,), ()],
@@ -55,6 +56,7 @@ class Generator:
     def __init__(self, rng: random.Random, family: list[tuple], dtypes: list[str], inplace_values: bool) -> None:
         self.rng = rng
         self.inplace_values = inplace_values  # in-place updates of intermediates, not only of variables
+        self.nonfinite = False
         self.family = family
         self.dtypes = dtypes
         self.next_id = 0
@@ -82,7 +84,7 @@ class Generator:
         for value in (0.5, 0.875, 3.0):
             b.apply({"op": "var", "out": self.new_id(), "shape": [], "dtype": "float32", "exact": True,
                      "init": "value", "value": value, "role": "hyper"})
-        if r.random() < 0.5:
+        for _ in range(2 if self.nonfinite else r.random() < 0.5):
             self.step_load(b)
 
     def fill(self, b: Builder, n: int, kinds: tuple[str, ...] | None = None) -> None:
@@ -99,11 +101,18 @@ class Generator:
             kind = self.rng.choices(list(allowed), weights=list(allowed.values()))[0]
             step = getattr(self, f"step_{kind}")(b)
             if step is not False:
-                if b.main and isinstance(step, dict) and "out" in step and self.rng.random() < 0.4:
+                if b.main and isinstance(step, dict) and "out" in step and self.rng.random() < 0.5:
                     out = step["out"]
                     if isinstance(out, int) and out in b.env:
                         b.apply({"op": "observe", "in": [out], "how": self.rng.choice(["copy", "store"])})
                 return
+
+    def observe_most(self, b: Builder) -> None:
+        """Observe most values nothing observed yet (the rest stays dead code, for DCE)."""
+        seen = {s["in"][0] for s in b.log or [] if s["op"] == "observe"}
+        for i, e in list(b.env.items()):
+            if e.kind == "value" and i not in seen and self.rng.random() < 0.7:
+                b.apply({"op": "observe", "in": [i], "how": self.rng.choice(["copy", "store"])})
 
     def _apply(self, b: Builder, step: dict, fill: Any = None) -> dict | bool:
         return step if b.apply(step, fill) else False
@@ -157,7 +166,7 @@ class Generator:
     def step_cast(self, b: Builder) -> dict | bool:
         to = self.rng.choice(self.dtypes)
         p = self.pick(b, lambda e: e.t.dtype.name in self.dtypes and e.t.dtype.name != to
-                      and (e.exact or to != "int32"))
+                      and (to != "int32" or (e.exact and not (self.nonfinite and e.t.dtype.is_float))))
         if p is None:
             return False
         i, e = p
@@ -269,23 +278,28 @@ class Generator:
         return call_step(self, b)
 
 
-def random_program(seed: int, size: int | None = None, big: float = 0.0, inplace_values: bool = False) -> dict:
+def random_program(seed: int, size: int | None = None, big: float = 0.0, inplace_values: bool = False,
+                   nonfinite: bool = False) -> dict:
     """A random valid program (a recipe for `build`). `big` is the chance of a multi-threaded size;
-    `inplace_values` lets in-place updates and by-reference calls target intermediates too."""
+    `inplace_values` lets in-place updates and by-reference calls target intermediates too;
+    `nonfinite` feeds NaN and Inf through host streams (and then never casts floats to int, which
+    is undefined for them)."""
     rng = random.Random(seed)
     family = rng.choice(BIG) if rng.random() < big else rng.choice(FAMILIES)
     dtypes = ["float32"] + rng.sample(DTYPES[1:], rng.randint(0, 3))
-    prog = new_program(seed, nht=rng.choice([1, 1, 1, 2]))
+    prog = new_program(seed, nht=rng.choice([1, 1, 1, 2]), nonfinite=nonfinite)
     gen = Generator(rng, family, dtypes, inplace_values)
+    gen.nonfinite = nonfinite
     import compiler.popxl as popxl
 
     # while generating only "exact or not" matters; build() works out the real tolerance from the steps
-    ctx = Context(popxl.Ir(), seed, max(tolerance(d) for d in dtypes))
+    ctx = Context(popxl.Ir(), seed, nonfinite, var_tol=max(tolerance(d) for d in dtypes))
     ctx.ir.num_host_transfers = prog["nht"]
     with ctx.ir.main_graph:
         b = Builder(ctx, {}, 0, log=prog["steps"])
         gen.header(b)
         gen.fill(b, size if size is not None else rng.randint(4, 20))
+        gen.observe_most(b)
     return prog
 
 

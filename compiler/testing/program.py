@@ -63,6 +63,7 @@ class Context:
 
     ir: Any
     seed: int
+    nonfinite: bool = False  # inputs carry NaN and +-Inf
     var_tol: float = 0.0  # tolerance of variables that inexact updates may reach (any float dtype used)
     graphs: dict[int, GraphInfo] = field(default_factory=dict)
     tol: dict[str, float] = field(default_factory=dict)  # variable / d2h stream name -> tolerance
@@ -113,7 +114,7 @@ def build(program: dict) -> Context:
         raise ValueError(f"not a fuzz program of format {FORMAT!r} version {VERSION}")
     ir = popxl.Ir()
     ir.num_host_transfers = int(program.get("nht", 1))
-    ctx = Context(ir, int(program["seed"]), var_tol(program["steps"]))
+    ctx = Context(ir, int(program["seed"]), bool(program.get("nonfinite")), var_tol(program["steps"]))
     with ir.main_graph:
         b = Builder(ctx, {})
         for step in program["steps"]:
@@ -135,7 +136,8 @@ def var_tol(steps: list[dict]) -> float:
 
 
 def inputs(ctx: Context, run: int) -> dict[Any, np.ndarray]:
-    """Host-to-device data for one run: small values, deterministic in (seed, stream, run)."""
+    """Host-to-device data for one run: small values (and, for `nonfinite` programs, about one in ten
+    float elements NaN, +Inf or -Inf), deterministic in (seed, stream, run)."""
     nht = ctx.ir.num_host_transfers
     out = {}
     for name, h in sorted(ctx.loads.items()):
@@ -143,12 +145,14 @@ def inputs(ctx: Context, run: int) -> dict[Any, np.ndarray]:
         shape = ((nht,) if nht > 1 else ()) + tuple(h.shape)
         dt = as_dtype(h.dtype).numpy
         a = rng.integers(-5, 6, shape) if np.dtype(dt).kind in "iu" else rng.uniform(-1, 1, shape)
+        if ctx.nonfinite and np.dtype(dt).kind == "f":
+            a = np.where(rng.random(shape) < 0.1, rng.choice([np.nan, np.inf, -np.inf], shape), a)
         out[h] = np.asarray(a).astype(dt)
     return out
 
 
-def new_program(seed: int, nht: int = 1) -> dict:
-    return {"format": FORMAT, "version": VERSION, "seed": seed, "nht": nht, "steps": []}
+def new_program(seed: int, nht: int = 1, nonfinite: bool = False) -> dict:
+    return {"format": FORMAT, "version": VERSION, "seed": seed, "nht": nht, "nonfinite": nonfinite, "steps": []}
 
 
 def count_steps(steps: list[dict]) -> int:

@@ -1,54 +1,60 @@
-"""A bounded differential-fuzzing run: random programs, compiled vs the reference interpreter."""
+"""Bounded differential fuzzing: random programs (compiler/testing) on every configuration against the
+reference interpreter. Longer campaigns: `python -m tools.fuzz --programs N --seed S`."""
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from passes.pipeline import LEVELS
-from tools.fuzz import check
-from tools.progen import generate
+from compiler.testing import random_program
+from compiler.testing.differential import Config, check, default_pipeline
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.mark.parametrize("block", range(8))
-def test_random_programs_compiled_match_reference(block):
-    for seed in range(block * 40, block * 40 + 40):
-        assert check(seed) is None, f"seed {seed}"
+BLOCKS, PER_BLOCK = 8, 20  # 160 small programs on the default pipeline, compiled and interpreted
 
 
-@pytest.mark.parametrize("skip", LEVELS[2])
-def test_random_programs_with_each_pass_off(skip):
-    for seed in range(1000, 1012):
-        assert check(seed, skips=[(skip,)]) is None, f"seed {seed}"
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> str:
+    """A fresh compile cache: every program really compiles (identical optimised graphs still hit)."""
+    return str(tmp_path_factory.mktemp("fuzz-cache"))
 
 
-def test_generator_is_deterministic():
-    from compiler.ir import print_schedule
-
-    a, b = generate(7), generate(7)
-    assert [print_schedule(g) for g in a.graphs.values()] == [print_schedule(g) for g in b.graphs.values()]
+def small(seed: int, **kw) -> dict:
+    return random_program(seed, size=2 + seed % 9, **kw)
 
 
-def test_cli_reports_and_saves_reproducers(tmp_path, monkeypatch):
-    r = subprocess.run([sys.executable, "-m", "tools.fuzz", "--programs", "3", "--seed", "5", "--out", str(tmp_path)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "3 programs x 1 configurations" in r.stdout and "0 mismatches" in r.stdout
+def _assert_clean(findings: list, seed: int) -> None:
+    assert not findings, f"seed {seed}: " + "\n".join(map(str, findings)) + (
+        f"\nreproduce and shrink: python -m tools.fuzz --programs 1 --seed {seed} --size {2 + seed % 9}")
 
 
-def test_failures_are_shrunk_and_saved(tmp_path, monkeypatch):
-    import tools.fuzz as fz
+@pytest.mark.parametrize("block", range(BLOCKS))
+def test_default_pipeline_matches_reference(block, cache_dir):
+    """Passes (on the interpreter) and native code (with passes) agree with the reference."""
+    for seed in range(block * PER_BLOCK, (block + 1) * PER_BLOCK):
+        _assert_clean(check(small(seed), [Config("interpreter", 2), Config("cpu", 2)], cache_dir), seed)
 
-    def fake_check(seed, n_ops=None, skips=None):  # "fails" once the program has 3 ops or more
-        return None if n_ops is not None and n_ops < 3 else "injected mismatch"
 
-    monkeypatch.setattr(fz, "check", fake_check)
-    assert fz.main(["--programs", "1", "--seed", "4", "--out", str(tmp_path)]) == 1
-    assert "generate(4, 3)" in (tmp_path / "fail_4.py").read_text()
-    from compiler.ir import Ir
+def test_native_code_without_passes(cache_dir):
+    for seed in range(500, 512):
+        _assert_clean(check(small(seed), [Config("cpu", 0)], cache_dir), seed)
 
-    assert Ir.load(tmp_path / "fail_4.json").graphs
+
+@pytest.mark.parametrize("name", default_pipeline())
+def test_each_pass_switched_off(name, cache_dir):
+    for seed in range(600, 606):
+        _assert_clean(check(small(seed), [Config("cpu", 2, (name,))], cache_dir), seed)
+
+
+def test_nan_and_inf_inputs_propagate_like_numpy(cache_dir):
+    for seed in range(700, 720):
+        _assert_clean(check(small(seed, nonfinite=True), [Config("cpu", 2)], cache_dir), seed)
+
+
+def test_sizes_above_the_threading_threshold(cache_dir):
+    for seed in range(800, 802):
+        _assert_clean(check(random_program(seed, size=5, big=1.0), [Config("cpu", 2)], cache_dir), seed)
+
+
+@pytest.mark.xfail(strict=True, reason="fuse_elementwise asserts on an in-place update of an intermediate "
+                   "(issue 9 report); when this passes, drop the xfail and fuzz with inplace_values on")
+def test_inplace_updates_of_intermediates(cache_dir):
+    for seed in range(900, 910):
+        _assert_clean(check(small(seed, inplace_values=True), [Config("cpu", 2)], cache_dir), seed)
