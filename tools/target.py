@@ -45,10 +45,12 @@ def load_target(target: str) -> Ir:
     folder = str(path.resolve().parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(f"_target_{path.stem}", path)
+    name = f"_target_{path.stem}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise TargetError(f"{target}: cannot be imported as a Python module")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses and pickling look their module up there
     spec.loader.exec_module(mod)
     build = getattr(mod, func, None)
     if not callable(build):

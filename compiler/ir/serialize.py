@@ -23,6 +23,7 @@ Loading a malformed or newer file raises IRFormatError naming the file, line and
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -120,7 +121,9 @@ def save(ir: Ir, path: str | Path, data: Literal["inline", "npz"] = "inline") ->
     doc = to_json(ir, by_ref if data == "npz" else (lambda key, a: encode_array(a)))
     if arrays:
         np.savez(path.with_suffix(".npz"), **arrays)
-    path.write_text(dumps(doc))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dumps(doc))
+    os.replace(tmp, path)  # a reader never sees half a file
     return path
 
 
@@ -171,11 +174,15 @@ class _Loader:
         ir.graphs.clear()
         for k, s in enumerate(field(doc, "streams", (), list)):
             at = ("streams", k)
+            only_keys(s, {"name", "shape", "dtype", "direction"}, at)
+            name, direction = field(s, "name", at, str), field(s, "direction", at, str)
+            if direction not in ("h2d", "d2h"):
+                raise FormatError(at + ("direction",), f'direction is "h2d" or "d2h", got {direction!r}')
+            dtype = decode_dtype(field(s, "dtype", at), at + ("dtype",))
             try:
-                ir.streams[s["name"]] = Stream(s["name"], TensorSpec(s["shape"], decode_dtype(s["dtype"], at)),
-                                               s["direction"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise FormatError(at, f"malformed stream ({type(e).__name__}: {e})") from None
+                ir.streams[name] = Stream(name, TensorSpec(field(s, "shape", at, list), dtype), direction)
+            except (TypeError, ValueError) as e:
+                raise FormatError(at + ("shape",), str(e)) from None
         gdocs = field(doc, "graphs", (), list)
         for k, gd in enumerate(gdocs):
             gid = field(gd, "id", ("graphs", k), str)
@@ -213,9 +220,10 @@ class _Loader:
             only_keys(vd, _VALUE_KEYS, w)
             if any(vid in h.values for h in ir.graphs.values()):
                 raise FormatError(w + ("id",), f"value id {vid} is defined twice")
+            dtype = decode_dtype(field(vd, "dtype", w), w + ("dtype",))
+            shape, meta_shape = field(vd, "shape", w, list), field(vd, "meta_shape", w, list, [])
             try:
-                spec = TensorSpec(field(vd, "shape", w, list), decode_dtype(field(vd, "dtype", w), w + ("dtype",)),
-                                  field(vd, "meta_shape", w, list, []))
+                spec = TensorSpec(shape, dtype, meta_shape)
             except (TypeError, ValueError) as e:
                 raise FormatError(w + ("shape",), str(e)) from None
             kind = field(vd, "kind", w, str)
