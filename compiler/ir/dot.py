@@ -72,12 +72,12 @@ class _Drawer:
         for i, v in enumerate(g.inputs):
             name = g.input_names.get(v.id, v.name)
             if i in g.by_ref:
-                self.value_node(v, f"{name}\n{tensor_label(v)}\n(by ref)", shape="doubleoctagon")
+                self.value_node(v, f"{name}\\n{tensor_label(v)}\\n(by ref)", shape="doubleoctagon")
             else:
-                self.value_node(v, f"{name}\n{tensor_label(v)}", shape="ellipse")
+                self.value_node(v, f"{name}\\n{tensor_label(v)}", shape="ellipse")
         for v in g.values.values():
             if v.kind in ("variable", "constant"):
-                self.value_node(v, f"{v.name}\n{tensor_label(v)}", shape="box3d" if v.kind == "variable" else "note")
+                self.value_node(v, f"{v.name}\\n{tensor_label(v)}", shape="box3d" if v.kind == "variable" else "note")
         for op in g.ops:
             self.op(op)
         for a, b in g.constraints:
@@ -85,20 +85,20 @@ class _Drawer:
             extra = {k: v for k, v in (("ltail", ca), ("lhead", cb)) if v}
             c.edge(na, nb, style="dashed", color="gray55", constraint="false", arrowsize="0.6", **extra)
         for k, v in enumerate(g.outputs):
-            c.node(f"out_{g.id}_{k}", label=f"output {k}\n{tensor_label(v)}", shape="ellipse", style="dotted")
+            c.node(f"out_{g.id}_{k}", label=f"output {k}\\n{tensor_label(v)}", shape="ellipse", style="dotted")
             c.edge(self.src(v), f"out_{g.id}_{k}", color=self.colour.get(v.storage, "black"))
 
     def op(self, op: Op) -> None:
         if self.expanded(op):
             self.fused(op)
         else:
-            label = f"{op.kind}.{op.id}" + (f"\n{op.called.id}" if op.called is not None else "")
+            label = f"{op.kind}.{op.id}" + (f"\\n{op.called.id}" if op.called is not None else "")
             self.c.node(f"op{op.id}", label=label, shape="box", style="rounded,filled", fillcolor="#f4f4f4")
             for v in op.inputs:
                 self.edge(v, f"op{op.id}")
         for i in op.modifies:
             nv = op.new_version(i)
-            self.value_node(nv, f"{nv.name} v{nv.version}\n{tensor_label(nv)}", shape="ellipse", style="dashed")
+            self.value_node(nv, f"{nv.name} v{nv.version}\\n{tensor_label(nv)}", shape="ellipse", style="dashed")
             self.c.edge(self.holder(nv), f"v{nv.id}", label="in place", color=WRITE, fontcolor=WRITE, penwidth="2.5")
 
     def edge(self, v: Value, dst: str) -> None:
@@ -114,7 +114,7 @@ class _Drawer:
             for j, n in enumerate(expr.nodes):
                 prim = getattr(n.prim, "value", n.prim)
                 head = f"input {n.attr}" if prim == "input" else f"{n.attr!r}" if prim == "const" else prim
-                k.node(f"op{op.id}_n{j}", label=f"{head}\n{n.dtype.name}", shape="plaintext", fontsize="8",
+                k.node(f"op{op.id}_n{j}", label=f"{head}\\n{n.dtype.name}", shape="plaintext", fontsize="8",
                        height="0.2", margin="0.02")
                 for a in n.args:
                     k.edge(f"op{op.id}_n{a}", f"op{op.id}_n{j}", arrowsize="0.4", color="#6666cc")
