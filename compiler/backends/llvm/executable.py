@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import threading
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -108,6 +109,7 @@ class LLVMExecutable:
             raise RuntimeError("compiled object has no entry point; clear the compile cache and retry")
         self._run = _RUN(addr)
         self._ws = aligned_empty(max(self.layout.ws_size, 64))
+        self._lock = threading.Lock()
         nv = len(self.layout.var_ids)
         self._vars = (ctypes.c_void_p * max(nv, 1))()
         self._h2d = (ctypes.c_void_p * max(len(self.layout.h2d), 1))()
@@ -143,6 +145,11 @@ class LLVMExecutable:
 
     def run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
             ) -> dict[str, np.ndarray]:
+        with self._lock:  # one run at a time: the workspace and pointer tables belong to the executable
+            return self._run_unlocked(variables, streams, iterations)
+
+    def _run_unlocked(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
+                       ) -> dict[str, np.ndarray]:
         if iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {iterations}")
         for k, (vid, shape, dtype, name) in enumerate(self._checks):
