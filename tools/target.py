@@ -79,14 +79,18 @@ def after_passes(ir: Ir, after: str | None = None, level: int | None = None) -> 
         raise TargetError(f"the pass pipeline (passes.pipeline) is not available in this checkout ({e}); "
                           "leave out --after/--pipeline/--diff to see the IR as built") from None
     work = clone(ir)
-    if after is not None:
-        if after not in pass_names():
-            raise TargetError(f"unknown pass {after!r}; --after takes one of: {', '.join(pass_names())}")
-        run_pipeline(work, level=max(LEVELS), stop_after=after)
-    elif level is not None:
-        if level not in LEVELS:
-            raise TargetError(f"unknown pipeline level {level}; levels: {', '.join(map(str, sorted(LEVELS)))}")
-        run_pipeline(work, level=level)
+    if after is not None and after not in pass_names():
+        raise TargetError(f"unknown pass {after!r}; --after takes one of: {', '.join(pass_names())}")
+    if after is None and level is not None and level not in LEVELS:
+        raise TargetError(f"unknown pipeline level {level}; levels: {', '.join(map(str, sorted(LEVELS)))}")
+    try:
+        if after is not None:
+            run_pipeline(work, level=max(LEVELS), stop_after=after)
+        elif level is not None:
+            run_pipeline(work, level=level)
+    except ImportError as e:
+        raise TargetError(f"a pass of the pipeline cannot be imported ({e}); this checkout's passes/ is incomplete: "
+                          "leave out --after/--pipeline/--diff to see the IR as built") from None
     return work
 
 
