@@ -63,7 +63,7 @@ class Net(addons.Module):
 def optimiser_step(variables, grads: Dict[popxl.Tensor, popxl.Tensor], optimiser: addons.Module,
                    learning_rate: float = 1e-3):
     """One Adam graph per variable (GraphCache shares the graphs of same-shaped variables)."""
-    for name, var in variables.named_tensors.items():
+    for _name, var in variables.named_tensors.items():
         opt_facts, opt_graph = optimiser.create_graph(var, var.spec, lr=learning_rate, weight_decay=0.0,
                                                       bias_correction=False)
         state = opt_facts.init()

@@ -1,11 +1,11 @@
 """A popxl.addons-compatible API on this compiler's IR."""
 from . import ops
-from .autodiff import autodiff
+from .autodiff import autodiff, autodiff_with_accumulation
 from .dot_tree import DotTree, NamedTensors
 from .graph import BoundGraph, GraphWithNamedArgs
 from .graph_cache import GraphCache
 from .module import Module
 from .variable_factory import NamedVariableFactories, VariableFactory
 
-__all__ = ["ops", "autodiff", "DotTree", "NamedTensors", "BoundGraph", "GraphWithNamedArgs", "GraphCache", "Module",
-           "NamedVariableFactories", "VariableFactory"]
+__all__ = ["ops", "autodiff", "autodiff_with_accumulation", "DotTree", "NamedTensors", "BoundGraph",
+           "GraphWithNamedArgs", "GraphCache", "Module", "NamedVariableFactories", "VariableFactory"]

@@ -4,23 +4,38 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from compiler.ir import DType, TensorSpec
+from compiler.ir import DType, Op, TensorSpec
 
 from .primitives import COMPARE, Expr, Prim
 from .registry import OpDef, OpError, register
 from .rules import broadcast_shapes, float_only, same_dtype
 
 Dec = Callable[[Expr, int], int]
+# Gradient rules: (ctx, op, [dy]) -> [dx per input]; ctx is compiler.autodiff.GradContext (fwd, mul, ...).
+Grad = Callable[[Any, Op, list[Any]], list[Any]]
 
 
-def _unary(kind: str, formula: str, body: Dec, floats: bool = True) -> None:
+def _unary(kind: str, formula: str, body: Dec, floats: bool = True, grad: Grad | None = None) -> None:
     def infer(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
         if floats:
             float_only(kind, s, "x")
         return [s["x"]]
 
-    register(OpDef(kind=kind, formula=formula, infer=infer, elementwise=True,
+    register(OpDef(kind=kind, formula=formula, infer=infer, elementwise=True, grad=grad,
                    decompose=lambda e, n, s, a: [body(e, n["x"])]))
+
+
+def _x(c: Any, op: Op) -> Any:
+    return c.fwd(op.inputs[0])
+
+
+def _y(c: Any, op: Op) -> Any:
+    return c.fwd(op.outputs[0])
+
+
+def _via(kind: str, role: str, value: Callable[[Any, Op], Any]) -> Grad:
+    """dx = kind(dy, role=value): the rules whose derivative is its own elementwise op (GeluGrad, ...)."""
+    return lambda c, op, dys: [c.one(kind, {"dy": dys[0], role: value(c, op)})]
 
 
 def _gelu_tanh(e: Expr, x: int) -> int:
@@ -33,40 +48,84 @@ def _gelu_erf(e: Expr, x: int) -> int:
     return e.mul(e.mul(e.c(0.5, x), x), e.add(e.c(1.0, x), e.erf(e.mul(x, e.c(1.0 / math.sqrt(2.0), x)))))
 
 
-_unary("Neg", "out = -x", lambda e, x: e.neg(x), floats=False)
-_unary("Sqrt", "out = sqrt(x)", lambda e, x: e.sqrt(x))
-_unary("Exp", "out = exp(x)", lambda e, x: e.exp(x))
-_unary("Log", "out = log(x)", lambda e, x: e.log(x))
-_unary("Tanh", "out = tanh(x)", lambda e, x: e.tanh(x))
-_unary("Abs", "out = |x|", lambda e, x: e.abs(x), floats=False)
-_unary("Sign", "out = sign(x)", lambda e, x: e.unary(Prim.sign, x), floats=False)
-_unary("Floor", "out = floor(x)", lambda e, x: e.unary(Prim.floor, x))
-_unary("Relu", "out = max(x, 0)", lambda e, x: e.max(x, e.c(0, x)))
-_unary("Gelu", "out = 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))", _gelu_tanh)
-_unary("GeluErf", "out = 0.5x(1 + erf(x/sqrt(2)))", _gelu_erf)
-_unary("Sigmoid", "out = 1/(1+exp(-x))", lambda e, x: e.div(e.c(1.0, x), e.add(e.c(1.0, x), e.exp(e.neg(x)))))
-_unary("Reciprocal", "out = 1/x", lambda e, x: e.div(e.c(1.0, x), x))
-_unary("Square", "out = x*x", lambda e, x: e.mul(x, x), floats=False)
-_unary("Identity", "out = x", lambda e, x: x, floats=False)
+def _zero_grad(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+    return [None]  # piecewise constant: no gradient flows back
 
 
-def _binary(kind: str, formula: str, body: Callable[[Expr, int, int], int], out_bool: bool = False) -> None:
+_unary("Neg", "out = -x", lambda e, x: e.neg(x), floats=False, grad=lambda c, op, dys: [c.neg(dys[0])])
+_unary("Sqrt", "out = sqrt(x)", lambda e, x: e.sqrt(x),  # dx = dy / (2y)
+       grad=lambda c, op, dys: [c.div(dys[0], c.mul(_y(c, op), c.const(2.0, op.outputs[0].dtype)))])
+_unary("Exp", "out = exp(x)", lambda e, x: e.exp(x), grad=lambda c, op, dys: [c.mul(dys[0], _y(c, op))])
+_unary("Log", "out = log(x)", lambda e, x: e.log(x), grad=lambda c, op, dys: [c.div(dys[0], _x(c, op))])
+_unary("Tanh", "out = tanh(x)", lambda e, x: e.tanh(x), grad=_via("TanhGrad", "y", _y))
+_unary("Abs", "out = |x|", lambda e, x: e.abs(x), floats=False,
+       grad=lambda c, op, dys: [c.mul(dys[0], c.one("Sign", {"x": _x(c, op)}))])
+_unary("Sign", "out = sign(x)", lambda e, x: e.unary(Prim.sign, x), floats=False, grad=_zero_grad)
+_unary("Floor", "out = floor(x)", lambda e, x: e.unary(Prim.floor, x), grad=_zero_grad)
+_unary("Relu", "out = max(x, 0)", lambda e, x: e.max(x, e.c(0, x)), grad=_via("ReluGrad", "x", _x))
+_unary("Gelu", "out = 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))", _gelu_tanh, grad=_via("GeluGrad", "x", _x))
+_unary("GeluErf", "out = 0.5x(1 + erf(x/sqrt(2)))", _gelu_erf, grad=_via("GeluErfGrad", "x", _x))
+_unary("Sigmoid", "out = 1/(1+exp(-x))", lambda e, x: e.div(e.c(1.0, x), e.add(e.c(1.0, x), e.exp(e.neg(x)))),
+       grad=_via("SigmoidGrad", "y", _y))
+_unary("Reciprocal", "out = 1/x", lambda e, x: e.div(e.c(1.0, x), x),  # dx = -dy * y^2
+       grad=lambda c, op, dys: [c.neg(c.mul(dys[0], c.mul(_y(c, op), _y(c, op))))])
+_unary("Square", "out = x*x", lambda e, x: e.mul(x, x), floats=False,  # dx = dy * 2x
+       grad=lambda c, op, dys: [c.mul(dys[0], c.mul(_x(c, op), c.const(2.0, op.inputs[0].dtype)))])
+# attr detach=True (ops.detach): the value passes, its gradient does not
+_unary("Identity", "out = x", lambda e, x: x, floats=False,
+       grad=lambda c, op, dys: [None if op.attrs.get("detach") else dys[0]])
+
+
+def _binary(kind: str, formula: str, body: Callable[[Expr, int, int], int], out_bool: bool = False,
+            grad: Grad | None = None) -> None:
     def infer(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
         dt = same_dtype(kind, s, "a", "b")
         shape = broadcast_shapes(kind, s["a"].shape, s["b"].shape)
         return [TensorSpec(shape, DType.bool if out_bool else dt)]
 
-    register(OpDef(kind=kind, formula=formula, infer=infer, elementwise=True,
+    register(OpDef(kind=kind, formula=formula, infer=infer, elementwise=True, grad=grad,
                    decompose=lambda e, n, s, a: [body(e, n["a"], n["b"])]))
 
 
-_binary("Add", "out = a + b", lambda e, a, b: e.add(a, b))
-_binary("Sub", "out = a - b", lambda e, a, b: e.sub(a, b))
-_binary("Mul", "out = a * b", lambda e, a, b: e.mul(a, b))
-_binary("Div", "out = a / b", lambda e, a, b: e.div(a, b))
-_binary("Pow", "out = a ** b", lambda e, a, b: e.pow(a, b))
-_binary("Max", "out = max(a, b)", lambda e, a, b: e.max(a, b))
-_binary("Min", "out = min(a, b)", lambda e, a, b: e.min(a, b))
+def _per_input(*fns: Callable[[Any, Op, Any], Any]) -> Grad:
+    """One gradient per input, each `fn(ctx, op, dy)` at the output's (broadcast) shape, then summed back
+    to that input's shape; inputs whose gradient nobody needs are skipped."""
+    def rule(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+        return [c.reduce_to(fn(c, op, dys[0]), v.shape) if fn is not None and c.needs(v) else None
+                for fn, v in zip(fns, op.inputs)]
+    return rule
+
+
+def _in(i: int) -> Callable[[Any, Op], Any]:
+    return lambda c, op: c.fwd(op.inputs[i])
+
+
+def _pick(cmp: str, i: int) -> Callable[[Any, Op, Any], Any]:
+    """dy where `a cmp b` holds (i = 0) or fails (i = 1), else 0: Max/Min split ties to a."""
+    def fn(c: Any, op: Op, dy: Any) -> Any:
+        cond = c.one(cmp, {"a": _in(0)(c, op), "b": _in(1)(c, op)})
+        zero = c.const(0.0, dy.dtype)
+        return c.where(cond, dy, zero) if i == 0 else c.where(cond, zero, dy)
+    return fn
+
+
+_binary("Add", "out = a + b", lambda e, a, b: e.add(a, b), grad=_per_input(lambda c, op, dy: dy, lambda c, op, dy: dy))
+_binary("Sub", "out = a - b", lambda e, a, b: e.sub(a, b),
+        grad=_per_input(lambda c, op, dy: dy, lambda c, op, dy: c.neg(dy)))
+_binary("Mul", "out = a * b", lambda e, a, b: e.mul(a, b),
+        grad=_per_input(lambda c, op, dy: c.mul(dy, _in(1)(c, op)), lambda c, op, dy: c.mul(dy, _in(0)(c, op))))
+_binary("Div", "out = a / b", lambda e, a, b: e.div(a, b),  # da = dy / b, db = -dy * a / b^2
+        grad=_per_input(lambda c, op, dy: c.div(dy, _in(1)(c, op)),
+                        lambda c, op, dy: c.neg(c.div(c.mul(dy, _in(0)(c, op)), c.mul(_in(1)(c, op), _in(1)(c, op))))))
+_binary("Pow", "out = a ** b", lambda e, a, b: e.pow(a, b),  # da = dy * b * a^(b-1), db = dy * out * log(a)
+        grad=_per_input(
+            lambda c, op, dy: c.mul(dy, c.mul(_in(1)(c, op), c.one("Pow", {"a": _in(0)(c, op), "b": c.sub(
+                _in(1)(c, op), c.const(1.0, dy.dtype))}))),
+            lambda c, op, dy: c.mul(dy, c.mul(c.fwd(op.outputs[0]), c.one("Log", {"x": _in(0)(c, op)})))))
+_binary("Max", "out = max(a, b)", lambda e, a, b: e.max(a, b),
+        grad=_per_input(_pick("GreaterOrEqual", 0), _pick("GreaterOrEqual", 1)))
+_binary("Min", "out = min(a, b)", lambda e, a, b: e.min(a, b),
+        grad=_per_input(_pick("LessOrEqual", 0), _pick("LessOrEqual", 1)))
 for _k, _p in (("Less", Prim.lt), ("LessOrEqual", Prim.le), ("Greater", Prim.gt),
                ("GreaterOrEqual", Prim.ge), ("Equal", Prim.eq), ("NotEqual", Prim.ne)):
     assert _p in COMPARE
@@ -77,7 +136,12 @@ def _infer_cast(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]
     return [TensorSpec(s["x"].shape, a["to"])]
 
 
-register(OpDef(kind="Cast", formula="out = (to) x", infer=_infer_cast, elementwise=True,
+def _cast_grad(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+    x = op.inputs[0]
+    return [c.one("Cast", {"x": dys[0]}, {"to": x.dtype}) if x.dtype.is_float else None]
+
+
+register(OpDef(kind="Cast", formula="out = (to) x", infer=_infer_cast, elementwise=True, grad=_cast_grad,
                decompose=lambda e, n, s, a: [e.cast(n["x"], a["to"])]))
 
 
@@ -88,7 +152,15 @@ def _infer_where(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec
     return [TensorSpec(broadcast_shapes("Where", s["cond"].shape, s["a"].shape, s["b"].shape), dt)]
 
 
+def _where_branch(i: int) -> Callable[[Any, Op, Any], Any]:
+    def fn(c: Any, op: Op, dy: Any) -> Any:
+        cond, zero = c.fwd(op.inputs[0]), c.const(0.0, dy.dtype)
+        return c.where(cond, dy, zero) if i == 1 else c.where(cond, zero, dy)
+    return fn
+
+
 register(OpDef(kind="Where", formula="out = cond ? a : b", infer=_infer_where, elementwise=True,
+               grad=_per_input(None, _where_branch(1), _where_branch(2)),  # type: ignore[arg-type]
                decompose=lambda e, n, s, a: [e.select(n["cond"], n["a"], n["b"])]))
 
 
@@ -96,7 +168,16 @@ def _infer_clip(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]
     return [s["x"]]
 
 
+def _clip_grad(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+    """dx = dy where min <= x <= max, else 0."""
+    x, dy = _x(c, op), dys[0]
+    zero = c.const(0.0, dy.dtype)
+    inside = c.where(c.one("Less", {"a": x, "b": c.const(op.attrs["min"], x.dtype)}), zero, dy)
+    return [c.where(c.one("Greater", {"a": x, "b": c.const(op.attrs["max"], x.dtype)}), zero, inside)]
+
+
 register(OpDef(kind="Clip", formula="out = min(max(x, lo), hi)", infer=_infer_clip, elementwise=True,
+               grad=_clip_grad,
                decompose=lambda e, n, s, a: [e.min(e.max(n["x"], e.c(a["min"], n["x"])), e.c(a["max"], n["x"]))]))
 
 
@@ -141,4 +222,6 @@ def _infer_fma(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
 
 
 register(OpDef(kind="Fma", formula="out = a*b + c, rounded once", infer=_infer_fma, elementwise=True,
+               grad=_per_input(lambda c, op, dy: c.mul(dy, _in(1)(c, op)), lambda c, op, dy: c.mul(dy, _in(0)(c, op)),
+                               lambda c, op, dy: dy),
                decompose=lambda e, n, s, a: [e.fma(n["a"], n["b"], n["c"])]))

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir import DType, Op, TensorSpec
+from compiler.ir import Op, TensorSpec
 
 from .registry import OpDef, OpError, register
 from .rules import same_dtype
@@ -51,7 +51,31 @@ def _ref_matmul(x: A, a: D, op: Op) -> list[np.ndarray]:
     return [np.matmul(l, r)]
 
 
-register(OpDef(kind="MatMul", formula="out = op(a) @ op(b), op = transpose of the last two dims when asked", infer=_infer_matmul, reference=_ref_matmul))
+def _grad_matmul(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+    """C = A'B' with A' = op(A), B' = op(B): dA' = dY B'^T, dB' = A'^T dY, as MatMuls with transpose flags
+    (no transpose copies), undoing op() on the way back; batch dims broadcast back by summing."""
+    (dy,) = dys
+    a, b = op.inputs
+    if len(a.shape) < 2 or len(b.shape) < 2:
+        raise NotImplementedError("the MatMul gradient needs operands of rank >= 2; reshape vectors to (1, n) or "
+                                  "(n, 1) matrices before the matmul")
+    ta, tb = bool(op.attrs.get("transpose_a")), bool(op.attrs.get("transpose_b"))
+    da = db = None
+    if c.needs(a):
+        fb = c.fwd(b)
+        da = (c.one("MatMul", {"a": dy, "b": fb}, {"transpose_b": not tb}) if not ta else
+              c.one("MatMul", {"a": fb, "b": dy}, {"transpose_a": tb, "transpose_b": True}))
+        da = c.reduce_to(da, a.shape)
+    if c.needs(b):
+        fa = c.fwd(a)
+        db = (c.one("MatMul", {"a": fa, "b": dy}, {"transpose_a": not ta}) if not tb else
+              c.one("MatMul", {"a": dy, "b": fa}, {"transpose_a": True, "transpose_b": ta}))
+        db = c.reduce_to(db, b.shape)
+    return [da, db]
+
+
+register(OpDef(kind="MatMul", formula="out = op(a) @ op(b), op = transpose of the last two dims when asked",
+               infer=_infer_matmul, reference=_ref_matmul, grad=_grad_matmul))
 
 
 # --------------------------------------------------------------- reductions
@@ -66,6 +90,31 @@ def norm_axes(kind: str, rank: int, axes: Any) -> tuple[int, ...]:
             raise OpError(f"{kind}: axis {ax} is out of range for rank {rank}")
         out.append(ax % rank if rank else 0)
     return tuple(sorted(set(out)))
+
+
+def _expand(c: Any, op: Op, dy: Any) -> Any:
+    """The gradient of a reduction's output broadcast back to the input's shape."""
+    x = op.inputs[0]
+    axes = norm_axes(op.kind, len(x.shape), op.attrs.get("axes"))
+    if not op.attrs.get("keepdims", False):
+        dy = c.one("Reshape", {"x": dy}, {"shape": tuple(1 if i in axes else d for i, d in enumerate(x.shape))})
+    return c.broadcast_to(dy, x.shape)
+
+
+def _grad_reduce(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+    """sum: dx = dy; mean: dy / n; sum of squares: 2x dy; max/min: dy where x equals the result (as PopART,
+    every tied element gets the whole gradient)."""
+    g = _expand(c, op, dys[0])
+    x = op.inputs[0]
+    if op.kind == "ReduceMean":
+        n = prod(x.shape[a] for a in norm_axes(op.kind, len(x.shape), op.attrs.get("axes")))
+        return [c.mul(g, c.const(1.0 / max(n, 1), g.dtype))]
+    if op.kind == "ReduceSumSquare":
+        return [c.mul(g, c.mul(c.fwd(x), c.const(2.0, g.dtype)))]
+    if op.kind in ("ReduceMax", "ReduceMin"):
+        hit = c.one("Equal", {"a": c.fwd(x), "b": _expand(c, op, c.fwd(op.outputs[0]))})
+        return [c.where(hit, g, c.const(0.0, g.dtype))]
+    return [g]
 
 
 def _reduce(kind: str, fn: Any, formula: str) -> None:
@@ -84,7 +133,7 @@ def _reduce(kind: str, fn: Any, formula: str) -> None:
         r = fn(acc, axis=axes, keepdims=bool(a.get("keepdims", False)))
         return [np.asarray(r).astype(v.dtype)]
 
-    register(OpDef(kind=kind, formula=formula, infer=infer, reference=ref))
+    register(OpDef(kind=kind, formula=formula, infer=infer, reference=ref, grad=_grad_reduce))
 
 
 _reduce("ReduceSum", np.sum, "out = sum(x, axes)")
@@ -112,7 +161,8 @@ def _infer_reshape(s: S, a: D) -> list[TensorSpec]:
 
 
 register(OpDef(kind="Reshape", formula="out = reshape(x, shape)", infer=_infer_reshape,
-               reference=lambda x, a, op: [x["x"].reshape(op.outputs[0].shape).copy()]))
+               reference=lambda x, a, op: [x["x"].reshape(op.outputs[0].shape).copy()],
+               grad=lambda c, op, dys: [c.one("Reshape", {"x": dys[0]}, {"shape": op.inputs[0].shape})]))
 
 
 def _perm(s: S, a: D) -> tuple[int, ...]:
@@ -128,7 +178,12 @@ def _infer_transpose(s: S, a: D) -> list[TensorSpec]:
     return [TensorSpec(tuple(s["x"].shape[i] for i in p), s["x"].dtype)]
 
 
-register(OpDef(kind="Transpose", formula="out = transpose(x, perm)", infer=_infer_transpose,
+def _grad_transpose(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+    p = _perm({"x": op.inputs[0].spec}, op.attrs)
+    return [c.one("Transpose", {"x": dys[0]}, {"perm": tuple(p.index(i) for i in range(len(p)))})]
+
+
+register(OpDef(kind="Transpose", formula="out = transpose(x, perm)", infer=_infer_transpose, grad=_grad_transpose,
                reference=lambda x, a, op: [np.array(np.transpose(x["x"], _perm({"x": op.inputs[0].spec}, a)), order="C")]))
 
 
@@ -145,7 +200,15 @@ def softmax_ref(v: np.ndarray, axis: int) -> np.ndarray:
     return (ex / np.sum(ex, axis=axis, keepdims=True)).astype(v.dtype)
 
 
-register(OpDef(kind="Softmax", formula="out = exp(x - max) / sum(exp(x - max)) along axis",
+def _grad_softmax(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+    """dx = y * (dy - sum(dy * y, axis))."""
+    (dy,) = dys
+    y = c.fwd(op.outputs[0])
+    s = c.one("ReduceSum", {"x": c.mul(dy, y)}, {"axes": (op.attrs.get("axis", -1),), "keepdims": True})
+    return [c.mul(y, c.sub(dy, s))]
+
+
+register(OpDef(kind="Softmax", formula="out = exp(x - max) / sum(exp(x - max)) along axis", grad=_grad_softmax,
                infer=_infer_softmax, reference=lambda x, a, op: [softmax_ref(x["x"], a.get("axis", -1))]))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir import DType, TensorSpec
+from compiler.ir import DType, Op, TensorSpec
 
 from .primitives import Expr, Prim
 from .registry import OpDef, OpError, register
@@ -185,9 +185,32 @@ def _decompose_scaled_add(e: Expr, n: dict[str, int], s: dict[str, TensorSpec], 
     return [e.add(x, y)]
 
 
+def _grad_scaled_add(c: Any, op: Op, dys: list[Any]) -> list[Any]:
+    """dX = a*dy, dY = +-b*dy (cast to Y's dtype); Tensor scales get no gradient."""
+    (dy,) = dys
+    ins = dict(zip(op.roles, op.inputs))
+
+    def scale(k: str) -> Any:
+        if k in ins:
+            f = c.fwd(ins[k])
+            return f if f.dtype == dy.dtype else c.one("Cast", {"x": f}, {"to": dy.dtype})
+        return c.const(float(op.attrs.get(k, 1.0)), dy.dtype)
+
+    out: list[Any] = []
+    for r, v in zip(op.roles, op.inputs):
+        if r not in ("X", "Y") or not c.needs(v):
+            out.append(None)
+            continue
+        g = c.mul(dy, scale("a" if r == "X" else "b"))
+        if r == "Y" and op.attrs.get("negate_b"):
+            g = c.neg(g)
+        out.append(g if g.dtype == v.dtype else c.one("Cast", {"x": g}, {"to": v.dtype}))
+    return out
+
+
 register(OpDef(
     kind="ScaledAdd", formula="out = a*X + b*Y",
-    infer=_infer_scaled_add, decompose=_decompose_scaled_add, elementwise=True,
+    infer=_infer_scaled_add, decompose=_decompose_scaled_add, elementwise=True, grad=_grad_scaled_add,
 ))
 register(OpDef(
     kind="ScaledAddLhsInplace", formula="X <- a*X + b*Y, in place on X",

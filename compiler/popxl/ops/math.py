@@ -45,7 +45,6 @@ gelu = _un("Gelu", "gelu")
 geluerf = _un("GeluErf", "geluerf")
 sigmoid = _un("Sigmoid", "sigmoid")
 identity = _un("Identity", "identity")
-detach = _un("Identity", "detach")
 
 add = _bin("Add", "add")
 sub = _bin("Sub", "sub")
@@ -57,6 +56,11 @@ minimum = _bin("Min", "minimum")
 greater = _bin("Greater", "greater")
 less = _bin("Less", "less")
 equal = _bin("Equal", "equal")
+
+
+def detach(t: Tensor) -> Tensor:
+    """out = t, and autodiff passes no gradient back through it."""
+    return out(emit_op("Identity", {"x": t}, {"detach": True}, name="detach", out_names=["detach_out"]))
 
 
 def add_(lhs: Tensor, rhs: Any) -> Tensor:

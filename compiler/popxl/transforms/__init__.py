@@ -1,4 +1,4 @@
 """popxl.transforms: graph transforms (autodiff)."""
-from .autodiff import ExpectedConnection, GradGraphInfo, autodiff
+from .autodiff import ExpectedConnection, ExpectedConnectionType, GradGraphInfo, autodiff
 
-__all__ = ["ExpectedConnection", "GradGraphInfo", "autodiff"]
+__all__ = ["ExpectedConnection", "ExpectedConnectionType", "GradGraphInfo", "autodiff"]
