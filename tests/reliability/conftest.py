@@ -17,14 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 DRIVER = r'''
-import json, sys, traceback
+import builtins, json, sys
 CASES = json.loads(sys.stdin.read())
 def report(name, status, exc="", msg=""):
     print("@@" + json.dumps({"case": name, "status": status, "exc": exc, "msg": msg}), flush=True)
 for name, code in CASES:
     print("@@" + json.dumps({"case": name, "status": "started"}), flush=True)
     try:
-        exec(compile(code, f"<case {name}>", "exec"), dict(globals()))
+        exec(builtins.compile(code, f"<case {name}>", "exec"), dict(globals()))
     except BaseException as e:
         report(name, "raised", type(e).__name__, str(e))
     else:
