@@ -1,0 +1,97 @@
+"""NlllWithSoftmaxGradDirect: loss = -mean(log(p[label] + 1e-7)); dx = (p - onehot(label)) * loss_grad / N.
+
+Lowered as the reference computes it, in float32: a one-hot encoding of the labels (popops::encodeOneHot),
+p[label] as the row sum of p * onehot (exact: one non-zero product per row), the per-sample loss, its sum
+(popops::reduce) and the gradient map. Ignored labels count for nothing in the mean and get no gradient.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ir import DType, Op
+
+from .ops import _new, rule
+from .scope import Scope, cstr, dims
+from .types import const_expr, float_literal, poplar_type
+
+
+@rule("NlllWithSoftmaxGradDirect")
+def _nll(s: Scope, op: Op) -> None:
+    probs, labels = op.input("probs"), op.input("labels")
+    assert probs is not None and labels is not None
+    loss_v, dx_v = op.outputs
+    c = probs.shape[-1]
+    n = probs.spec.nelms // c
+    red = op.attrs.get("reduction", "mean")
+    ignore = op.attrs.get("ignore_index")
+    dt, ldt = poplar_type(probs.dtype, probs.name), labels.dtype
+    tag = s.fresh(f"nll{op.id}")
+    dbg = cstr(op.label)
+    P, L = f"{s.tensor(probs)}.reshape({dims([n, c])})", f"{s.tensor(labels)}.reshape({dims([n])})"
+
+    def st(text: str) -> None:
+        s.stmt(text)
+
+    if ignore is not None:  # ignored rows use label 0 for the encoding and are masked out below
+        ig = const_expr(int(ignore), ldt)
+        st(f"Tensor {tag}_labels = popops::map(graph, pe::Select({const_expr(0, ldt)}, pe::_1, "
+           f"pe::Equal(pe::_1, {ig})), {{{L}}}, seq, {dbg});")
+        st(f"Tensor {tag}_keep = popops::map(graph, pe::Cast(pe::NotEqual(pe::_1, {ig}), FLOAT), {{{L}}}, seq, "
+           f"{dbg});")
+        L = f"{tag}_labels"
+    st(f"Tensor {tag}_onehot = addLinear(graph, FLOAT, {dims([n, c])}, {cstr(f'{op.label}/onehot')});")
+    st(f"popops::encodeOneHot(graph, {L}, {tag}_onehot, seq, {dbg});")
+    st(f"Tensor {tag}_p = popops::map(graph, pe::Cast(pe::_1, FLOAT), {{{P}}}, seq, {dbg});")
+    st(f"Tensor {tag}_hit = popops::map(graph, pe::Mul(pe::_1, pe::_2), {{{tag}_p, {tag}_onehot}}, seq, {dbg});")
+    st(f"Tensor {tag}_picked = popops::reduce(graph, {tag}_hit, FLOAT, {{1}}, popops::Operation::ADD, seq, {dbg});")
+    per = "pe::Neg(pe::Log(pe::Add(pe::_1, pe::Const(1e-07f))))"
+    if ignore is not None:
+        st(f"Tensor {tag}_per = popops::map(graph, pe::Mul({per}, pe::_2), {{{tag}_picked, {tag}_keep}}, seq, "
+           f"{dbg});")
+    else:
+        st(f"Tensor {tag}_per = popops::map(graph, {per}, {{{tag}_picked}}, seq, {dbg});")
+
+    # the divisor of the mean and of the gradient: N, the number of kept labels, or 1
+    if red == "mean" and ignore is not None:
+        st(f"Tensor {tag}_count = popops::reduce(graph, {tag}_keep, FLOAT, {{0}}, popops::Operation::ADD, seq, "
+           f"{dbg});")
+        st(f"popops::mapInPlace(graph, pe::Max(pe::_1, pe::Const(1.0f)), {{{tag}_count}}, seq, {dbg});")
+    divisor = float(n) if red == "mean" and ignore is None else 1.0
+
+    if red == "none":
+        _new(s, loss_v, f"popops::map(graph, pe::Cast(pe::_1, {dt}), {{{tag}_per}}, seq, {dbg})"
+             f".reshape({dims(loss_v.shape)})", op)
+    else:
+        st(f"Tensor {tag}_total = popops::reduce(graph, {tag}_per, FLOAT, {{0}}, popops::Operation::ADD, seq, "
+           f"{dbg});")
+        if red == "mean" and ignore is not None:
+            _new(s, loss_v, f"popops::map(graph, pe::Cast(pe::Divide(pe::_1, pe::_2), {dt}), "
+                 f"{{{tag}_total, {tag}_count}}, seq, {dbg})", op)
+        else:
+            _new(s, loss_v, f"popops::map(graph, pe::Cast(pe::Divide(pe::_1, pe::Const({float_literal(divisor)})), "
+                 f"{dt}), {{{tag}_total}}, seq, {dbg})", op)
+
+    # dx = (p - onehot) * coefficient [* keep], coefficient = loss_grad / divisor
+    lg = op.input("loss_grad")
+    ts = [f"{tag}_p", f"{tag}_onehot"]
+    if lg is not None:
+        ts.append(s.tensor(lg) if lg.shape == () else f"{s.tensor(lg)}.reshape({{}})")
+        g = "pe::_3" if lg.dtype == DType.float32 else "pe::Cast(pe::_3, FLOAT)"
+        if red == "mean" and ignore is not None:
+            ts.append(f"{tag}_count")
+            coef = f"pe::Divide({g}, pe::_4)"
+        else:
+            coef = f"pe::Divide({g}, pe::Const({float_literal(divisor)}))"
+    else:
+        scale = float(op.attrs.get("loss_grad", 1.0))
+        if red == "mean" and ignore is not None:
+            ts.append(f"{tag}_count")
+            coef = f"pe::Divide(pe::Const({float_literal(scale)}), pe::_3)"
+        else:
+            coef = f"pe::Const({float_literal(float(np.float32(scale / divisor)))})"
+    grad = f"pe::Mul(pe::Sub(pe::_1, pe::_2), {coef})"
+    if ignore is not None:
+        ts.append(f"{tag}_keep.reshape({dims([n, 1])})")
+        grad = f"pe::Mul({grad}, pe::_{len(ts)})"
+    _new(s, dx_v, f"popops::map(graph, pe::Cast({grad}, {dt}), {{{', '.join(ts)}}}, seq, {dbg})"
+         f".reshape({dims(dx_v.shape)})", op)
