@@ -1,43 +1,59 @@
-"""Checkpoints: every variable (weights, optimizer state, step counters) in one .npz file.
+"""Checkpoints: every variable of a program (weights, optimizer state, step counters) in one file.
 
-Format: a numpy .npz archive with one array per variable, keyed by the variable's name, plus
-`__manifest__`, a JSON string: {"format": "optgraph-checkpoint", "version": 1, "variables":
-[{"name", "shape", "dtype"}...]}. bfloat16 arrays are stored as their uint16 bit patterns.
-Writes are atomic: a temporary file in the same folder is written, flushed and fsynced, then renamed
-over the target and the folder fsynced, so a crash leaves either the old or the new checkpoint.
+Format (version 1): a numpy `.npz` archive (a zip of `.npy` files, readable with `np.load`) with one
+array per variable, keyed by the variable's name, plus `__manifest__`, a 0-d string array holding
+JSON:
+
+    {"format": "optgraph-checkpoint", "version": 1,
+     "variables": [{"name": "w", "shape": [4, 8], "dtype": "float32"}, ...]}
+
+bfloat16 arrays are stored as their uint16 bit patterns (the manifest keeps the real dtype).
+
+Writes are atomic: the archive is streamed into a temporary file in the target's folder, flushed
+and fsynced, renamed over the target (atomic on POSIX), and the folder is fsynced, so a crash at
+any point leaves either the previous checkpoint or the new one, never a mixture. A writer killed
+mid-save may leave `<name>.<random>.tmp` beside the target; it is never read and safe to delete.
+
+`load` checks the file against what the program expects (names, shapes, dtypes) and reports every
+mismatch at once before returning anything.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 FORMAT, VERSION = "optgraph-checkpoint", 1
+MANIFEST = "__manifest__"
 
 
 class CheckpointError(ValueError):
-    pass
+    """A checkpoint that cannot be read or does not fit the program; the message says which and why."""
+
+
+def _npz_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
 
 
 def save(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_suffix(path.suffix + ".npz")
+    """Write `arrays` {variable name: array} atomically to `path` (".npz" is appended if missing)."""
+    path = _npz_path(path)
+    if MANIFEST in arrays:
+        raise CheckpointError(f"a variable may not be called {MANIFEST!r}")
     manifest = {"format": FORMAT, "version": VERSION,
                 "variables": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays.items()]}
-    payload = {n: (a.view(np.uint16) if str(a.dtype) == "bfloat16" else a) for n, a in arrays.items()}
-    payload["__manifest__"] = np.asarray(json.dumps(manifest))
-    buf = io.BytesIO()
-    np.savez(buf, **payload)
+    payload = {n: (a.view(np.uint16) if str(a.dtype) == "bfloat16" else np.asarray(a)) for n, a in arrays.items()}
+    payload[MANIFEST] = np.asarray(json.dumps(manifest))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getbuffer())
+            np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -49,39 +65,67 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
         raise
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(dfd)
+        os.fsync(dfd)  # make the rename itself durable
     finally:
         os.close(dfd)
     return path
 
 
-def load(path: str | os.PathLike, expected: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:
-    """Arrays by name, checked against `expected` {name: (shape, dtype)}; every mismatch is reported."""
+def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """(manifest, arrays by name) of a checkpoint file, with the manifest checked against the arrays."""
     path = Path(path)
+    if not path.exists() and _npz_path(path).exists():
+        path = _npz_path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            manifest = json.loads(str(z["__manifest__"]))
-            data = {k: z[k] for k in z.files if k != "__manifest__"}
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
-    if manifest.get("format") != FORMAT or manifest.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path}: unknown checkpoint format {manifest.get('format')!r} "
-                              f"version {manifest.get('version')!r}")
-    problems = []
+            if MANIFEST not in z.files:
+                raise CheckpointError(f"{path}: not an optgraph checkpoint (no {MANIFEST})")
+            manifest = json.loads(str(z[MANIFEST]))
+            data = {k: z[k] for k in z.files if k != MANIFEST}
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an optgraph checkpoint (manifest format {manifest!r:.80})")
+    if not isinstance(manifest.get("version"), int) or not 1 <= manifest["version"] <= VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {manifest.get('version')!r} is not one this "
+                              f"compiler reads (1..{VERSION})")
     out = {}
+    for entry in manifest.get("variables", []):
+        name, dtype = entry.get("name"), entry.get("dtype")
+        if name not in data:
+            raise CheckpointError(f"{path}: the manifest lists {name!r} but the archive has no such array")
+        a = data[name]
+        if dtype == "bfloat16":
+            import ml_dtypes
+
+            a = a.view(ml_dtypes.bfloat16)
+        if str(a.dtype) != dtype or list(a.shape) != entry.get("shape"):
+            raise CheckpointError(f"{path}: {name!r} is {a.dtype}{a.shape} but the manifest says "
+                                  f"{dtype}{tuple(entry.get('shape') or ())}: the file is damaged")
+        out[name] = a
+    extra = sorted(set(data) - set(out))
+    if extra:
+        raise CheckpointError(f"{path}: arrays {extra} are not in the manifest: the file is damaged")
+    return manifest, out
+
+
+def load(path: str | os.PathLike, expected: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:
+    """Arrays by name, checked against `expected` {name: (shape, dtype)}; every mismatch is reported."""
+    _, data = read(path)
+    problems = []
     for name, (shape, dtype) in expected.items():
         if name not in data:
-            problems.append(f"missing variable {name!r}")
+            problems.append(f"missing variable {name!r} ({np.dtype(dtype)}{tuple(shape)})")
             continue
         a = data[name]
-        if np.dtype(dtype).name == "bfloat16":
-            a = a.view(dtype)
         if a.shape != tuple(shape) or a.dtype != dtype:
-            problems.append(f"{name!r}: checkpoint has {a.dtype}{a.shape}, the program needs {np.dtype(dtype)}{tuple(shape)}")
-        out[name] = a
+            problems.append(f"{name!r}: checkpoint has {a.dtype}{a.shape}, the program needs "
+                            f"{np.dtype(dtype)}{tuple(shape)}")
     extra = sorted(set(data) - set(expected))
     if extra:
         problems.append(f"variables the program does not have: {extra}")
     if problems:
         raise CheckpointError(f"{path} does not match this program:\n  " + "\n  ".join(problems))
-    return out
+    return {name: data[name] for name in expected}

@@ -3,8 +3,6 @@ exact where it must be, injected bugs are caught, failures shrink and save as re
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from compiler.ir import print_schedule
 from compiler.testing import build, count_steps, random_program
-from compiler.testing.differential import REFERENCE, Config, check, compare, run
+from compiler.testing.differential import REFERENCE, compare, run
 from compiler.testing.exactness import op_is_exact
 from compiler.testing.shrink import shrink
 from compiler.testing.updates import UPDATES
