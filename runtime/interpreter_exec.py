@@ -1,6 +1,7 @@
 """Runs an optimised Ir with the numpy reference interpreter."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ class InterpreterExecutable:
     def __init__(self, ir: Ir, options: Any) -> None:
         self.ir = ir
         self.options = options
+        self._lock = threading.Lock()  # one run at a time: runs update the caller's variables in place
 
     def _observer(self):
         if not getattr(self.options, "check_finite", False):
@@ -34,7 +36,8 @@ class InterpreterExecutable:
             ) -> dict[str, np.ndarray]:
         io = StreamIO(streams)
         obs = self._observer()
-        for it in range(iterations):
-            io.iteration = it
-            run_graph(self.ir, self.ir.main, [], variables, io, obs)
+        with self._lock:
+            for it in range(iterations):
+                io.iteration = it
+                run_graph(self.ir, self.ir.main, [], variables, io, obs)
         return {k: np.stack(v) for k, v in io.outputs.items()}
