@@ -1,38 +1,50 @@
 """Common-subexpression elimination.
 
-before -> after: two pure ops of the same kind, attributes and inputs (same SSA values) ->
+before -> after: two pure ops of the same kind, roles, attributes and inputs (the same SSA values) ->
 the first one; readers of the second read the first's results.
+Only when no result of either op is later written in place: an in-place writer of one copy must not
+see readers of the other.
 """
 from __future__ import annotations
 
-from compiler.ir import Graph, Ir
+from compiler.ir import Graph, Ir, Op
 from compiler.ir.hashing import canon
 from compiler.ops import get
 
+from .alias_analysis import AliasInfo
 from .registry import register
+from .rewrite import drop_ops, retarget
+
+NEVER = ("Init", "HostLoad", "HostStore", "Call", "MultiKernel")
+
+
+def _key(op: Op) -> tuple:
+    attrs = canon({k: v for k, v in op.attrs.items() if k not in ("kernel_listing", "members")})
+    return op.kind, op.roles, tuple(v.id for v in op.inputs), attrs
 
 
 def cse_graph(g: Graph) -> bool:
-    seen: dict[tuple, object] = {}
-    changed = False
-    for op in list(g.ops):
-        if not get(op.kind).pure or op.modifies or op.called is not None or op.kind in ("Init", "HostLoad"):
+    info = AliasInfo(g)
+    seen: dict[tuple, Op] = {}
+    dead: list[Op] = []
+    for op in g.ops:
+        if op.kind in NEVER or op.modifies or op.called is not None or not get(op.kind).pure:
             continue
-        key = (op.kind, op.roles, tuple(v.id for v in op.inputs),
-               canon({k: v for k, v in op.attrs.items() if k != "kernel_listing"}))
-        first = seen.get(key)
-        if first is None:
-            seen[key] = op
+        if any(info.is_written(v.storage) for v in op.results):
             continue
-        for old, new in zip(op.results, first.results):  # type: ignore[attr-defined]
-            g.replace_all_uses(old, new)
-        g.erase(op)
-        changed = True
-    return changed
+        first = seen.setdefault(_key(op), op)
+        if first is op:
+            continue
+        for old, new in zip(op.results, first.results):
+            retarget(g, old, new)
+        dead.append(op)
+    drop_ops(g, dead)
+    return bool(dead)
 
 
 @register("cse")
 def run(ir: Ir) -> bool:
+    """Merge pure ops computing the same thing from the same values."""
     changed = False
     for g in ir.graphs.values():
         changed |= cse_graph(g)

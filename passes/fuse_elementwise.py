@@ -1,174 +1,232 @@
-"""Vertical elementwise fusion.
+"""Vertical elementwise fusion: DAGs of elementwise ops over one iteration shape become one loop.
 
-before -> after: a run of consecutive elementwise ops (in schedule order) over one iteration
-shape, plus ops on single-element tensors (hyper-parameters, the Adam step) ->
-one FusedKernel whose primitive expression is the members' decompositions chained together.
-It reads each external tensor once and writes, per storage, only the newest version, and only
-the intermediates someone outside the kernel reads.
+before -> after: connected elementwise ops (data producer/consumer, in_sequence neighbours, or readers of a
+common tensor), including the composite var-update ops and ops on single-element tensors (hyper-parameters,
+Adam's step) -> one FusedKernel (compiler/ops/fused.py) whose expression chains the members' primitive
+decompositions. It reads every external tensor once and writes each storage once, its newest version;
+intermediates get no buffer unless an op outside the kernel reads them.
 
-Fusion is refused (and the reason recorded in graph.info["fusion_refusals"]) when a member's
-iteration shape differs, or when a storage written in the kernel is also read with another
-index pattern (a broadcast read of a tensor the loop overwrites would see updated elements).
+Fusion is refused, and the reason appended to graph.info["fusion_refusals"], when
+  - the iteration shapes differ (a (3, 4) loop cannot also run a (4,) one);
+  - a storage the loop writes is also read with another index pattern (broadcast) in the loop;
+  - a result does not cover the loop (an in-place write into a broadcast operand);
+  - an op outside the group (non-elementwise, e.g. a MatMul or a Call) depends on one member and feeds
+    another: the kernel would have to run both before and after it.
+Groups are formed greedily in schedule order; legality is checked on the graph of groups, so the
+result is always schedulable (see contraction.py). The kernel is created with Graph.make_op and explicit
+modifies/aliases; SSA versions of every storage stay contiguous (rewrite.retarget).
 """
 from __future__ import annotations
 
-from math import prod
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.ir import Graph, Ir, Op, TensorSpec, Value
+from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import expr_for, get
 from compiler.ops.fused import inline_expr
 from compiler.ops.primitives import Expr
 
+from .contraction import Contraction
 from .registry import register
+from .rewrite import drop_ops, retarget, substitute_ops
+from .schedule import dependency_graph, topological_order
 
 
-def _is_elementwise(op: Op) -> bool:
-    return get(op.kind).decompose is not None and op.called is None
+def is_fusible(op: Op) -> bool:
+    d = get(op.kind)
+    return d.decompose is not None and d.elementwise and op.called is None
 
 
-def _op_shape(op: Op) -> tuple[int, ...] | None:
-    """Iteration shape, or None for an op over single-element tensors only."""
+def iteration_shape(op: Op) -> tuple[int, ...] | None:
+    """The loop an op runs; None when every operand is a single element (it fits any loop)."""
     if op.kind == "FusedKernel":
         shape = tuple(op.attrs["shape"])
-        return None if prod(shape) == 1 else shape
+        return None if int(np.prod(shape)) == 1 else shape
     vals = list(op.inputs) + op.results
     if all(v.spec.nelms == 1 for v in vals):
         return None
     return tuple(np.broadcast_shapes(*(v.shape for v in vals)))
 
 
-class Group:
-    def __init__(self) -> None:
-        self.ops: list[Op] = []
-        self.shape: tuple[int, ...] | None = None
-        self.reads: dict[int, set[tuple[int, ...]]] = {}  # storage -> shapes read
-        self.writes: dict[int, tuple[int, ...]] = {}  # storage -> shape written
+@dataclass
+class Footprint:
+    """What a group of ops does to memory: its loop, and the shapes it reads / writes each storage with."""
 
-    def refusal(self, op: Op) -> str | None:
-        shape = _op_shape(op)
-        if shape is not None and self.shape is not None and shape != self.shape:
-            return f"iteration shape {shape} differs from the kernel's {self.shape}"
-        space = shape or self.shape
-        if space is not None:
-            for v in op.results:
-                if v.spec.nelms != 1 and v.shape != space:
-                    return f"result {v.name!r} {v.spec} does not cover {space}"
-        reads = {**{s: set(x) for s, x in self.reads.items()}}
-        writes = dict(self.writes)
+    shape: tuple[int, ...] | None
+    reads: dict[int, set[tuple[int, ...]]] = field(default_factory=dict)
+    writes: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    @staticmethod
+    def of(op: Op) -> "Footprint":
+        f = Footprint(iteration_shape(op))
         for v in op.inputs:
-            reads.setdefault(v.storage, set()).add(v.shape)
+            f.reads.setdefault(v.storage, set()).add(v.shape)
         for i in op.modifies:
-            writes[op.inputs[i].storage] = op.inputs[i].shape
-        for s, wshape in writes.items():
-            if prod(wshape) == 1:
+            f.writes[op.inputs[i].storage] = op.inputs[i].shape
+        return f
+
+    def union(self, o: "Footprint") -> "Footprint":
+        reads = {s: set(x) for s, x in self.reads.items()}
+        for s, x in o.reads.items():
+            reads.setdefault(s, set()).update(x)
+        return Footprint(self.shape or o.shape, reads, {**self.writes, **o.writes})
+
+
+def own_refusal(op: Op) -> str | None:
+    shape = iteration_shape(op)
+    for v in op.results:
+        if shape is not None and v.spec.nelms != 1 and v.shape != shape:
+            return f"its result {v.name!r} {v.shape} does not cover its loop {shape}"
+    return None
+
+
+def pair_refusal(a: Footprint, b: Footprint) -> str | None:
+    if a.shape is not None and b.shape is not None and a.shape != b.shape:
+        return f"iteration shape {b.shape} differs from the kernel's {a.shape}"
+    u = a.union(b)
+    for s, wshape in u.writes.items():
+        if int(np.prod(wshape)) == 1:
+            continue  # single elements are loaded before the loop and stored after it
+        for rshape in u.reads.get(s, ()):
+            if rshape != wshape or (u.shape is not None and rshape != u.shape):
+                return (f"a tensor written in place with shape {wshape} would also be read with shape {rshape} "
+                        "(broadcast) in the same loop")
+    return None
+
+
+def _label(ops: list[Op]) -> str:
+    names = [op.label for op in ops]
+    return "[" + ", ".join(names if len(names) <= 6 else names[:5] + [f"... {len(names) - 5} more"]) + "]"
+
+
+class Fuser:
+    def __init__(self, g: Graph) -> None:
+        self.g = g
+        self.deps = dependency_graph(g)
+        self.c = Contraction(self.deps)
+        self.pos = {op: k for k, op in enumerate(g.ops)}
+        self.foot: dict[Op, Footprint] = {}
+        self.refusals: list[str] = []
+
+    def _try(self, rep: Op, other: Op, op: Op, report: bool) -> Op:
+        why = pair_refusal(self.foot[other], self.foot[rep])
+        if why is None:
+            blocker = self.c.blocker([rep, other])
+            if blocker is not None:
+                why = f"{blocker.label} depends on one of them and feeds the other"
+        if why is not None:
+            if report:
+                members = sorted(self.c.members[other], key=self.pos.__getitem__)
+                self.refusals.append(f"{op.label} not fused with {_label(members)}: {why}")
+            return rep
+        foot = self.foot.pop(rep).union(self.foot.pop(other))
+        rep = self.c.merge([rep, other])
+        self.foot[rep] = foot
+        return rep
+
+    def groups(self) -> list[list[Op]]:
+        readers: dict[int, list[Op]] = {}
+        for op in self.g.ops:
+            if not is_fusible(op):
                 continue
-            for rshape in reads.get(s, ()):
-                if rshape != wshape:
-                    return f"a storage written with shape {wshape} is read with shape {rshape} in the same loop"
-        return None
+            why = own_refusal(op)
+            if why is not None:
+                self.refusals.append(f"{op.label} not fused: {why}")
+                continue
+            self.foot[op] = Footprint.of(op)
+            rep = op
+            producers = [v.producer for v in op.inputs
+                         if v.producer in self.pos and self.c.find(v.producer) in self.foot]
+            ordered = producers + sorted(self.deps.pred[op], key=self.pos.__getitem__)
+            ordered += [r for v in op.inputs for r in readers.get(v.id, [])]
+            tried: set[Op] = set()
+            for other in ordered:
+                o = self.c.find(other)
+                if o is rep or o not in self.foot or o in tried:
+                    continue
+                tried.add(o)
+                rep = self._try(rep, o, op, report=other in producers)
+            for v in op.inputs:
+                readers.setdefault(v.id, []).append(op)
+        return [sorted(m, key=self.pos.__getitem__) for m in self.c.groups() if len(m) > 1]
 
-    def add(self, op: Op) -> None:
-        self.ops.append(op)
-        self.shape = self.shape or _op_shape(op)
-        for v in op.inputs:
-            self.reads.setdefault(v.storage, set()).add(v.shape)
-        for i in op.modifies:
-            self.writes[op.inputs[i].storage] = op.inputs[i].shape
+
+def _members(op: Op) -> tuple[str, ...]:
+    return tuple(op.attrs["members"]) if op.kind == "FusedKernel" else (op.label,)
 
 
-def _build(g: Graph, members: list[Op], used_outside: set[int]) -> Op:
-    inside = {v.id for op in members for v in op.results}
+def build_kernel(g: Graph, members: list[Op]) -> tuple[Op, list[tuple[Value, Value]]]:
+    """The FusedKernel for `members` (in schedule order) and (old value, kernel result) pairs to retarget."""
+    mset = set(members)
+    outside = {v.id for v in g.outputs}
+    outside |= {v.id for op in g.ops if op not in mset for v in op.inputs}
     inputs: list[Value] = []
-    e = Expr()
-    node: dict[int, int] = {}
+    e, node = Expr(), {}
     for op in members:
         args = []
         for v in op.inputs:
             if v.id not in node:
-                if v.id in inside:
-                    raise AssertionError(f"{op.label} reads {v.name!r} before its producer in the group")
                 node[v.id] = e.input(len(inputs), v.dtype)
                 inputs.append(v)
             args.append(node[v.id])
-        outs = inline_expr(e, expr_for(op), args)
-        for v, n in zip(op.results, outs):
+        for v, n in zip(op.results, inline_expr(e, expr_for(op), args)):
             node[v.id] = n
+    source = {x.storage: i for i, x in enumerate(inputs)}
+    if len(source) != len(inputs):
+        raise AssertionError(f"fusion of {_label(members)} would read two versions of one storage")
     newest: dict[int, Value] = {}
     for op in members:
         for v in op.results:
-            if v.version > 0 and (v.storage not in newest or newest[v.storage].version < v.version):
+            if v.storage not in newest or newest[v.storage].version < v.version:
                 newest[v.storage] = v
     results = [v for op in members for v in op.results
-               if (v.version > 0 and newest[v.storage] is v) or (v.version == 0 and v.id in used_outside)]
+               if newest[v.storage] is v and (v.id in outside or (v.version > 0 and v.storage in source))]
+    for op in members:
+        for v in op.results:
+            if v.id in outside and newest[v.storage] is not v:
+                raise AssertionError(f"fusion of {_label(members)}: {v.name!r} is read outside but overwritten inside")
     e.outputs = [node[v.id] for v in results]
-    shape = next((tuple(s) for s in (_op_shape(op) for op in members) if s is not None), ())
-    modifies = tuple(sorted({i for i, x in enumerate(inputs) for r in results if r.version > 0 and r.storage == x.storage}))
-    aliases = {}
-    for j, r in enumerate(results):
-        if r.version > 0:
-            srcs = [i for i, x in enumerate(inputs) if x.storage == r.storage]
-            if not srcs:
-                raise AssertionError(f"fused result {r.name!r} updates a storage the kernel never reads")
-            aliases[j] = min(srcs, key=lambda i: inputs[i].version)
-    fused = Op(g.ir._next_op_id(), "FusedKernel", inputs, tuple(f"in{i}" for i in range(len(inputs))),
-               {"expr": e, "shape": shape, "out_specs": tuple((r.shape, r.dtype) for r in results),
-                "members": tuple(op.label for op in members), "kernel_listing": e.listing()},
-               g, "fused", modifies, aliases)
-    fused.outputs = results
-    for r in results:
-        r.producer = fused
-    return fused
+    aliases = {j: source[r.storage] for j, r in enumerate(results) if r.version > 0 and r.storage in source}
+    shape = next((s for s in map(iteration_shape, members) if s is not None), ())
+    kernel = g.make_op(
+        "FusedKernel", inputs, [r.spec for r in results], roles=tuple(f"in{i}" for i in range(len(inputs))),
+        attrs={"expr": e, "shape": shape, "out_specs": tuple((r.shape, r.dtype) for r in results),
+               "members": tuple(m for op in members for m in _members(op)), "kernel_listing": e.listing()},
+        modifies=tuple(sorted(aliases.values())), aliases=aliases, name="fused",
+        out_names=[r.name for r in results], append=False)
+    return kernel, list(zip(results, kernel.outputs))
 
 
 def fuse_graph(g: Graph) -> bool:
-    refusals: list[str] = g.info.setdefault("fusion_refusals", [])
-    used_by: dict[int, list[Op]] = {}
-    for op in g.ops:
-        for v in op.inputs:
-            used_by.setdefault(v.id, []).append(op)
-    outputs = {v.id for v in g.outputs}
-    groups: list[list[Op]] = []
-    cur = Group()
-    for op in g.ops:
-        if not _is_elementwise(op):
-            if len(cur.ops) > 1:
-                groups.append(cur.ops)
-            cur = Group()
-            continue
-        why = cur.refusal(op) if cur.ops else None
-        if why is not None:
-            refusals.append(f"{op.label} not fused with [{', '.join(o.label for o in cur.ops)}]: {why}")
-            if len(cur.ops) > 1:
-                groups.append(cur.ops)
-            cur = Group()
-        cur.add(op)
-    if len(cur.ops) > 1:
-        groups.append(cur.ops)
+    fuser = Fuser(g)
+    groups = fuser.groups()
+    g.info["fusion_refusals"] = fuser.refusals
     for members in groups:
-        mset = set(members)
-        used_outside = {v.id for op in members for v in op.results
-                        if v.id in outputs or any(u not in mset for u in used_by.get(v.id, []))}
-        fused = _build(g, members, used_outside)
-        at = g.ops.index(members[0])
-        g.ops[at:at + len(members)] = [fused]
-        g.constraints = [(fused if a in mset else a, fused if b in mset else b) for a, b in g.constraints]
-        g.constraints = [(a, b) for a, b in g.constraints if a is not b]
-        g.unordered_groups = [[fused if o in mset else o for o in grp] for grp in g.unordered_groups]
-        for op in members:
-            for v in op.results:
-                if v not in fused.outputs:
-                    g.values.pop(v.id, None)
+        kernel, pairs = build_kernel(g, members)
+        for old, new in pairs:
+            retarget(g, old, new)
+        g.ops.insert(g.ops.index(members[0]), kernel)
+        substitute_ops(g, members, [kernel])
+        drop_ops(g, members)
+    if groups:
+        g.ops = topological_order(g)
     return bool(groups)
+
+
+def format_refusals(ir: Ir) -> str:
+    """Every recorded fusion refusal, one per line, by graph."""
+    lines = []
+    for g in ir.graphs.values():
+        for r in g.info.get("fusion_refusals", []):
+            lines.append(f"{g.id or 'main'}: {r}")
+    return "\n".join(lines)
 
 
 @register("fuse_elementwise")
 def run(ir: Ir) -> bool:
+    """Fuse connected elementwise ops over one iteration shape into FusedKernel loops."""
     changed = False
     for g in ir.graphs.values():
         changed |= fuse_graph(g)
     return changed
-
-
-__all__ = ["run", "fuse_graph", "TensorSpec"]

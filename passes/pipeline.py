@@ -1,35 +1,50 @@
 """The pass pipelines, by level. This file holds the ordered lists and nothing else.
 
-level 0: nothing (run as built)
-level 1: clean-ups that keep every op: scheduling, Neg folding, constant folding, CSE, DCE
-level 2: + subgraph dedup, elementwise fusion, in-placing, memory planning (the Session default)
-level 3: level 2 (horizontal fusion would go here; not implemented)
+level 0  nothing: the program runs as built.
+level 1  clean-ups that keep the program's structure (calls, op kinds): schedule, Neg/ScaledAdd folding,
+         constant folding, CSE, DCE; then a memory plan for the temporaries.
+level 2  the default (Session): level 1 plus subgraph dedup and inlining of small elementwise graphs
+         before the clean-ups, then vertical elementwise fusion and in-placing before the memory plan.
+level 3  level 2 plus horizontal fusion: calls of same-bodied optimizer graphs on different parameters
+         become one MultiKernel launch (the LLVM backend must lower MultiKernel to use it).
+alias_analysis only annotates graph.info (every pass computes what it needs itself); run it by name.
 """
 from __future__ import annotations
 
 from compiler.ir import Ir
 
 from .manager import PassManager, PassRecord
+from .registry import PASSES, _load_all
 
 LEVELS: dict[int, list[str]] = {
     0: [],
-    1: ["schedule", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce"],
-    2: ["schedule", "dedup_subgraphs", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce",
+    1: ["schedule", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce", "memory_plan"],
+    2: ["schedule", "dedup_subgraphs", "inline", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce",
         "fuse_elementwise", "inplace", "memory_plan"],
-    3: ["schedule", "dedup_subgraphs", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce",
-        "fuse_elementwise", "inplace", "memory_plan"],
+    3: ["schedule", "dedup_subgraphs", "inline", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce",
+        "fuse_elementwise", "fuse_horizontal", "inplace", "memory_plan"],
 }
 
 
 def pipeline(level: int = 2, skip: tuple[str, ...] = ()) -> list[str]:
+    """The pass names run at `level`, without those in `skip` (which must be known pass names)."""
     if level not in LEVELS:
-        raise ValueError(f"pipeline level must be one of {sorted(LEVELS)}, got {level}")
+        raise ValueError(f"pipeline level must be one of {sorted(LEVELS)}, got {level!r}")
+    _load_all()
+    unknown = [p for p in skip if p not in PASSES]
+    if unknown:
+        raise ValueError(f"cannot skip unknown pass(es) {', '.join(map(repr, unknown))}; "
+                         f"known passes: {', '.join(sorted(PASSES))}")
     return [p for p in LEVELS[level] if p not in skip]
 
 
 def run_pipeline(ir: Ir, level: int = 2, skip: tuple[str, ...] = (), verify_each: bool = False,
                  stop_after: str | None = None) -> list[PassRecord]:
-    names = pipeline(level, skip)
+    """Run the level's passes on `ir` in place; returns one record (name, changed, seconds) per pass run.
+    stop_after: stop after that pass (it must be in the level's pipeline)."""
+    names = pipeline(level, tuple(skip))
     if stop_after is not None and stop_after not in names:
-        names = pipeline(3, skip)
+        raise ValueError(f"pass {stop_after!r} is not run at level {level}"
+                         f"{' with ' + ', '.join(skip) + ' skipped' if skip else ''}; "
+                         f"that pipeline is: {', '.join(names) or '(empty)'}")
     return PassManager(names, verify_each).run(ir, stop_after)

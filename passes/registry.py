@@ -8,6 +8,10 @@ from compiler.ir import Ir
 PassFn = Callable[[Ir], bool]
 PASSES: dict[str, PassFn] = {}
 
+# every module that registers a pass; imported on first lookup
+MODULES = ("alias_analysis", "schedule", "dedup_subgraphs", "inline", "fold_neg_into_scaled_add", "constant_fold",
+           "cse", "dce", "fuse_elementwise", "fuse_horizontal", "inplace", "memory_plan")
+
 
 def register(name: str) -> Callable[[PassFn], PassFn]:
     def deco(fn: PassFn) -> PassFn:
@@ -27,6 +31,14 @@ def get_pass(name: str) -> PassFn:
         raise KeyError(f"unknown pass {name!r}; known passes: {', '.join(sorted(PASSES))}") from None
 
 
+def describe(name: str) -> str:
+    """The first line of the pass function's docstring."""
+    doc = get_pass(name).__doc__ or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
 def _load_all() -> None:
-    from . import (alias_analysis, constant_fold, cse, dce, dedup_subgraphs, fold_neg_into_scaled_add,  # noqa: F401
-                   fuse_elementwise, inplace, memory_plan, schedule)
+    import importlib
+
+    for m in MODULES:
+        importlib.import_module(f"{__package__}.{m}")

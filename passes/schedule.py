@@ -1,8 +1,13 @@
 """Scheduling: a deterministic topological order of each graph's ops.
 
-before -> after: any valid op list -> the list sorted so that producers precede consumers,
-`graph.constraints` (in_sequence) hold, and every reader of version k of a storage precedes
-the op that writes version k+1 (read-before-overwrite). Ties keep program order.
+before -> after: any op list -> the list sorted so that
+  - producers precede consumers (data),
+  - `graph.constraints` hold (in_sequence, and constraints other passes add),
+  - every reader of version k of a storage precedes the op writing version k+1 (read before overwrite;
+    this covers in-place ops and by-reference call inputs alike).
+Ties keep the current order, so an already valid schedule is left unchanged and the result does not
+depend on anything but the graph. Constraints that contradict the data flow or each other raise
+ScheduleError naming every op on the cycle and why each edge exists.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import networkx as nx
 
 from compiler.ir import Graph, Ir, Op
 
+from .alias_analysis import AliasInfo
 from .registry import register
 
 
@@ -18,37 +24,43 @@ class ScheduleError(ValueError):
 
 
 def dependency_graph(g: Graph) -> nx.DiGraph:
+    """Ops as nodes; an edge a -> b (attribute `why`) when a must run before b."""
     dg = nx.DiGraph()
-    pos = {op: i for i, op in enumerate(g.ops)}
-    dg.add_nodes_from(pos)
-    writer: dict[tuple[int, int], Op] = {}
-    for op in g.ops:
-        for v in op.results:
-            if v.version > 0:
-                writer[(v.storage, v.version)] = op
+    dg.add_nodes_from(g.ops)
+    present = set(g.ops)
     for op in g.ops:
         for v in op.inputs:
-            if v.producer is not None and v.producer in pos and v.producer is not op:
-                dg.add_edge(v.producer, op, why="data")
-            w = writer.get((v.storage, v.version + 1))
-            if w is not None and w is not op:
-                dg.add_edge(op, w, why="read before overwrite")
+            p = v.producer
+            if p is not None and p is not op and p in present:
+                dg.add_edge(p, op, why=f"{p.label} produces {v.name!r}")
+    for reader, writer in AliasInfo(g).hazards():
+        if not dg.has_edge(reader, writer):
+            dg.add_edge(reader, writer, why=f"{reader.label} reads a tensor before {writer.label} overwrites it")
     for a, b in g.constraints:
-        if a in pos and b in pos:
-            dg.add_edge(a, b, why="in_sequence")
+        if a in present and b in present and not dg.has_edge(a, b):
+            dg.add_edge(a, b, why=f"in_sequence: {a.label} before {b.label}")
     return dg
 
 
-def schedule_graph(g: Graph) -> bool:
-    dg = dependency_graph(g)
+def cycle_message(g: Graph, dg: nx.DiGraph) -> str:
+    cycle = nx.find_cycle(dg)
+    ops = " -> ".join([a.label for a, _ in cycle] + [cycle[0][0].label])
+    why = "; ".join(dg.edges[a, b]["why"] for a, b in cycle)
+    return (f"graph {g.id or 'main'!r}: the ordering constraints form a cycle {ops} ({why}); "
+            "remove one of the in_sequence constraints or the in-place update that needs it")
+
+
+def topological_order(g: Graph, dg: nx.DiGraph | None = None) -> list[Op]:
+    dg = dg if dg is not None else dependency_graph(g)
     pos = {op: i for i, op in enumerate(g.ops)}
     try:
-        order = list(nx.lexicographical_topological_sort(dg, key=lambda op: pos[op]))
+        return list(nx.lexicographical_topological_sort(dg, key=lambda op: pos[op]))
     except nx.NetworkXUnfeasible:
-        cycle = nx.find_cycle(dg)
-        desc = " -> ".join(f"{a.label} ({dg.edges[a, b]['why']})" for a, b in cycle)
-        raise ScheduleError(f"graph {g.id or 'main'!r}: ordering constraints form a cycle: {desc}; remove one "
-                            "of the in_sequence constraints") from None
+        raise ScheduleError(cycle_message(g, dg)) from None
+
+
+def schedule_graph(g: Graph) -> bool:
+    order = topological_order(g)
     changed = order != g.ops
     g.ops = order
     return changed
@@ -56,6 +68,7 @@ def schedule_graph(g: Graph) -> bool:
 
 @register("schedule")
 def run(ir: Ir) -> bool:
+    """Order every graph's ops by data, in_sequence constraints and read-before-overwrite hazards."""
     changed = False
     for g in ir.graphs.values():
         changed |= schedule_graph(g)

@@ -1,0 +1,75 @@
+"""Grouping ops into single ops (fusion) without creating cycles.
+
+Merging a set of ops into one node is legal iff no dependency path leaves the set and re-enters it:
+the op outside on such a path would have to run both after and before the merged op. Groups are
+checked and merged in the *quotient* graph (groups already merged count as single nodes), which stays
+acyclic after every legal merge, so any number of merges can be applied together.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import networkx as nx
+
+from compiler.ir import Op
+
+
+class Contraction:
+    def __init__(self, deps: nx.DiGraph) -> None:
+        self.deps = deps
+        self.parent: dict[Op, Op] = {op: op for op in deps.nodes}
+        self.members: dict[Op, list[Op]] = {op: [op] for op in deps.nodes}
+
+    def find(self, op: Op) -> Op:
+        while self.parent[op] is not op:
+            self.parent[op] = self.parent[self.parent[op]]
+            op = self.parent[op]
+        return op
+
+    def successors(self, rep: Op) -> set[Op]:
+        return {self.find(s) for m in self.members[rep] for s in self.deps.succ[m]} - {rep}
+
+    def predecessors(self, rep: Op) -> set[Op]:
+        return {self.find(p) for m in self.members[rep] for p in self.deps.pred[m]} - {rep}
+
+    def blocker(self, reps: Iterable[Op]) -> Op | None:
+        """An op outside the groups `reps` on a path from one of them to another, or None if merging is legal."""
+        inside = {self.find(r) for r in reps}
+        stack: list[tuple[Op, Op]] = []
+        for r in inside:
+            stack += [(s, s) for s in self.successors(r) if s not in inside]
+        seen: set[Op] = set()
+        while stack:
+            node, first = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            for s in self.successors(node):
+                if s in inside:
+                    return self.members[first][0]
+                if s not in seen:
+                    stack.append((s, first))
+        return None
+
+    def merge(self, reps: Iterable[Op]) -> Op:
+        """Merge groups (call `blocker` first); returns the representative of the union."""
+        rs = sorted({self.find(r) for r in reps}, key=lambda r: len(self.members[r]), reverse=True)
+        root = rs[0]
+        for r in rs[1:]:
+            self.parent[r] = root
+            self.members[root] += self.members.pop(r)
+        return root
+
+    def groups(self) -> list[list[Op]]:
+        return [m for r, m in self.members.items() if self.parent[r] is r]
+
+    def order(self, position: dict[Op, int]) -> list[Op]:
+        """Representatives in a topological order of the quotient graph; ties by earliest member position."""
+        q = nx.DiGraph()
+        reps = [r for r in self.members if self.parent[r] is r]
+        q.add_nodes_from(reps)
+        for r in reps:
+            for s in self.successors(r):
+                q.add_edge(r, s)
+        first = {r: min(position[m] for m in self.members[r]) for r in reps}
+        return list(nx.lexicographical_topological_sort(q, key=lambda r: first[r]))

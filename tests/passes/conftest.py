@@ -1,0 +1,10 @@
+"""tests/passes: helpers in pass_helpers.py, random programs in gen_programs.py (both importable by name)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+for p in (HERE, HERE.parents[1] / "examples"):
+    if str(p) not in sys.path:
+        sys.path.append(str(p))  # appended: `conftest` must stay tests/conftest.py
