@@ -1,6 +1,6 @@
 """Differential fuzzing campaign: random programs on every configuration against the interpreter.
 
-  python -m tools.fuzz --programs N --seed S [--out DIR] [--quick] [--big P] [--inplace-values]
+  python -m tools.fuzz --programs N --seed S [--out DIR] [--quick] [--big P] [--inplace-values] [--nonfinite]
 
 Each program (compiler/testing/generate.py) runs on the reference interpreter without passes and on:
 the interpreter after the default pipeline (pass bugs), native code without passes (backend bugs),
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=None, help="top-level steps per program (default random 4-20)")
     ap.add_argument("--big", type=float, default=0.05, help="chance of a size above the threading threshold")
     ap.add_argument("--inplace-values", action="store_true", help="also update intermediates in place")
+    ap.add_argument("--nonfinite", action="store_true", help="feed NaN and Inf through the host streams")
     ap.add_argument("--no-shrink", action="store_true", help="save failing programs as generated")
     ap.add_argument("--budget", type=int, default=300, help="shrinking tries per failure (default 300)")
     ap.add_argument("--cache-dir", default=None, help="compile cache (default: a fresh temporary folder)")
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: list[dict] = []
     t0 = time.perf_counter()
     for seed in range(args.seed, args.seed + args.programs):
-        program = random_program(seed, args.size, args.big, args.inplace_values)
+        program = random_program(seed, args.size, args.big, args.inplace_values, args.nonfinite)
         found = check(program, cfgs, cache)
         if not found:
             continue

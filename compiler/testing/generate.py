@@ -191,59 +191,29 @@ class Generator:
         return self._apply(b, self._out(step, max(xe.bound, ye.bound), xe.t.dtype.is_float))
 
     def step_reduce(self, b: Builder) -> dict | bool:
-        p = self.pick(b, lambda e: e.t.rank >= 1 and (e.t.dtype.is_float or e.t.dtype.name == "int32"))
-        if p is None:
-            return False
-        i, e = p
-        fns = ["sum", "mean", "max", "min", "sumsquare"] if e.t.dtype.is_float else ["sum", "max", "min"]
-        fn = self.rng.choice(fns)
-        r = self.rng.random()
-        axes = None if r < 0.3 else sorted(self.rng.sample(range(e.t.rank), self.rng.randint(1, e.t.rank)))
-        n = int(np.prod([e.t.shape[a] for a in (axes if axes is not None else range(e.t.rank))]))
-        bound = {"sum": n * e.bound, "sumsquare": n * e.bound ** 2}.get(fn, e.bound)
-        step = {"op": "reduce", "fn": fn, "axes": axes, "keepdims": self.rng.random() < 0.3, "in": [i]}
-        return self._apply(b, self._out(step, bound, e.t.dtype.is_float))
+        from . import gen_tensor
+
+        return gen_tensor.reduce(self, b)
 
     def step_matmul(self, b: Builder) -> dict | bool:
-        p = self.pick(b, lambda e: e.t.rank >= 2 and e.t.dtype.is_float and e.t.nelms <= 50_000)
-        if p is None:
-            return False
-        i, x = p
-        form = self.rng.choice(["abT", "aTb", "vec"])
-        if form == "vec":
-            q = self.pick(b, lambda e: e.t.shape == (x.t.shape[-1],) and e.t.dtype.is_float)
-        else:
-            q = self.pick(b, lambda e: e.t.shape == x.t.shape and e.t.dtype.is_float)
-        if q is None:
-            return False
-        j, y = q
-        k = x.t.shape[-2] if form == "aTb" else x.t.shape[-1]
-        return self._apply(b, self._out({"op": "matmul", "form": form, "in": [i, j]}, k * x.bound * y.bound, True))
+        from . import gen_tensor
+
+        return gen_tensor.matmul(self, b)
 
     def step_reshape(self, b: Builder) -> dict | bool:
-        p = self.pick(b, lambda e: e.t.rank >= 1)
-        if p is None:
-            return False
-        i, e = p
-        shape = [-1] if e.t.rank > 1 or self.rng.random() < 0.5 else [1, e.t.shape[0]]
-        return self._apply(b, self._out({"op": "reshape", "shape": shape, "in": [i]}, e.bound, True))
+        from . import gen_tensor
+
+        return gen_tensor.reshape(self, b)
 
     def step_transpose(self, b: Builder) -> dict | bool:
-        p = self.pick(b, lambda e: e.t.rank >= 2)
-        if p is None:
-            return False
-        i, e = p
-        perm = list(range(e.t.rank))
-        self.rng.shuffle(perm)
-        return self._apply(b, self._out({"op": "transpose", "perm": perm, "in": [i]}, e.bound, True))
+        from . import gen_tensor
+
+        return gen_tensor.transpose(self, b)
 
     def step_softmax(self, b: Builder) -> dict | bool:
-        p = self.pick(b, lambda e: e.t.rank >= 1 and e.t.dtype.is_float)
-        if p is None:
-            return False
-        i, e = p
-        axis = self.rng.choice([-1, 0])
-        return self._apply(b, self._out({"op": "softmax", "axis": axis, "in": [i]}, 1.0, True))
+        from . import gen_tensor
+
+        return gen_tensor.softmax(self, b)
 
     # ------------------------------------------------------------ updates
     def _hyper(self, b: Builder) -> int | None:
