@@ -2,11 +2,15 @@
 reference interpreter. Longer campaigns: `python -m tools.fuzz --programs N --seed S`."""
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import pytest
 
 from compiler.testing import random_program
 from compiler.testing.differential import Config, check, default_pipeline
 
+REPRODUCERS = Path(__file__).parent / "reproducers"
 BLOCKS, PER_BLOCK = 8, 20  # 160 small programs on the default pipeline, compiled and interpreted
 
 
@@ -53,8 +57,15 @@ def test_sizes_above_the_threading_threshold(cache_dir):
         _assert_clean(check(random_program(seed, size=5, big=1.0), [Config("cpu", 2)], cache_dir), seed)
 
 
-@pytest.mark.xfail(strict=True, reason="fuse_elementwise asserts on an in-place update of an intermediate "
-                   "(issue 9 report); when this passes, drop the xfail and fuzz with inplace_values on")
 def test_inplace_updates_of_intermediates(cache_dir):
-    for seed in range(900, 910):
-        _assert_clean(check(small(seed, inplace_values=True), [Config("cpu", 2)], cache_dir), seed)
+    """In-place updates (and by-reference calls) on computed values, not only on variables."""
+    for seed in range(900, 920):
+        _assert_clean(check(small(seed, inplace_values=True), [Config("interpreter", 2), Config("cpu", 2)], cache_dir),
+                      seed)
+
+
+@pytest.mark.parametrize("path", sorted(REPRODUCERS.glob("*.py")), ids=lambda p: p.stem)
+def test_saved_reproducers_stay_fixed(path, cache_dir):
+    """Shrunk programs that once failed (saved by `python -m tools.fuzz`), kept as regression tests."""
+    ns = runpy.run_path(str(path))
+    assert not check(ns["PROGRAM"], [ns["CONFIG"], Config("cpu", 2)], cache_dir), ns["__doc__"].splitlines()[2]
