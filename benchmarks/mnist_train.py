@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import mnist_adam  # noqa: E402
 from common import save, table  # noqa: E402
 
-from compiler.data.idx import batches, load_mnist, stats  # noqa: E402
+from compiler.data import batches, load_mnist, stats  # noqa: E402
 
 
 def torch_run(train, test, mean, std, batch, lr, seed, limit, fused):

@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from custom_optimiser import Adam  # noqa: E402
 
 from compiler import addons, popxl  # noqa: E402
-from compiler.data import load_mnist  # noqa: E402
-from compiler.data.idx import batches, stats  # noqa: E402
+from compiler.data import batches, load_mnist, stats  # noqa: E402
 from compiler.popxl import ops  # noqa: E402
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
@@ -61,16 +60,17 @@ class Net(addons.Module):
 
 
 def optimiser_step(variables, grads: Dict[popxl.Tensor, popxl.Tensor], optimiser: addons.Module,
-                   learning_rate: float = 1e-3):
+                   learning_rate: float = 1e-3, first_order_dtype: popxl.dtype = popxl.float16):
     """One Adam graph per variable (GraphCache shares the graphs of same-shaped variables)."""
     for _name, var in variables.named_tensors.items():
         opt_facts, opt_graph = optimiser.create_graph(var, var.spec, lr=learning_rate, weight_decay=0.0,
-                                                      bias_correction=False)
+                                                      first_order_dtype=first_order_dtype, bias_correction=False)
         state = opt_facts.init()
         opt_graph.bind(state).call(var, grads[var])
 
 
-def train_ir(batch_size: int = 8, learning_rate: float = 1e-3):
+def train_ir(batch_size: int = 8, learning_rate: float = 1e-3, first_order_dtype: popxl.dtype = popxl.float16):
+    """The tutorial's training step (float16 Adam first moments, as its Adam's default)."""
     ir = popxl.Ir(replication=1)
     with ir.main_graph:
         img_stream = popxl.h2d_stream((batch_size, 28, 28), popxl.float32, "image")
@@ -88,7 +88,7 @@ def train_ir(batch_size: int = 8, learning_rate: float = 1e-3):
         activations = bwd_graph.grad_graph_info.inputs_dict(fwd_info)
         bwd_info = bwd_graph.call_with_info(dx, args=activations)
         grads_dict = bwd_graph.grad_graph_info.fwd_parent_ins_to_grad_parent_outs(fwd_info, bwd_info)
-        optimiser_step(variables, grads_dict, Adam(cache=True), learning_rate)
+        optimiser_step(variables, grads_dict, Adam(cache=True), learning_rate, first_order_dtype)
     ir.num_host_transfers = 1
     return ir, [img_stream, label_stream], variables, loss_stream
 

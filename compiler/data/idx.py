@@ -1,4 +1,4 @@
-"""The IDX file format (MNIST and Fashion-MNIST), raw or gzip-compressed, plus batching.
+"""The IDX file format (MNIST and Fashion-MNIST), raw or gzip-compressed.
 
 IDX: two zero bytes, a type code, the number of dimensions, then each dimension as a big-endian
 uint32, then the data in big-endian order.
@@ -6,9 +6,7 @@ uint32, then the data in big-endian order.
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -52,49 +50,3 @@ def write_idx(path: str | Path, arr: np.ndarray, compress: bool | None = None) -
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data)
     path.write_bytes(data)
-
-
-@dataclass
-class Dataset:
-    images: np.ndarray  # (N, rows, cols) uint8
-    labels: np.ndarray  # (N,) uint8
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def _find(root: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
-        if (root / name).exists():
-            return root / name
-    raise FileNotFoundError(f"{root}: no {stem}[.gz]")
-
-
-def load_mnist(root: str | Path, split: str = "train") -> Dataset:
-    """MNIST-format files from `root` (train-images-idx3-ubyte[.gz] etc.; split 'train' or 't10k'/'test')."""
-    root = Path(root)
-    prefix = "train" if split == "train" else "t10k"
-    images = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"))
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise IDXError(f"{root}: {prefix} images {images.shape} and labels {labels.shape} do not match")
-    return Dataset(images, labels)
-
-
-def batches(ds: Dataset, batch_size: int, mean: float, std: float, shuffle: bool = True, seed: int = 0,
-            drop_last: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(images as normalised float32, labels as int32) batches; a seeded permutation when shuffling."""
-    order = np.random.default_rng(seed).permutation(len(ds)) if shuffle else np.arange(len(ds))
-    stop = len(order) - (len(order) % batch_size if drop_last else 0)
-    scale = np.float32(1.0 / (255.0 * std))
-    shift = np.float32(mean / std)
-    for i in range(0, stop, batch_size):
-        idx = order[i:i + batch_size]
-        x = ds.images[idx].astype(np.float32) * scale - shift
-        yield x, ds.labels[idx].astype(np.int32)
-
-
-def stats(ds: Dataset) -> tuple[float, float]:
-    """Mean and standard deviation of the pixels scaled to [0, 1] (normalise with the training set's)."""
-    x = ds.images.astype(np.float64) / 255.0
-    return float(x.mean()), float(x.std())
