@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     summary: list[dict] = []
     t0 = time.perf_counter()
-    for seed in range(args.seed, args.seed + args.programs):
+    for k, seed in enumerate(range(args.seed, args.seed + args.programs)):
+        if k and k % 50 == 0:
+            print(f"... {k} programs, {len(summary)} failing, {time.perf_counter() - t0:.0f} s", flush=True)
         program = random_program(seed, args.size, args.big, args.inplace_values, args.nonfinite)
         found = check(program, cfgs, cache)
         if not found:
