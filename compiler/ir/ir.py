@@ -110,11 +110,12 @@ class Ir:
         save(self, path, data)  # type: ignore[arg-type]
 
     @staticmethod
-    def load(path) -> "Ir":
-        """Read an Ir written by `save`; a malformed file raises IRFormatError with its line and JSON path."""
+    def load(path, check: bool = True) -> "Ir":
+        """Read an Ir written by `save`; a malformed file raises IRFormatError with its line and JSON path
+        (check=False: skip the op checks and verify, to inspect a broken IR)."""
         from .serialize import load
 
-        return load(path)
+        return load(path, check)
 
     def _repr_svg_(self) -> "str | None":
         """Jupyter shows an Ir as its Graphviz drawing."""

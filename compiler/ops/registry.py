@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from compiler.ir import Graph, Op, TensorSpec, Value
+from compiler.ir.serialize import register_op_check
 
 from .primitives import Expr, evaluate
 
@@ -129,3 +130,23 @@ def run_reference(op: Op, arrays: list[np.ndarray]) -> list[np.ndarray]:
     outs = evaluate(expr_for(op), arrays)
     shapes = [v.shape for v in op.results]
     return [np.broadcast_to(o, s).copy() if o.shape != s else o for o, s in zip(outs, shapes)]
+
+
+def check_loaded_op(op: Op) -> str | None:
+    """What is wrong with an op read from a saved file, or None: its kind must be registered and its type
+    rule must give its outputs' types from its inputs and attrs (Ir.load runs this on every op)."""
+    d = OPS.get(op.kind)
+    if d is None:
+        return f"unknown op kind {op.kind!r}; registered kinds: {', '.join(sorted(OPS))}"
+    try:
+        want = list(d.infer({r: v.spec for r, v in zip(op.roles, op.inputs)}, op.attrs))
+    except Exception as e:  # a type rule meeting roles or attrs it does not know
+        return f"the {op.kind} type rule rejects inputs {list(op.roles)} ({type(e).__name__}: {e})"
+    got = [v.spec for v in op.outputs]
+    if got != want:
+        return (f"outputs are {', '.join(map(str, got)) or 'none'} but the {op.kind} type rule gives "
+                f"{', '.join(map(str, want)) or 'none'}")
+    return None
+
+
+register_op_check(check_loaded_op)
