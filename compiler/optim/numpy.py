@@ -1,23 +1,62 @@
-"""A numpy-like namespace that traces: on popxl Tensors it builds IR ops, on anything else it is numpy.
+"""A numpy-like namespace that traces: on traced values it emits IR ops (through compiler.popxl), on
+anything else it is numpy.
 
-  import compiler.optim.numpy as jnp
+    import compiler.optim.numpy as jnp
+
+While an Optimizer is being traced, the creation functions (zeros, ones, full, zeros_like, ones_like,
+full_like) make new *state*: a tensor whose data lives in a numpy array between calls. Stored in
+the optimizer (`self.m[key] = jnp.zeros_like(param)`), it is created once, on first sight of the
+key, and updated in place by the compiled code afterwards.
 """
 from __future__ import annotations
 
-from typing import Any
+import builtins
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
+import ml_dtypes as _mld
 import numpy as _np
 
 from compiler import popxl
 from compiler.popxl import ops as _ops
 
-float16, float32, float64 = _np.float16, _np.float32, _np.float64
-int32, uint32, int64 = _np.int32, _np.uint32, _np.int64
+float16, float32, float64, bfloat16 = _np.float16, _np.float32, _np.float64, _mld.bfloat16
+int8, int32, int64, uint8, uint32 = _np.int8, _np.int32, _np.int64, _np.uint8, _np.uint32
+bool_ = _np.bool_
 ndarray = _np.ndarray
+pi, e, inf = _np.pi, _np.e, _np.inf
+
+
+class _Trace(threading.local):
+    """The state factory of the Optimizer being traced on this thread (None when not tracing)."""
+
+    factory: Callable[[tuple[int, ...], Any, float], popxl.Tensor] | None = None
+
+
+_trace = _Trace()
+
+
+@contextmanager
+def tracing(factory: Callable[[tuple[int, ...], Any, float], popxl.Tensor]) -> Iterator[None]:
+    """Used by Optimizer: creation functions call factory(shape, dtype, fill) for new state."""
+    prev, _trace.factory = _trace.factory, factory
+    try:
+        yield
+    finally:
+        _trace.factory = prev
+
+
+def is_traced(x: Any) -> bool:
+    return isinstance(x, popxl.Tensor)
 
 
 def _traced(*xs: Any) -> bool:
-    return any(isinstance(x, popxl.Tensor) for x in xs)
+    return builtins.any(isinstance(x, popxl.Tensor) for x in xs)
+
+
+def _ref(*xs: Any) -> popxl.Tensor:
+    return next(x for x in xs if isinstance(x, popxl.Tensor))
 
 
 def _like(x: Any, ref: popxl.Tensor) -> popxl.Tensor:
@@ -27,75 +66,135 @@ def _like(x: Any, ref: popxl.Tensor) -> popxl.Tensor:
 def _unary(np_fn: Any, op: Any) -> Any:
     def f(x: Any) -> Any:
         return op(x) if _traced(x) else np_fn(x)
-    f.__name__ = np_fn.__name__
+    f.__name__ = f.__qualname__ = np_fn.__name__
+    f.__doc__ = f"numpy.{np_fn.__name__}; on a traced tensor, the IR op {op.__name__}."
     return f
 
 
 sqrt = _unary(_np.sqrt, _ops.sqrt)
 exp = _unary(_np.exp, _ops.exp)
 log = _unary(_np.log, _ops.log)
-abs = _unary(_np.abs, _ops.abs)
+abs = _unary(_np.abs, _ops.abs)  # noqa: A001
 sign = _unary(_np.sign, _ops.sign)
 tanh = _unary(_np.tanh, _ops.tanh)
+floor = _unary(_np.floor, _ops.floor)
+negative = _unary(_np.negative, _ops.negate)
 
 
-def maximum(a: Any, b: Any) -> Any:
-    if not _traced(a, b):
-        return _np.maximum(a, b)
-    ref = a if isinstance(a, popxl.Tensor) else b
-    return _ops.maximum(_like(a, ref), _like(b, ref))
+def _binary(np_fn: Any, op: Any) -> Any:
+    def f(a: Any, b: Any) -> Any:
+        if not _traced(a, b):
+            return np_fn(a, b)
+        ref = _ref(a, b)
+        return op(_like(a, ref), _like(b, ref))
+    f.__name__ = f.__qualname__ = np_fn.__name__
+    f.__doc__ = f"numpy.{np_fn.__name__}; on traced tensors, the IR op {op.__name__} (numpy broadcasting)."
+    return f
 
 
-def minimum(a: Any, b: Any) -> Any:
-    if not _traced(a, b):
-        return _np.minimum(a, b)
-    ref = a if isinstance(a, popxl.Tensor) else b
-    return _ops.minimum(_like(a, ref), _like(b, ref))
+maximum = _binary(_np.maximum, _ops.maximum)
+minimum = _binary(_np.minimum, _ops.minimum)
+power = _binary(_np.power, _ops.pow)
+add = _binary(_np.add, _ops.add)
+subtract = _binary(_np.subtract, _ops.sub)
+multiply = _binary(_np.multiply, _ops.mul)
+divide = _binary(_np.divide, _ops.div)
+greater = _binary(_np.greater, _ops.greater)
+less = _binary(_np.less, _ops.less)
+
+
+def square(x: Any) -> Any:
+    return x * x if _traced(x) else _np.square(x)
+
+
+def rsqrt(x: Any) -> Any:
+    return 1.0 / sqrt(x)
 
 
 def where(c: Any, a: Any, b: Any) -> Any:
     if not _traced(c, a, b):
         return _np.where(c, a, b)
-    ref = a if isinstance(a, popxl.Tensor) else b if isinstance(b, popxl.Tensor) else None
-    if ref is None:
-        raise TypeError("jnp.where on traced values needs a or b to be a traced tensor")
+    if not _traced(a, b):  # traced condition, host values: make them tensors of a float dtype
+        a = popxl.constant(_np.asarray(a, _np.float32))
+    ref = _ref(a, b)
+    if not isinstance(c, popxl.Tensor):
+        c = popxl.constant(_np.asarray(c, bool))
     return _ops.where(c, _like(a, ref), _like(b, ref))
 
 
 def clip(x: Any, lo: Any, hi: Any) -> Any:
-    return minimum(maximum(x, lo), hi) if _traced(x) else _np.clip(x, lo, hi)
+    if not _traced(x, lo, hi):
+        return _np.clip(x, lo, hi)
+    return minimum(maximum(x, lo), hi)
 
 
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    return _ops.sum(x, axis, keepdims) if _traced(x) else _np.sum(x, axis=axis, keepdims=keepdims)
+def _reduce(np_fn: Any, op: Any) -> Any:
+    def f(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        if not _traced(x):
+            return np_fn(x, axis=axis, keepdims=keepdims)
+        return op(x, axis, keepdims)
+    f.__name__ = f.__qualname__ = np_fn.__name__
+    return f
 
 
-def square(x: Any) -> Any:
-    return x * x
+sum = _reduce(_np.sum, _ops.sum)  # noqa: A001
+mean = _reduce(_np.mean, _ops.mean)
+max = _reduce(_np.max, _ops.max)  # noqa: A001
+min = _reduce(_np.min, _ops.min)  # noqa: A001
+
+
+def vdot(a: Any, b: Any) -> Any:
+    """sum(a * b) over all elements."""
+    return sum(a * b) if _traced(a, b) else _np.vdot(a, b)
+
+
+def norm(x: Any) -> Any:
+    """The Frobenius / 2-norm of all elements (numpy.linalg.norm without an axis)."""
+    return sqrt(sum(x * x)) if _traced(x) else _np.linalg.norm(x)
 
 
 def astype(x: Any, dtype: Any) -> Any:
     return _ops.cast(x, popxl.dtypes.as_dtype(dtype)) if _traced(x) else _np.asarray(x).astype(dtype)
 
 
-def zeros_like(x: Any, dtype: Any = None) -> Any:
-    """Zeros shaped like x. While tracing, a new state tensor (kept in numpy arrays between calls)."""
+def asarray(x: Any, dtype: Any = None) -> Any:
     if _traced(x):
-        dt = popxl.dtypes.as_dtype(dtype) if dtype is not None else x.dtype
-        return popxl.variable(_np.zeros(x.shape, dt.numpy), dt, name="state")
-    return _np.zeros(_np.shape(x), dtype or _np.asarray(x).dtype)
+        return x if dtype is None else astype(x, dtype)
+    return _np.asarray(x, dtype)
+
+
+# ------------------------------------------------------------------ creation (state while tracing)
+def _shape(shape: Any) -> tuple[int, ...]:
+    return (int(shape),) if isinstance(shape, (int, _np.integer)) else tuple(int(s) for s in shape)
+
+
+def full(shape: Any, fill_value: float, dtype: Any = _np.float32) -> Any:
+    """numpy.full; while tracing, new optimizer state initialised to fill_value."""
+    if _trace.factory is not None:
+        return _trace.factory(_shape(shape), _np.dtype(dtype), float(fill_value))
+    return _np.full(_shape(shape), fill_value, dtype)
+
+
+def zeros(shape: Any, dtype: Any = _np.float32) -> Any:
+    return full(shape, 0.0, dtype)
+
+
+def ones(shape: Any, dtype: Any = _np.float32) -> Any:
+    return full(shape, 1.0, dtype)
+
+
+def full_like(x: Any, fill_value: float, dtype: Any = None) -> Any:
+    if _traced(x):
+        if _trace.factory is None:
+            raise RuntimeError("jnp.*_like of a traced tensor creates optimizer state, which only exists while an "
+                               "Optimizer is traced (inside call_model / call_param)")
+        return _trace.factory(tuple(x.shape), _np.dtype(dtype or x.dtype.numpy), float(fill_value))
+    return full(_np.shape(x), fill_value, dtype or _np.asarray(x).dtype)
+
+
+def zeros_like(x: Any, dtype: Any = None) -> Any:
+    return full_like(x, 0.0, dtype)
 
 
 def ones_like(x: Any, dtype: Any = None) -> Any:
-    if _traced(x):
-        dt = popxl.dtypes.as_dtype(dtype) if dtype is not None else x.dtype
-        return popxl.variable(_np.ones(x.shape, dt.numpy), dt, name="state")
-    return _np.ones(_np.shape(x), dtype or _np.asarray(x).dtype)
-
-
-def zeros(shape: Any, dtype: Any = _np.float32) -> _np.ndarray:
-    return _np.zeros(shape, dtype)
-
-
-def asarray(x: Any, dtype: Any = None) -> Any:
-    return x if _traced(x) else _np.asarray(x, dtype)
+    return full_like(x, 1.0, dtype)

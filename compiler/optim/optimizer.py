@@ -1,13 +1,23 @@
-"""The functional Optimizer: write `call_param` (the update of one parameter) and optionally `call_model`
-(model-wide work such as the time step or gradient clipping); the first call traces and compiles, later
-calls run the compiled kernel in place on the parameter and state arrays.
+"""The functional Optimizer: write `call_param` (the update of one parameter) and optionally
+`call_model` (model-wide work: the time step, global-norm clipping); calling the optimizer applies
+one step in place.
 
-State: attributes holding numpy arrays (directly, or in dicts keyed by parameter) are the optimizer's
-state; they are read and written by the compiled code. State created in call_param the first time a
-key is seen (`self.m[key] = jnp.zeros_like(param)`) is created as numpy arrays during tracing.
-Hyper-parameters stored as Python floats are baked into the kernel; store one as a numpy array to make
-it a kernel input (an lr schedule then never recompiles). The program is traced again only when the
-parameters' keys, shapes or dtypes change, or when the state's structure does.
+    class Sgd(Optimizer):
+        def __init__(self, lr=0.1):
+            self.lr = lr                                # a Python float: baked into the kernel
+        def call_param(self, key, grad, param=None):
+            return self.lr * grad                      # the update: param <- param - update
+
+    opt(params, grads)                                 # dicts of numpy arrays; params change in place
+
+The first call traces the hooks on tensors (compiler/optim/trace.py says what becomes state, input
+or constant) and compiles the result; later calls with the same signature (parameter keys, shapes,
+dtypes, the state's structure, the baked values) run the compiled kernel on the caller's arrays and
+the state arrays, without copies. Python-number hyper-parameters are baked in (changing one
+compiles again); store one as a numpy array (`self.lr = np.asarray(1e-3, np.float32)`) to make it
+a kernel input, so a schedule never recompiles. State is created lazily, on first sight of a key
+(`self.m[key] = jnp.zeros_like(param)`). The hooks run only while tracing: they must not have
+Python side effects other than on the optimizer's state.
 """
 from __future__ import annotations
 
@@ -19,147 +29,222 @@ from compiler import popxl
 from compiler.driver import CompileOptions, compile
 from compiler.popxl import ops
 
+from . import numpy as jnp
+from .kernels import KernelBuilder
+from .trace import Trace, TraceDict, as_tensor, is_baked, plain
 
-def _state_slots(obj: Any) -> dict[tuple, np.ndarray]:
-    """(attribute, key or None) -> array for every numpy array held by the optimizer."""
-    slots = {}
-    for name, val in vars(obj).items():
-        if name.startswith("_"):
-            continue
-        if isinstance(val, np.ndarray):
-            slots[(name, None)] = val
-        elif isinstance(val, dict):
-            for k, v in val.items():
-                if isinstance(v, np.ndarray):
-                    slots[(name, k)] = v
-    return slots
+_MISSING = object()
+
+
+class TracingError(RuntimeError):
+    """The optimizer's hooks did something that cannot be compiled; the message says what to change."""
+
+
+class _Compiled:
+    def __init__(self, trace: Trace, options: CompileOptions) -> None:
+        self.exe = compile(trace.ir, options)
+        self.vids = trace.kb.vids
+        self.bindings = trace.bindings
+        self.temps = [np.full(s, f, d) for s, d, f in trace.temps]
 
 
 class Optimizer:
+    """Base class of functional optimizers (see the module docstring)."""
+
     device = "cpu"
+    compile_options: CompileOptions | None = None
 
     def call_model(self, grads: dict, params: dict | None = None, loss: Any = None, **kw: Any) -> dict:
+        """Model-wide work before the per-parameter updates; returns the gradients to use."""
         return grads
 
     def call_param(self, key: Any, grad: Any, param: Any = None, **kw: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must define call_param(key, grad, param)")
+        """The update of one parameter: the step sets param <- param - update."""
+        raise NotImplementedError(f"{type(self).__name__} must define call_param(self, key, grad, param=None)")
 
-    # ---------------------------------------------------------------- tracing
-    def _signature(self, params: dict, grads: dict) -> tuple:
-        ps = tuple((k, p.shape, p.dtype.str) for k, p in params.items())
-        gs = tuple((k, g.shape, g.dtype.str) for k, g in grads.items())
-        st = tuple((n, k, a.shape, a.dtype.str) for (n, k), a in _state_slots(self).items())
-        hyper = tuple((n, v) for n, v in sorted(vars(self).items()) if isinstance(v, (int, float)) and not n.startswith("_"))
-        return ps, gs, st, hyper
+    def __setattr__(self, name: str, value: Any) -> None:
+        tr = self.__dict__.get("_first_set")
+        if tr is not None and not name.startswith("_"):
+            tr.setdefault(name, value)
+        object.__setattr__(self, name, value)
 
-    def _trace(self, params: dict, grads: dict) -> tuple[Any, dict]:
-        ir = popxl.Ir()
-        slots: dict[tuple, int] = {}
-        saved = {n: v for n, v in vars(self).items() if not n.startswith("_")}
-        state_vars: dict[tuple, popxl.Tensor] = {}
-        try:
-            with ir.main_graph:
-                tp = {k: popxl.variable(np.zeros_like(p), name=f"param.{k}") for k, p in params.items()}
-                tg = {k: popxl.variable(np.zeros_like(g), name=f"grad.{k}") for k, g in grads.items()}
-                slots.update({("__param__", k): t._value.id for k, t in tp.items()})
-                slots.update({("__grad__", k): t._value.id for k, t in tg.items()})
-                for n, v in saved.items():
-                    if isinstance(v, np.ndarray):
-                        state_vars[(n, None)] = t = popxl.variable(v, name=n)
-                        setattr(self, n, t)
-                    elif isinstance(v, dict):
-                        rd = _RecordingDict()
-                        for k, a in v.items():
-                            if isinstance(a, np.ndarray):
-                                a = state_vars[(n, k)] = popxl.variable(a, name=f"{n}.{k}")
-                            dict.__setitem__(rd, k, a)
-                        setattr(self, n, rd)
-                new_grads = self.call_model(dict(tg), params=dict(tp))
-                for k in params:
-                    upd = self.call_param(k, new_grads[k], param=tp[k])
-                    ops.var_updates.copy_var_update_(tp[k], tp[k] - _as_tensor(upd, tp[k]))
-                for n in saved:
-                    val = getattr(self, n)
-                    if (n, None) in state_vars:
-                        _write_back(state_vars[(n, None)], val)
-                    elif isinstance(val, _RecordingDict):
-                        for k, t in val.items():
-                            if (n, k) in state_vars:
-                                _write_back(state_vars[(n, k)], t)
-                            elif isinstance(val.first.get(k), popxl.Variable):  # created by jnp.zeros_like
-                                state_vars[(n, k)] = val.first[k]
-                                _write_back(val.first[k], t)
-            exe = compile(ir, CompileOptions(device=self.device))
-        finally:
-            for n, v in saved.items():
-                setattr(self, n, v)
-        for (n, k), t in state_vars.items():
-            if _np_state(self, n, k) is None:  # state created while tracing starts as zeros
-                getattr(self, n)[k] = np.zeros(t.shape, t.dtype.numpy)
-            slots[(n, k)] = t._value.id
-        return exe, slots
-
-    def __call__(self, params: dict, grads: dict, loss: Any = None) -> dict:
-        """Apply one step in place on `params` (dict of numpy arrays); returns params."""
-        missing = set(params) - set(grads)
-        if missing:
-            raise KeyError(f"no gradient given for parameters {sorted(missing)}")
-        for k, p in params.items():
-            if not isinstance(p, np.ndarray) or not p.flags.c_contiguous or not p.flags.writeable:
-                raise ValueError(f"parameter {k!r} must be a writeable, C-contiguous numpy array")
-        sig = self._signature(params, grads)
-        cache = self.__dict__.setdefault("_compiled", {})
-        if sig not in cache:
-            # state created on the first trace changes the signature; trace until it settles
-            exe, slots = self._trace(params, grads)
-            sig = self._signature(params, grads)
-            cache[sig] = (exe, slots)
-            self.__dict__["_traces"] = self.__dict__.get("_traces", 0) + 1
-        exe, slots = cache[sig]
-        arrays = {}
-        for (n, k), vid in slots.items():
-            if n == "__param__":
-                arrays[vid] = params[k]
-            elif n == "__grad__":
-                arrays[vid] = np.ascontiguousarray(grads[k])
-            else:
-                arrays[vid] = _np_state(self, n, k)
-        exe.run(arrays, {}, 1)
-        return params
-
+    # ------------------------------------------------------------------ public counters
     @property
     def traces(self) -> int:
-        return self.__dict__.get("_traces", 0)
+        """How many times the hooks were traced."""
+        return self.__dict__.get("_n_traces", 0)
+
+    @property
+    def compiles(self) -> int:
+        """How many kernels were compiled (an array hyper-parameter changing never adds one)."""
+        return self.__dict__.get("_n_compiles", 0)
+
+    # ------------------------------------------------------------------ the step
+    def __call__(self, params: dict, grads: dict, loss: Any = None, **kw: Any) -> dict:
+        """Apply one step in place on `params` (a dict of numpy arrays); returns params."""
+        _check_inputs(params, grads)
+        sig = self._signature(params, grads, loss, kw)
+        cache: dict = self.__dict__.setdefault("_kernels", {})
+        entry = cache.get(sig)
+        if entry is None:
+            trace = self._trace(params, grads, loss, kw)
+            entry = cache[sig] = self._compile(trace)
+            after = self._signature(params, grads, loss, kw)
+            if after != sig and after not in cache:  # state was created: is the steady program the same?
+                if self._trace(params, grads, loss, kw).structure() == trace.structure():
+                    cache[after] = entry
+        arrays = [self._resolve(b, params, grads, loss, kw, entry) for b in entry.bindings]
+        entry.exe.run(dict(zip(entry.vids, arrays)), {}, 1)
+        return params
+
+    def _compile(self, trace: Trace) -> _Compiled:
+        options = self.compile_options or CompileOptions(device=self.device)
+        entry = _Compiled(trace, options)
+        self.__dict__["_n_compiles"] = self.compiles + 1
+        return entry
+
+    def _resolve(self, b: tuple, params: dict, grads: dict, loss: Any, kw: dict, entry: _Compiled) -> np.ndarray:
+        kind = b[0]
+        if kind == "param":
+            return params[b[1]]
+        if kind == "grad":
+            return np.ascontiguousarray(grads[b[1]])
+        if kind == "state":
+            v = getattr(self, b[1])
+            return v if b[2] is None else v[b[2]]
+        if kind == "loss":
+            return _host(loss)
+        if kind == "kw":
+            return _host(kw[b[1]])
+        return entry.temps[b[1]]
+
+    def _signature(self, params: dict, grads: dict, loss: Any, kw: dict) -> tuple:
+        def spec(a: Any) -> tuple:
+            a = np.asarray(a)
+            return a.shape, a.dtype.str
+        state, baked = [], []
+        for n, v in vars(self).items():
+            if n.startswith("_"):
+                continue
+            if isinstance(v, np.ndarray):
+                state.append((n, None, v.shape, v.dtype.str))
+            elif isinstance(v, dict):
+                state += [(n, k, a.shape, a.dtype.str) for k, a in v.items() if isinstance(a, np.ndarray)]
+            elif is_baked(v):
+                baked.append((n, type(v).__name__, repr(v)))
+        return (tuple((k, spec(p)) for k, p in params.items()), tuple((k, spec(grads[k])) for k in params),
+                None if loss is None else spec(loss),
+                tuple((k, spec(v)) if isinstance(v, (np.ndarray, np.generic)) else (k, v) for k, v in kw.items()),
+                tuple(state), tuple(baked))
+
+    def _trace(self, params: dict, grads: dict, loss: Any, kw: dict) -> Trace:
+        ir = popxl.Ir()
+        tr = Trace(ir, KernelBuilder(ir))
+        saved = {n: v for n, v in vars(self).items() if not n.startswith("_")}
+        olds: dict[tuple, popxl.Tensor] = {}
+        self.__dict__["_n_traces"] = self.traces + 1
+        try:
+            with ir.main_graph, jnp.tracing(tr.new_state):
+                tp = {k: tr.buffer(("param", k), f"param[{k}]", p.shape, p.dtype) for k, p in params.items()}
+                tg = {k: tr.buffer(("grad", k), f"grad[{k}]", np.shape(grads[k]), np.asarray(grads[k]).dtype)
+                      for k in params}
+                tl = None if loss is None else tr.buffer(("loss",), "loss", np.shape(loss), _host(loss).dtype)
+                tkw = {k: tr.buffer(("kw", k), k, np.shape(v), _host(v).dtype)
+                       if isinstance(v, (np.ndarray, np.generic)) else v for k, v in kw.items()}
+                for n, v in saved.items():
+                    if isinstance(v, np.ndarray):
+                        olds[(n, None)] = tr.buffer(("state", n, None), n, v.shape, v.dtype)
+                        object.__setattr__(self, n, olds[(n, None)])
+                    elif isinstance(v, dict):
+                        d = TraceDict({})
+                        for k, a in v.items():
+                            if isinstance(a, np.ndarray):
+                                a = olds[(n, k)] = tr.buffer(("state", n, k), f"{n}[{k}]", a.shape, a.dtype)
+                            dict.__setitem__(d, k, a)
+                        object.__setattr__(self, n, d)
+                    elif is_baked(v):
+                        object.__setattr__(self, n, plain(v))
+                first: dict[str, Any] = {}
+                self.__dict__["_first_set"] = first
+                new_grads = self.call_model(dict(tg), params=dict(tp), loss=tl, **tkw)
+                if not isinstance(new_grads, dict) or set(new_grads) != set(params):
+                    raise TracingError(f"{type(self).__name__}.call_model must return the dict of gradients (keys "
+                                       f"{sorted(map(str, params))}), got {type(new_grads).__name__}")
+                updates = {}
+                for k in params:
+                    u = self.call_param(k, new_grads[k], param=tp[k], **tkw)
+                    if u is None:
+                        raise TracingError(f"{type(self).__name__}.call_param returned None for parameter {k!r}: "
+                                           "return the update (the step sets param <- param - update)")
+                    updates[k] = u
+                del self.__dict__["_first_set"]
+                for k, u in updates.items():
+                    ops.var_updates.copy_var_update_(tp[k], tp[k] - as_tensor(u, tp[k]))
+                created = self._store_state(tr, saved, olds, first)
+        finally:
+            self.__dict__.pop("_first_set", None)
+            for n in [n for n in vars(self) if not n.startswith("_")]:
+                if n not in saved:
+                    object.__delattr__(self, n)
+            for n, v in saved.items():
+                object.__setattr__(self, n, v)
+        for (n, k), (shape, dtype, fill) in created.items():
+            arr = np.full(shape, fill, dtype)
+            if k is None:
+                object.__setattr__(self, n, arr)
+            else:
+                getattr(self, n)[k] = arr
+        return tr
+
+    def _store_state(self, tr: Trace, saved: dict, olds: dict, first: dict) -> dict:
+        """Write the traced final value of every state slot back; returns the new slots' (shape, dtype, fill)."""
+        created = {}
+        for n, val in [(n, v) for n, v in vars(self).items() if not n.startswith("_")]:
+            before = saved.get(n, _MISSING)
+            if isinstance(val, TraceDict):
+                for k, v in val.items():
+                    if isinstance(v, popxl.Tensor):
+                        c = tr.store((n, k), val.first.get(k, v), v, olds.get((n, k)))
+                        if c is not None:
+                            created[(n, k)] = c
+            elif isinstance(val, popxl.Tensor):
+                c = tr.store((n, None), first.get(n, val), val, olds.get((n, None)))
+                if c is not None:
+                    created[(n, None)] = c
+            elif before is not _MISSING and is_baked(before) and not _same(plain(before), val):
+                raise TracingError(
+                    f"{type(self).__name__}: self.{n} changed from {before!r} to {val!r} while tracing; Python "
+                    "numbers are baked into the compiled step, so the change would happen only once. Keep it in a "
+                    f"numpy array instead (self.{n} = np.asarray({before!r}, np.float32)): it becomes state that "
+                    "the compiled step updates")
+        return created
 
 
-class _RecordingDict(dict):
-    """A state dict during tracing: remembers the first value stored under each key."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.first: dict[Any, Any] = {}
-
-    def __setitem__(self, k: Any, v: Any) -> None:
-        self.first.setdefault(k, v)
-        super().__setitem__(k, v)
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return a is b
 
 
-def _write_back(var: popxl.Tensor, value: Any) -> None:
-    if value is not var:
-        ops.var_updates.copy_var_update_(var, _as_tensor(value, var))
+def _host(x: Any) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype == np.float64 and not isinstance(x, (np.ndarray, np.generic)):
+        a = a.astype(np.float32)  # a Python float loss is a float32 input
+    return np.ascontiguousarray(a)
 
 
-def _as_tensor(x: Any, like: popxl.Tensor) -> popxl.Tensor:
-    if isinstance(x, popxl.Tensor):
-        return x if x.dtype == like.dtype else ops.cast(x, like.dtype)
-    return like._other(np.asarray(x, like.dtype.numpy))
-
-
-def _np_state(obj: Any, n: str, k: Any) -> np.ndarray | None:
-    v = getattr(obj, n, None)
-    if k is None:
-        return v if isinstance(v, np.ndarray) else None
-    if isinstance(v, dict):
-        a = v.get(k)
-        return a if isinstance(a, np.ndarray) else None
-    return None
+def _check_inputs(params: dict, grads: dict) -> None:
+    missing = [k for k in params if k not in grads]
+    if missing:
+        raise KeyError(f"no gradient given for parameters {missing}; pass grads with the same keys as params")
+    for k, p in params.items():
+        if not isinstance(p, np.ndarray):
+            raise TypeError(f"parameter {k!r} is a {type(p).__name__}; the step updates numpy arrays in place")
+        if not p.flags.c_contiguous or not p.flags.writeable:
+            raise ValueError(f"parameter {k!r} must be a writeable, C-contiguous numpy array (got strides "
+                             f"{p.strides}, writeable={p.flags.writeable}); use np.ascontiguousarray and keep "
+                             "the returned array as the parameter")
+        g = grads[k]
+        if np.shape(g) != p.shape:
+            raise ValueError(f"gradient of {k!r} has shape {np.shape(g)}, the parameter {p.shape}")

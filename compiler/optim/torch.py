@@ -1,10 +1,21 @@
-"""Drop-in torch.optim optimizers whose step() runs one compiled, fused kernel per parameter shape.
+"""torch.optim drop-ins whose step() runs one compiled, fused kernel over every parameter, in place.
 
-`Adam`, `AdamW` and `SGD` subclass torch.optim.Optimizer and keep its contract (param_groups, state,
-step(closure), zero_grad(), state_dict()/load_state_dict() in torch's own layout, lr schedulers).
-Hyper-parameters are kernel inputs, so schedules never recompile; kernels are cached by (shapes,
-dtypes, options). The update runs directly on the tensors' memory through zero-copy numpy views.
-torch is optional: importing this module needs it, importing compiler.optim does not.
+    from compiler.optim.torch import Adam        # instead of torch.optim.Adam
+    opt = Adam(model.parameters(), lr=1e-3)
+
+`Adam`, `AdamW` and `SGD` subclass torch's own classes, so construction, validation, `param_groups`,
+`state`, `zero_grad()`, `state_dict()`/`load_state_dict()` (interchangeable with torch's), hooks and
+`torch.optim.lr_scheduler` are torch's; only `step(closure=None)` is replaced. It binds zero-copy
+numpy views of the parameters, gradients and state to one compiled kernel (one subgraph per
+distinct (numel, dtype, options), called per parameter; the backend runs independent calls on two
+threads) and runs it. Hyper-parameters are float64 kernel inputs, so lr schedules never recompile;
+a kernel is compiled per distinct set of parameter sizes/dtypes/options and cached.
+The arithmetic is torch's own, op for op (see compiler/optim/aten.py).
+
+CPU tensors only; sparse gradients, complex parameters and non-dense parameters raise
+UnsupportedTensorError (a RuntimeError and ValueError) naming the tensor. Gradients laid out
+differently from their parameter are copied to its layout first (the one documented copy).
+torch is needed to import this module; importing compiler.optim does not import torch.
 """
 from __future__ import annotations
 
@@ -14,41 +25,61 @@ import numpy as np
 import torch
 
 from compiler import popxl
+from compiler.driver import CompileOptions
 from compiler.popxl import ops
+from compiler.popxl.tensor import Tensor, TensorByRef  # noqa: F401  (annotations of the subgraphs)
 
+from . import aten
 from .kernels import Kernel, KernelBuilder
+from .tensor_views import DTYPES, UnsupportedTensorError, ViewCache, same_layout
+
+__all__ = ["Adam", "AdamW", "SGD", "UnsupportedTensorError"]
+F64 = popxl.float64
 
 
-def _view(t: torch.Tensor, what: str) -> np.ndarray:
-    if t.device.type != "cpu":
-        raise ValueError(f"{what} is on {t.device}; the compiled optimizers run on CPU tensors only")
-    if t.is_sparse:
-        raise ValueError(f"{what} is sparse; sparse gradients are not supported (use torch.optim's own optimizers)")
-    if not t.is_contiguous():
-        raise ValueError(f"{what} is not contiguous; call .contiguous() on the parameter before building the optimizer")
-    return t.detach().numpy()
+class _Runtime:
+    """What a drop-in keeps between steps (rebuilt lazily after copy/pickle, which keep torch's fields only)."""
 
-
-def _scalar(v: float) -> np.ndarray:
-    return np.asarray(v, np.float64)
-
-
-class _Compiled(torch.optim.Optimizer):
-    """Shared machinery: per-group kernels over the group's parameters, bound to their memory each step."""
-
-    _kernels: dict[Any, Kernel]
-
-    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
-        super().__init__(params, defaults)
-        self._kernels = {}
+    def __init__(self, options: CompileOptions | None) -> None:
+        self.options = options or CompileOptions(device="cpu")
+        self.kernels: dict[tuple, Kernel] = {}
+        self.views = ViewCache()
+        self.hyper: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
         self.compiles = 0
 
-    def _kernel(self, key: Any, build: Callable[[KernelBuilder], None]) -> Kernel:
-        k = self._kernels.get(key)
-        if k is None:
-            k = self._kernels[key] = Kernel(build)
-            self.compiles += 1
-        return k
+    def hyper_views(self, gi: int, values: tuple[float, ...]) -> list[np.ndarray]:
+        """0-d float64 views (kernel inputs) holding group gi's current hyper-parameters."""
+        h = self.hyper.get(gi)
+        if h is None or h[0].size != len(values):
+            a = np.zeros(len(values), np.float64)
+            h = self.hyper[gi] = (a, [a[i:i + 1].reshape(()) for i in range(len(values))])
+        h[0][:] = values
+        return h[1]
+
+
+class _CompiledStep:
+    """The replaced step(): collect (kernel key, buffers) over the groups, compile once per key, run."""
+
+    _suggestion = "use torch.optim's own optimizer for such tensors"
+
+    def _init_compiled(self, compile_options: CompileOptions | None, kw: dict) -> None:
+        for opt in ("differentiable", "capturable"):
+            if kw.get(opt):
+                raise ValueError(f"{type(self).__name__}({opt}=True) is not supported by the compiled step; "
+                                 f"use torch.optim.{type(self).__name__}")
+        self.__dict__["_compiled_rt"] = _Runtime(compile_options)
+        self._step_supports_amp_scaling = False  # fused=True is accepted (the step is fused) but not AMP's path
+
+    def _rt(self) -> _Runtime:
+        rt = self.__dict__.get("_compiled_rt")
+        if rt is None:
+            rt = self.__dict__["_compiled_rt"] = _Runtime(None)
+        return rt
+
+    @property
+    def compiles(self) -> int:
+        """How many kernels this optimizer has compiled (lr changes never add one)."""
+        return self._rt().compiles
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -56,190 +87,213 @@ class _Compiled(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for gi, group in enumerate(self.param_groups):
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                self._step_group(gi, group, params)
+        rt = self._rt()
+        key, arrays = self._collect(rt)
+        if arrays:
+            kernel = rt.kernels.get(key)
+            if kernel is None:
+                kernel = rt.kernels[key] = Kernel(lambda kb: self._build(kb, key), rt.options)
+                rt.compiles += 1
+            kernel.run(arrays)
+        rt.views.swap()
         return loss
 
-    def _step_group(self, gi: int, group: dict, params: list) -> None:
+    def _view(self, rt: _Runtime, t: torch.Tensor, what: str) -> np.ndarray:
+        return rt.views.get(t, what, self._suggestion)
+
+    def _grad_view(self, p: torch.Tensor, where: str) -> np.ndarray:
+        from .tensor_views import flat_view
+
+        g = p.grad
+        if g.is_sparse:
+            raise UnsupportedTensorError(f"gradient of {where} is sparse: {type(self).__name__} does not support "
+                                         "sparse gradients (use torch.optim.SparseAdam)")
+        if g.dtype != p.dtype or g.device != p.device:
+            raise UnsupportedTensorError(f"gradient of {where} is {g.dtype} on {g.device}, the parameter is "
+                                         f"{p.dtype} on {p.device}")
+        if not same_layout(p, g):  # documented fallback: a copy in the parameter's layout (read only)
+            g = torch.empty_like(p, memory_format=torch.preserve_format).copy_(g)
+        return flat_view(g, f"gradient of {where}", self._suggestion)
+
+    def _state_view(self, rt: _Runtime, p: torch.Tensor, t: torch.Tensor, what: str) -> np.ndarray:
+        if t.dim() and not same_layout(p, t):
+            raise UnsupportedTensorError(f"{what} has strides {t.stride()} but its parameter has {p.stride()}; "
+                                         "load a state_dict saved for parameters of this layout")
+        return self._view(rt, t, what)
+
+    def _collect(self, rt: _Runtime) -> tuple[tuple, list[np.ndarray]]:
+        raise NotImplementedError
+
+    def _build(self, kb: KernelBuilder, key: tuple) -> None:
         raise NotImplementedError
 
 
-class Adam(_Compiled):
-    """torch.optim.Adam with a compiled step (same formulas, in the same order, as torch's CPU path)."""
+def _scalar_dtype(group: dict) -> torch.dtype:
+    """The dtype torch gives state['step'] (torch.optim.optimizer._get_scalar_dtype)."""
+    if group.get("fused") or torch.get_default_dtype() != torch.float64:
+        return torch.float32
+    return torch.float64
 
-    decoupled = False
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False, foreach: Any = None,
-                 capturable: bool = False, differentiable: bool = False, fused: Any = None) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        for i, b in enumerate(betas):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {b}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-                        foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused)
-        super().__init__(params, defaults)
+def _where(gi: int, i: int, p: torch.Tensor) -> str:
+    return f"parameter {i} of param_groups[{gi}] ({tuple(p.shape)}, {p.dtype})"
 
-    def _init_state(self, p: torch.Tensor, amsgrad: bool) -> dict:
+
+def _graphs(kb: KernelBuilder, cache: dict, gkey: tuple, make: Callable[[], Callable], args: list) -> None:
+    """Call the subgraph for gkey (traced on first use) with args."""
+    g = cache.get(gkey)
+    if g is None:
+        g = cache[gkey] = kb.ir.create_graph(make(), *args)
+    ops.call(g, *args)
+
+
+class _AdamStep(_CompiledStep):
+    _STATE = ("exp_avg", "exp_avg_sq")
+
+    def _collect(self, rt: _Runtime) -> tuple[tuple, list[np.ndarray]]:
+        key: list = []
+        arrays: list[np.ndarray] = []
+        for gi, group in enumerate(self.param_groups):
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            b1, b2 = group["betas"]
+            arrays += rt.hyper_views(gi, tuple(float(x) for x in (group["lr"], b1, b2, group["eps"],
+                                                                  group["weight_decay"])))
+            amsgrad = bool(group["amsgrad"])
+            flags = (amsgrad, bool(group["maximize"]), group["weight_decay"] != 0,
+                     bool(group.get("decoupled_weight_decay", isinstance(self, torch.optim.AdamW))))
+            specs = []
+            for i, p in enumerate(ps):
+                where = _where(gi, i, p)
+                st = self._state_for(p, group, amsgrad)
+                pv = self._view(rt, p, where)
+                arrays += [pv, self._grad_view(p, where)]
+                arrays += [self._state_view(rt, p, st[k], f"state[{k!r}] of {where}") for k in self._STATE]
+                arrays.append(self._view(rt, st["step"], f"state['step'] of {where}"))
+                if amsgrad:
+                    arrays.append(self._state_view(rt, p, st["max_exp_avg_sq"], f"state['max_exp_avg_sq'] of {where}"))
+                specs.append((pv.shape, DTYPES[p.dtype], DTYPES[st["step"].dtype]))
+            key.append((flags, tuple(specs)))
+        return tuple(key), arrays
+
+    def _state_for(self, p: torch.Tensor, group: dict, amsgrad: bool) -> dict:
+        """torch's lazy state initialisation (Adam._init_group), plus steps loaded as Python numbers."""
         st = self.state[p]
         if len(st) == 0:
-            st["step"] = torch.tensor(0.0, dtype=torch.float32)
-            st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["step"] = torch.tensor(0.0, dtype=_scalar_dtype(group))
+            for k in self._STATE:
+                st[k] = torch.zeros_like(p, memory_format=torch.preserve_format)
         if amsgrad and "max_exp_avg_sq" not in st:
             st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if not torch.is_tensor(st["step"]) or st["step"].dtype not in (torch.float32, torch.float64):
+            st["step"] = torch.tensor(float(st["step"]), dtype=_scalar_dtype(group))
         return st
 
-    def _step_group(self, gi: int, group: dict, params: list) -> None:
-        amsgrad, maximize = bool(group["amsgrad"]), bool(group["maximize"])
-        has_wd = group["weight_decay"] != 0
-        sigs = tuple((tuple(p.shape), str(p.dtype)) for p in params)
-        key = (gi, sigs, amsgrad, maximize, has_wd, self.decoupled)
-        kernel = self._kernel(key, lambda kb: self._build(kb, sigs, amsgrad, maximize, has_wd))
-        b1, b2 = group["betas"]
-        arrays = {"lr": _scalar(float(group["lr"])), "b1": _scalar(b1), "b2": _scalar(b2),
-                  "eps": _scalar(group["eps"]), "wd": _scalar(group["weight_decay"])}
-        for i, p in enumerate(params):
-            st = self._init_state(p, amsgrad)
-            if st["step"].dtype != torch.float32 or st["step"].dim() != 0:
-                st["step"] = torch.tensor(float(st["step"]), dtype=torch.float32)
-            arrays[f"p{i}"] = _view(p, "parameter")
-            arrays[f"g{i}"] = _view(p.grad, "gradient")
-            arrays[f"m{i}"] = _view(st["exp_avg"], "exp_avg")
-            arrays[f"v{i}"] = _view(st["exp_avg_sq"], "exp_avg_sq")
-            arrays[f"t{i}"] = _view(st["step"], "step")
-            if amsgrad:
-                arrays[f"vmax{i}"] = _view(st["max_exp_avg_sq"], "max_exp_avg_sq")
-        kernel.run(arrays)
-
-    def _build(self, kb: KernelBuilder, sigs: tuple, amsgrad: bool, maximize: bool, has_wd: bool) -> None:
-        """One subgraph per distinct (shape, dtype), called per parameter: the passes fuse each into one loop and
-        the backend runs independent calls on two threads."""
-        f64 = popxl.float64
-        hyper = [kb.buffer(n, (), f64) for n in ("lr", "b1", "b2", "eps", "wd")]
-        decoupled = self.decoupled
-
-        def step(p: popxl.TensorByRef, g: popxl.Tensor, m: popxl.TensorByRef, v: popxl.TensorByRef,
-                 t: popxl.TensorByRef, lr: popxl.Tensor, b1: popxl.Tensor, b2: popxl.Tensor, eps: popxl.Tensor,
-                 wd: popxl.Tensor, *vmax: popxl.TensorByRef) -> None:
-            _adam_update(p, g, m, v, t, vmax[0] if vmax else None, lr, b1, b2, eps, wd, maximize, has_wd, decoupled)
-
-        graphs: dict = {}
-        for i, (shape, dt) in enumerate(sigs):
-            dtype = {"torch.float32": popxl.float32, "torch.float64": popxl.float64}.get(dt)
-            if dtype is None:
-                raise ValueError(f"parameter dtype {dt} is not supported (float32 or float64)")
-            p, g = kb.buffer(f"p{i}", shape, dtype), kb.buffer(f"g{i}", shape, dtype)
-            m, v = kb.buffer(f"m{i}", shape, dtype), kb.buffer(f"v{i}", shape, dtype)
-            t = kb.buffer(f"t{i}", (), popxl.float32)
-            extra = [kb.buffer(f"vmax{i}", shape, dtype)] if amsgrad else []
-            key = (shape, dtype)
-            if key not in graphs:
-                graphs[key] = kb.ir.create_graph(step, p, g, m, v, t, *hyper, *extra)
-            ops.call(graphs[key], p, g, m, v, t, *hyper, *extra)
+    def _build(self, kb: KernelBuilder, key: tuple) -> None:
+        cache: dict = {}
+        for gi, (flags, specs) in enumerate(key):
+            hyper = [kb.buffer(f"g{gi}.{n}", (), F64) for n in ("lr", "beta1", "beta2", "eps", "weight_decay")]
+            for i, (shape, dt, sdt) in enumerate(specs):
+                bufs = [kb.buffer(f"g{gi}.{n}{i}", shape, dt) for n in ("param", "grad", "exp_avg", "exp_avg_sq")]
+                bufs.append(kb.buffer(f"g{gi}.step{i}", (), sdt))
+                if flags[0]:
+                    bufs.append(kb.buffer(f"g{gi}.max_exp_avg_sq{i}", shape, dt))
+                _graphs(kb, cache, (flags, shape, dt, sdt), lambda: _adam_graph(*flags), bufs + hyper)
 
 
-def _fma(a, b, c):
-    from compiler.popxl.ops._emit import emit_op, out
+def _adam_graph(amsgrad: bool, maximize: bool, weight_decay: bool, decoupled: bool) -> Callable:
+    opts = dict(maximize=maximize, weight_decay=weight_decay, decoupled=decoupled)
+    if amsgrad:
+        def adam_amsgrad(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef,
+                         vmax: TensorByRef, lr: Tensor, b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
+            aten.adam_step(p, g, m, v, step, vmax, (lr, b1, b2, eps, wd), **opts)
+        return adam_amsgrad
 
-    return out(emit_op("Fma", {"a": a, "b": b, "c": c}, name="fma", out_names=["fma_out"]))
-
-
-def _adam_update(p, g, m, v, t, vmax, lr, b1, b2, eps, wd, maximize: bool, has_wd: bool, decoupled: bool) -> None:
-    """torch's single-tensor Adam/AdamW, op for op: scalars in float64 (as Python floats), tensors in p's dtype."""
-    dt = p.dtype
-    one = popxl.constant(1.0, popxl.float64)
-    ops.var_updates.accumulate_(t, popxl.constant(1.0, popxl.float32))  # state["step"] += 1
-    step = ops.cast(t, popxl.float64)
-    if maximize:
-        g = -g
-    if has_wd:
-        if decoupled:  # AdamW: p *= 1 - lr*wd
-            ops.var_updates.accumulator_scale_(p, ops.cast(one - lr * wd, dt))
-        else:  # Adam: grad = grad + wd * p
-            g = g + p * ops.cast(wd, dt)
-    w1 = ops.cast(one - b1, dt)  # exp_avg.lerp_(grad, 1 - beta1): ATen's vectorised lerp is fma(w, g - m, m)
-    ops.var_updates.copy_var_update_(m, _fma(w1, g - m, m))
-    ops.var_updates.copy_var_update_(v, v * ops.cast(b2, dt) + ops.cast(one - b2, dt) * g * g)  # mul_, addcmul_
-    bc1 = one - b1 ** step
-    bc2_sqrt = ops.sqrt(one - b2 ** step)
-    step_size = lr / bc1
-    if vmax is not None:
-        ops.var_updates.copy_var_update_(vmax, ops.maximum(vmax, v))
-        v = vmax
-    denom = ops.sqrt(v) / ops.cast(bc2_sqrt, dt) + ops.cast(eps, dt)
-    ops.var_updates.copy_var_update_(p, p + ops.cast(-step_size, dt) * (m / denom))  # addcdiv_
+    def adam(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef, lr: Tensor,
+             b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
+        aten.adam_step(p, g, m, v, step, None, (lr, b1, b2, eps, wd), **opts)
+    return adam
 
 
-class AdamW(Adam):
-    """torch.optim.AdamW (decoupled weight decay) with a compiled step."""
+class Adam(_AdamStep, torch.optim.Adam):
+    """torch.optim.Adam with a compiled step (same arguments; `compile_options` picks passes/backend)."""
 
-    decoupled = True
+    _suggestion = "use torch.optim.Adam for such tensors"
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, **kw: Any) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, **kw)
+    def __init__(self, params: Any, *args: Any, compile_options: CompileOptions | None = None, **kw: Any) -> None:
+        torch.optim.Adam.__init__(self, params, *args, **kw)
+        self._init_compiled(compile_options, kw)
 
 
-class SGD(_Compiled):
+class AdamW(_AdamStep, torch.optim.AdamW):
+    """torch.optim.AdamW (decoupled weight decay, amsgrad) with a compiled step."""
+
+    _suggestion = "use torch.optim.AdamW for such tensors"
+
+    def __init__(self, params: Any, *args: Any, compile_options: CompileOptions | None = None, **kw: Any) -> None:
+        torch.optim.AdamW.__init__(self, params, *args, **kw)
+        self._init_compiled(compile_options, kw)
+
+
+class SGD(_CompiledStep, torch.optim.SGD):
     """torch.optim.SGD (momentum, dampening, nesterov, weight decay, maximize) with a compiled step."""
 
-    def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False, foreach: Any = None,
-                 differentiable: bool = False, fused: Any = None) -> None:
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
-                        maximize=maximize, foreach=foreach, differentiable=differentiable, fused=fused)
-        super().__init__(params, defaults)
+    _suggestion = "use torch.optim.SGD for such tensors"
 
-    def _step_group(self, gi: int, group: dict, params: list) -> None:
-        momentum = group["momentum"] != 0
-        first = tuple(momentum and self.state[p].get("momentum_buffer") is None for p in params)
-        sigs = tuple((tuple(p.shape), str(p.dtype)) for p in params)
-        opts = (bool(group["nesterov"]), bool(group["maximize"]), group["weight_decay"] != 0, momentum)
-        kernel = self._kernel((gi, sigs, first, opts), lambda kb: self._build(kb, sigs, first, *opts))
-        arrays = {"lr": _scalar(group["lr"]), "mom": _scalar(group["momentum"]),
-                  "damp": _scalar(group["dampening"]), "wd": _scalar(group["weight_decay"])}
-        for i, p in enumerate(params):
-            arrays[f"p{i}"] = _view(p, "parameter")
-            arrays[f"g{i}"] = _view(p.grad, "gradient")
-            if momentum:
-                if first[i]:
-                    self.state[p]["momentum_buffer"] = torch.zeros_like(p)
-                arrays[f"b{i}"] = _view(self.state[p]["momentum_buffer"], "momentum_buffer")
-        kernel.run(arrays)
+    def __init__(self, params: Any, *args: Any, compile_options: CompileOptions | None = None, **kw: Any) -> None:
+        torch.optim.SGD.__init__(self, params, *args, **kw)
+        self._init_compiled(compile_options, kw)
 
-    @staticmethod
-    def _build(kb: KernelBuilder, sigs: tuple, first: tuple, nesterov: bool, maximize: bool, has_wd: bool,
-               momentum: bool) -> None:
-        f64 = popxl.float64
-        lr, mom, damp, wd = (kb.buffer(n, (), f64) for n in ("lr", "mom", "damp", "wd"))
-        one = popxl.constant(1.0, f64)
-        for i, (shape, dt) in enumerate(sigs):
-            dtype = popxl.float32 if dt == "torch.float32" else popxl.float64
-            p, g = kb.buffer(f"p{i}", shape, dtype), kb.buffer(f"g{i}", shape, dtype)
-            d = -g if maximize else g
-            if has_wd:
-                d = d + p * ops.cast(wd, dtype)  # d_p.add(param, alpha=weight_decay)
-            if momentum:
-                buf = kb.buffer(f"b{i}", shape, dtype)
-                if first[i]:
-                    ops.var_updates.copy_var_update_(buf, d)  # buf = clone(d_p)
-                else:
-                    ops.var_updates.copy_var_update_(buf, buf * ops.cast(mom, dtype) + d * ops.cast(one - damp, dtype))
-                d = d + buf * ops.cast(mom, dtype) if nesterov else buf
-            ops.var_updates.copy_var_update_(p, p + d * ops.cast(-lr, dtype))  # param.add_(d_p, alpha=-lr)
+    def _collect(self, rt: _Runtime) -> tuple[tuple, list[np.ndarray]]:
+        key: list = []
+        arrays: list[np.ndarray] = []
+        for gi, group in enumerate(self.param_groups):
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            arrays += rt.hyper_views(gi, tuple(float(group[k]) for k in ("lr", "momentum", "dampening",
+                                                                         "weight_decay")))
+            momentum = group["momentum"] != 0
+            # a new buffer is a copy of the gradient; with zero dampening, zeros then the usual update give
+            # exactly that, so only dampened groups need a first-step kernel
+            damped = momentum and group["dampening"] != 0
+            flags = (momentum, bool(group["nesterov"]), bool(group["maximize"]), group["weight_decay"] != 0)
+            specs = []
+            for i, p in enumerate(ps):
+                where = _where(gi, i, p)
+                pv = self._view(rt, p, where)
+                arrays += [pv, self._grad_view(p, where)]
+                first = False
+                if momentum:
+                    st = self.state[p]
+                    if st.get("momentum_buffer") is None:
+                        st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                        first = damped
+                    arrays.append(self._state_view(rt, p, st["momentum_buffer"], f"state['momentum_buffer'] of {where}"))
+                specs.append((pv.shape, DTYPES[p.dtype], first))
+            key.append((flags, tuple(specs)))
+        return tuple(key), arrays
+
+    def _build(self, kb: KernelBuilder, key: tuple) -> None:
+        cache: dict = {}
+        for gi, (flags, specs) in enumerate(key):
+            hyper = [kb.buffer(f"g{gi}.{n}", (), F64) for n in ("lr", "momentum", "dampening", "weight_decay")]
+            for i, (shape, dt, first) in enumerate(specs):
+                bufs = [kb.buffer(f"g{gi}.{n}{i}", shape, dt) for n in ("param", "grad")]
+                if flags[0]:
+                    bufs.append(kb.buffer(f"g{gi}.momentum_buffer{i}", shape, dt))
+                _graphs(kb, cache, (flags, shape, dt, first), lambda: _sgd_graph(*flags, first), bufs + hyper)
+
+
+def _sgd_graph(momentum: bool, nesterov: bool, maximize: bool, weight_decay: bool, first: bool) -> Callable:
+    opts = dict(maximize=maximize, weight_decay=weight_decay, nesterov=nesterov, first=first)
+    if momentum:
+        def sgd_momentum(p: TensorByRef, g: Tensor, buf: TensorByRef, lr: Tensor, mom: Tensor, damp: Tensor,
+                         wd: Tensor) -> None:
+            aten.sgd_step(p, g, buf, (lr, mom, damp, wd), **opts)
+        return sgd_momentum
+
+    def sgd(p: TensorByRef, g: Tensor, lr: Tensor, mom: Tensor, damp: Tensor, wd: Tensor) -> None:
+        aten.sgd_step(p, g, None, (lr, mom, damp, wd), **opts)
+    return sgd

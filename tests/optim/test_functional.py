@@ -71,7 +71,7 @@ def test_against_numpy_reference(name):
             want[k] = ref(want[k], grads[k].astype(np.float64), states[k])
     for k in shapes:
         np.testing.assert_allclose(params[k], want[k], rtol=2e-4, atol=2e-5, err_msg=k)
-    assert opt.traces == 1
+    assert opt.compiles == 1
 
 
 def test_array_hyperparameter_is_an_input_and_shapes_retrace():
@@ -88,10 +88,10 @@ def test_array_hyperparameter_is_an_input_and_shapes_retrace():
     opt.lr[...] = 0.25
     opt(p, {"w": np.ones(3, np.float32)})
     np.testing.assert_allclose(p["w"], 1 - 0.5 - 0.25)
-    assert opt.traces == 1
+    assert opt.compiles == 1
     p2 = {"w": np.ones(4, np.float32)}
     opt(p2, {"w": np.ones(4, np.float32)})
-    assert opt.traces == 2  # a new shape traces again
+    assert opt.compiles == 2  # a new shape compiles again
 
 
 def test_errors():

@@ -1,0 +1,127 @@
+"""Tracing a functional Optimizer's step into a kernel: what is an input, what is state, what is baked.
+
+One trace runs `call_model` then `call_param` per parameter on traced tensors, with the optimizer's
+attributes swapped for tensors while it runs:
+  numpy arrays (directly, or values of a dict attribute)   state: kernel buffers, read and written
+  Python / numpy scalars (and tuples of them)              baked into the kernel as constants
+  anything else                                             left alone
+State created while tracing (jnp.zeros_like & co, or any new tensor stored in an attribute or a
+dict entry) gets a numpy array after the trace. Every buffer has a binding (where its array comes
+from at run time) so a compiled kernel can be reused for every call with the same signature.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compiler import popxl
+from compiler.popxl import ops
+from compiler.popxl.tensor import Variable
+
+from .kernels import KernelBuilder
+
+Binding = tuple  # ("param", key) | ("grad", key) | ("loss",) | ("kw", name) | ("state", attr, key|None) | ("temp", i)
+_BAKED = (bool, int, float, complex, str, bytes, type(None), np.generic)
+
+
+def is_baked(v: Any) -> bool:
+    """Values that are compiled in as constants (part of the kernel's signature)."""
+    if isinstance(v, (tuple, frozenset)):
+        return all(is_baked(x) for x in v)
+    return isinstance(v, _BAKED)
+
+
+def plain(v: Any) -> Any:
+    """numpy scalars as Python scalars while tracing (so `np.float32(b1) * tensor` stays a tensor op)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple):
+        return tuple(plain(x) for x in v)
+    return v
+
+
+class TraceDict(dict):
+    """A state dict while tracing: remembers the first value stored under each key."""
+
+    def __init__(self, items: dict) -> None:
+        super().__init__(items)
+        self.first: dict[Any, Any] = {}
+
+    def __setitem__(self, k: Any, v: Any) -> None:
+        self.first.setdefault(k, v)
+        super().__setitem__(k, v)
+
+    def setdefault(self, k: Any, v: Any = None) -> Any:
+        if k not in self:
+            self[k] = v
+        return self[k]
+
+    def update(self, *a: Any, **kw: Any) -> None:
+        for k, v in dict(*a, **kw).items():
+            self[k] = v
+
+
+@dataclass
+class Trace:
+    """The buffers of one trace and where their arrays come from."""
+
+    ir: popxl.Ir
+    kb: KernelBuilder
+    bindings: list[Binding] = field(default_factory=list)
+    fresh: dict[int, tuple[tuple[int, ...], np.dtype, float]] = field(default_factory=dict)  # vid -> state init
+    temps: list[tuple[tuple[int, ...], np.dtype, float]] = field(default_factory=list)
+
+    def buffer(self, binding: Binding, name: str, shape: tuple[int, ...], dtype: Any) -> popxl.Tensor:
+        t = self.kb.buffer(name, shape, dtype)
+        self.bindings.append(binding)
+        return t
+
+    def new_state(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> popxl.Tensor:
+        """jnp creation while tracing: a buffer whose binding is decided when the trace ends."""
+        t = self.buffer(("temp", len(self.temps)), "state", shape, dtype)
+        self.temps.append((shape, dtype, fill))
+        self.fresh[t._value.id] = (shape, dtype, fill)
+        return t
+
+    def store(self, slot: tuple[str, Any], first: Any, final: Any, old: popxl.Tensor | None) -> tuple | None:
+        """Make `final` the slot's new value: returns (shape, dtype, fill) when the slot is new state."""
+        if old is not None:  # existing state: write the final value back into its buffer
+            _write_back(old, final)
+            return None
+        if isinstance(first, Variable) and first._value.id in self.fresh:  # jnp-created: it is the buffer
+            vid = first._value.id
+            self.bindings[self.kb.vids.index(vid)] = ("state", *slot)
+            _write_back(first, final)
+            return self.fresh.pop(vid)
+        dt = final.dtype.numpy
+        buf = self.buffer(("state", *slot), f"{slot[0]}", tuple(final.shape), dt)
+        _write_back(buf, final)
+        return tuple(final.shape), np.dtype(dt), 0.0
+
+    def structure(self) -> Any:
+        """The program's structure with buffers named by binding (equal structures compute the same)."""
+        from compiler.ir.hashing import graph_key
+
+        names = {vid: b for vid, b in zip(self.kb.vids, self.bindings)}
+
+        def canon(x: Any) -> Any:
+            if isinstance(x, tuple):
+                if len(x) == 2 and x[0] == "var" and x[1] in names:
+                    return ("var", names[x[1]])
+                return tuple(canon(i) for i in x)
+            return x
+        return canon(graph_key(self.ir, self.ir.main))
+
+
+def _write_back(var: popxl.Tensor, value: Any) -> None:
+    if value is not var:
+        ops.var_updates.copy_var_update_(var, as_tensor(value, var))
+
+
+def as_tensor(x: Any, like: popxl.Tensor) -> popxl.Tensor:
+    """x as a tensor of like's dtype (casting a traced value, or making a constant of a host value)."""
+    if isinstance(x, popxl.Tensor):
+        return x if x.dtype == like.dtype else ops.cast(x, like.dtype)
+    return like._other(np.asarray(x, like.dtype.numpy))
