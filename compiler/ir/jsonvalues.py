@@ -223,9 +223,29 @@ def int_key(k: str, at: tuple) -> int:
 
 
 # ------------------------------------------------------------------ formatting
-def _depth(x: Any) -> int:
+def _shallow(x: Any, levels: int) -> bool:
+    """Whether `x` nests at most `levels` containers deep (stops at the first deeper one)."""
     items = x.values() if isinstance(x, dict) else x if isinstance(x, list) else None
-    return 0 if items is None else 1 + max((_depth(i) for i in items), default=0)
+    return items is None or levels > 0 and all(_shallow(i, levels - 1) for i in items)
+
+
+def _bounded(x: Any, budget: int) -> str | None:
+    """Compact JSON of `x` if it is at most `budget` characters, else None (without writing all of it)."""
+    if isinstance(x, (dict, list)):
+        parts = []
+        for k, v in x.items() if isinstance(x, dict) else enumerate(x):
+            s = _bounded(v, budget)
+            if s is None:
+                return None
+            parts.append(f"{json.dumps(k)}: {s}" if isinstance(x, dict) else s)
+            budget -= len(parts[-1]) + 2
+            if budget < 0:
+                return None
+        return ("{%s}" if isinstance(x, dict) else "[%s]") % ", ".join(parts)
+    if isinstance(x, str) and len(x) > budget:
+        return None
+    s = json.dumps(x, allow_nan=False)
+    return s if len(s) <= budget else None
 
 
 def dumps(doc: Any, width: int = 110) -> str:
@@ -233,9 +253,11 @@ def dumps(doc: Any, width: int = 110) -> str:
     record of plain fields (an object at most two levels deep) or a flat list of numbers."""
 
     def fmt(x: Any, indent: str) -> str:
-        flat = json.dumps(x, allow_nan=False, separators=(", ", ": "))
-        if len(indent) + len(flat) <= width or _depth(x) <= (2 if isinstance(x, dict) else 1):
+        flat = _bounded(x, width - len(indent))
+        if flat is not None:
             return flat
+        if _shallow(x, 2 if isinstance(x, dict) else 1):
+            return json.dumps(x, allow_nan=False, separators=(", ", ": "))
         inner = indent + " "
         if isinstance(x, dict):
             items = [f"{inner}{json.dumps(k)}: {fmt(v, inner)}" for k, v in x.items()]
