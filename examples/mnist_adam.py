@@ -22,6 +22,7 @@ from custom_optimiser import Adam  # noqa: E402
 
 from compiler import addons, popxl  # noqa: E402
 from compiler.data import batches, load_mnist, stats  # noqa: E402
+from compiler.driver import CompileOptions  # noqa: E402
 from compiler.popxl import ops  # noqa: E402
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
@@ -124,7 +125,9 @@ def load_data(data: str):
 
 
 def train(data: str = DEFAULT_DATA, epochs: int = 1, batch_size: int = 8, lr: float = 1e-3, device: str = "cpu",
-          seed: int = 0, limit_steps: int | None = None, test_batch_size: int = 80, quiet: bool = False) -> dict:
+          seed: int = 0, limit_steps: int | None = None, test_batch_size: int = 80, quiet: bool = False,
+          options: Optional[CompileOptions] = None) -> dict:
+    """Train for `epochs` (each at most `limit_steps` steps), then measure test accuracy in a second session."""
     from tqdm import tqdm
 
     np.random.seed(seed)
@@ -132,7 +135,7 @@ def train(data: str = DEFAULT_DATA, epochs: int = 1, batch_size: int = 8, lr: fl
     mean, std = stats(train_ds)
     ir, streams, variables, loss_stream = train_ir(batch_size, lr)
     t0 = time.perf_counter()
-    session = popxl.Session(ir, device)
+    session = popxl.Session(ir, device, options=options)
     compile_s = time.perf_counter() - t0
     steps, losses = 0, []
     t_start = time.perf_counter()
@@ -154,7 +157,7 @@ def train(data: str = DEFAULT_DATA, epochs: int = 1, batch_size: int = 8, lr: fl
     train_s = time.perf_counter() - t_start
     trained = session.get_tensors_data(variables.tensors)
     test_session_ir, test_streams, test_vars, out_stream = test_ir(test_batch_size)
-    test_session = popxl.Session(test_session_ir, device)
+    test_session = popxl.Session(test_session_ir, device, options=options)
     mapping = variables.to_mapping(test_vars)
     test_session.write_variables_data({tv: trained[t].copy() for t, tv in mapping.items()})
     correct = total = 0
@@ -164,8 +167,9 @@ def train(data: str = DEFAULT_DATA, epochs: int = 1, batch_size: int = 8, lr: fl
             correct += int(np.sum(np.argmax(out, -1) == y))
             total += len(y)
     acc = 100.0 * correct / total
-    res = {"steps": steps, "steps_per_s": steps / train_s, "test_accuracy": acc, "compile_s": compile_s, "losses": losses,
-           "first_loss": float(np.mean(losses[:50])), "last_loss": float(np.mean(losses[-50:]))}
+    res = {"steps": steps, "train_s": train_s, "steps_per_s": steps / train_s, "test_accuracy": acc,
+           "compile_s": compile_s, "losses": losses, "first_loss": float(np.mean(losses[:50])),
+           "last_loss": float(np.mean(losses[-50:]))}
     if not quiet:
         print(f"trained {steps} steps at {res['steps_per_s']:.0f} steps/s (compile {compile_s:.2f} s); loss "
               f"{res['first_loss']:.3f} -> {res['last_loss']:.3f}")
