@@ -69,7 +69,8 @@ def test_training_learns(tmp_path, device, steps):
     res = mnist_adam.train(str(tmp_path), 1, 8, 1e-3, device, seed=0, limit_steps=steps, quiet=True)
     losses = res["losses"]
     assert len(losses) == steps
-    assert np.mean(losses[-10:]) < 0.3 * np.mean(losses[:3]), (losses[:3], losses[-10:])
+    # the median: a confident net shows an occasional one-sample spike (loss up to -log(1e-7))
+    assert np.median(losses[-10:]) < 0.2 * np.mean(losses[:3]), (losses[:3], losses[-10:])
     assert res["test_accuracy"] > 80.0  # chance is 10%
 
 
