@@ -11,19 +11,18 @@ from typing import Any
 from compiler.ir import Ir
 
 from .abi import header
-from .executable import compile_module
-from .lower import Layout
+from .executable import compile_module, threads_of
+from runtime.artifact import Manifest
 
 KINDS = ("ll", "asm", "obj", "so", "header")
 
 
-def build(ir: Ir, options: Any = None, prefix: str = "optc") -> tuple[Any, Layout, Any, Ir]:
+def build(ir: Ir, options: Any = None, prefix: str = "optc") -> tuple[Any, Manifest, Any, Ir]:
     from compiler.driver import CompileOptions, optimise
 
     opts = options or CompileOptions()
     work = optimise(ir, opts)
-    threads = opts.threads if opts.threads is not None else 2
-    mod, layout, tm = compile_module(work, prefix, threads)
+    mod, layout, tm = compile_module(work, prefix, threads_of(opts))
     return mod, layout, tm, work
 
 

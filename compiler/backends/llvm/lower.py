@@ -1,28 +1,26 @@
-"""Lower a whole Ir to one LLVM module: a function per graph, a kernel per elementwise op.
+"""Lower a whole Ir to one LLVM module: a function per graph, a kernel per op (the C ABI: abi.py).
 
-ABI of the module (see abi.py for the C header):
-  int32_t <prefix>_run(void **vars, void **h2d, void **d2h, void *ws, int64_t iterations)
-runs the main graph `iterations` times. `vars` holds one pointer per variable (in
-`Layout.var_ids` order), `h2d`/`d2h` one pointer per stream (iterations x stream bytes,
-in `Layout.h2d`/`Layout.d2h` order), and `ws` is a 64-byte aligned workspace of
-`Layout.ws_size` bytes for intermediates.
-Subgraphs become `void g(void **args, void *ws)` with args = inputs then outputs;
-by-reference inputs are written in place through the caller's pointer.
+Every graph becomes `void g(void **args, void *ws, ctx *c)`. For the main graph `args` are the
+variables; for a subgraph its inputs then its outputs: by-reference inputs are written in place
+through the caller's pointer, by-value inputs the callee modifies are copied first. `ws` is the
+calling thread's workspace, in which each graph owns a fixed region (its memory plan, then scratch
+slots); `c` carries the status word, the stream tables and the iteration number.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 from llvmlite import ir
 
 from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import get
+from runtime.artifact import Manifest
 
-from . import special
+from . import indexed, matmul, reduce, special  # noqa: F401  (each registers its op kinds)
+from .abi import error_sites, layout_of
 from .kernels import emit_elementwise
+from .loops import c64, for_range
 from .parallel import independent_calls, run_calls_split
-from .types import I8, I32, I64, PTR
+from .types import CTX, CTX_ITERATION, CTX_STATUS, I8, I32, I64, PTR
 
 ALIGN = 64
 # groups of independent calls touching at least this many elements run on two threads
@@ -33,40 +31,42 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-@dataclass
-class Layout:
-    prefix: str
-    var_ids: list[int]
-    var_specs: list
-    var_names: list[str]
-    h2d: list[str]
-    d2h: list[str]
-    ws_size: int = 0
-    regions: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-
 class GraphLowering:
     """State while emitting one graph's function: where each storage lives."""
 
     def __init__(self, mod: "ModuleLowering", g: Graph, fn: ir.Function) -> None:
         self.mod, self.g, self.fn = mod, g, fn
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.args, self.ws, self.ctx = fn.args
         self.ptr: dict[int, ir.Value] = {}
-        self.ws: ir.Value | None = None
-        self.base = 0
+        self.planned: dict[int, tuple[int, int]] = {}  # storage -> byte range in this graph's region
+        self.base = mod.layout.ws_size
         self.offset = 0
 
     def slot(self, nbytes: int) -> ir.Value:
         """A 64-byte aligned scratch buffer in this graph's workspace region."""
         at = self.base + self.offset
         self.offset += _align(max(nbytes, 1))
-        return self.b.gep(self.ws, [ir.Constant(I64, at)])
+        return self.b.gep(self.ws, [c64(at)])
 
     def p(self, v: Value) -> ir.Value:
         try:
             return self.ptr[v.storage]
         except KeyError:
             raise RuntimeError(f"LLVM lowering: no buffer for {v.name!r} (%{v.id}) in graph {self.g.id!r}") from None
+
+    def ctx_field(self, k: int) -> ir.Value:
+        return self.b.load(self.b.gep(self.ctx, [ir.Constant(I32, 0), ir.Constant(I32, k)]))
+
+    def status(self) -> ir.Value:
+        """The status word as an i8* kernel argument (kernels store an error code into it)."""
+        return self.b.bitcast(self.ctx_field(CTX_STATUS), PTR)
+
+    def arg(self, k: int) -> ir.Value:
+        return self.b.load(self.b.gep(self.args, [c64(k)]))
+
+
+GRAPH_FN = ir.FunctionType(ir.VoidType(), [PTR.as_pointer(), PTR, CTX.as_pointer()])
 
 
 class ModuleLowering:
@@ -75,11 +75,8 @@ class ModuleLowering:
         self.threads = threads
         self.prefix = prefix
         self.module = ir.Module(name=prefix)
-        var_ids = list(irx.variables)
-        vals = [irx.main.values[i] for i in var_ids]
-        self.layout = Layout(prefix, var_ids, [v.spec for v in vals], [v.name for v in vals],
-                             sorted(n for n, s in irx.streams.items() if s.direction == "h2d"),
-                             sorted(n for n, s in irx.streams.items() if s.direction == "d2h"))
+        self.layout = layout_of(irx, prefix)
+        self.error_codes = {op.id: k + 1 for k, op in enumerate(error_sites(irx))}
         self.graph_fns: dict[str, ir.Function] = {}
         self._kernels = 0
         self._consts: dict[int, ir.GlobalVariable] = {}
@@ -89,22 +86,15 @@ class ModuleLowering:
         self.ws_half = ir.GlobalVariable(self.module, I64, f"{prefix}_ws_half")
         self.ws_half.linkage = "internal"
 
-    # ------------------------------------------------------------- building
     def build(self) -> ir.Module:
         graphs = self.ir.reachable_graphs()
         for k, g in enumerate(graphs):
-            if g is self.ir.main:
-                continue
-            fnty = ir.FunctionType(ir.VoidType(), [PTR.as_pointer(), PTR])
-            fn = ir.Function(self.module, fnty, f"{self.prefix}_graph{k}")
-            fn.linkage = "internal"
-            self.graph_fns[g.id] = fn
-        main_ty = ir.FunctionType(ir.VoidType(), [PTR.as_pointer()] * 3 + [PTR, I64])
-        main = ir.Function(self.module, main_ty, f"{self.prefix}_step")
-        main.linkage = "internal"
+            name = f"{self.prefix}_step" if g is self.ir.main else f"{self.prefix}_graph{k}"
+            self.graph_fns[g.id] = ir.Function(self.module, GRAPH_FN, name)
+            self.graph_fns[g.id].linkage = "internal"
         for g in graphs:
-            self._define(g, main if g is self.ir.main else self.graph_fns[g.id])
-        self._define_run(main)
+            self._define(g, self.graph_fns[g.id])
+        self._define_run(self.graph_fns[self.ir.main.id])
         half = _align(self.layout.ws_size)
         self.ws_half.initializer = ir.Constant(I64, half)
         self.ws_half.global_constant = True
@@ -112,18 +102,33 @@ class ModuleLowering:
         return self.module
 
     def _define_run(self, step: ir.Function) -> None:
-        from .loops import for_range
-
+        """int32_t run(vars, h2d, d2h, ws, iterations): the step per iteration, stopping after a failed check."""
         fnty = ir.FunctionType(I32, [PTR.as_pointer()] * 3 + [PTR, I64])
         fn = ir.Function(self.module, fnty, f"{self.prefix}_run")
+        vars_, h2d, d2h, ws, iterations = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        with for_range(b, fn.args[4], "it") as it:
-            b.call(step, [fn.args[0], fn.args[1], fn.args[2], fn.args[3], it])
-        b.ret(ir.Constant(I32, 0))
+        status = b.alloca(I32)
+        b.store(ir.Constant(I32, 0), status)
+        ctx = b.alloca(CTX)
+        for k, v in enumerate([status, h2d, d2h]):
+            b.store(v, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, k)]))
+        stop = fn.append_basic_block("stop")
+        with for_range(b, iterations, "it") as it:
+            b.store(it, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, CTX_ITERATION)]))
+            b.call(step, [vars_, ws, ctx])
+            go_on = fn.append_basic_block("it.ok")
+            b.cbranch(b.icmp_signed("!=", b.load(status), ir.Constant(I32, 0)), stop, go_on)
+            b.position_at_end(go_on)
+        b.branch(stop)
+        b.position_at_end(stop)
+        b.ret(b.load(status))
 
     def kernel_name(self) -> str:
         self._kernels += 1
         return f"{self.prefix}_kernel{self._kernels}"
+
+    def error_code(self, op: Op) -> ir.Constant:
+        return ir.Constant(I32, self.error_codes[op.id])
 
     def const_ptr(self, b: ir.IRBuilder, v: Value) -> ir.Value:
         gv = self._consts.get(v.id)
@@ -141,20 +146,15 @@ class ModuleLowering:
     def _define(self, g: Graph, fn: ir.Function) -> None:
         gl = GraphLowering(self, g, fn)
         b = gl.b
-        is_main = g is self.ir.main
-        gl.ws = fn.args[3] if is_main else fn.args[1]
-        gl.base = self.layout.ws_size
-        slot = gl.slot
         modified = {op.inputs[i].storage for op in g.ops for i in op.modifies}
-        if is_main:
+        if g is self.ir.main:
             for k, vid in enumerate(self.layout.var_ids):
-                v = g.values[vid]
-                gl.ptr[v.storage] = b.load(b.gep(fn.args[0], [ir.Constant(I64, k)]))
+                gl.ptr[g.values[vid].storage] = gl.arg(k)
         else:
             for i, v in enumerate(g.inputs):
-                p = b.load(b.gep(fn.args[0], [ir.Constant(I64, i)]))
+                p = gl.arg(i)
                 if i not in g.by_ref and v.storage in modified:  # call by value: never write the caller's copy
-                    local = slot(v.spec.nbytes)
+                    local = gl.slot(v.spec.nbytes)
                     self.copy(b, local, p, v.spec.nbytes)
                     p = local
                 gl.ptr[v.storage] = p
@@ -162,45 +162,50 @@ class ModuleLowering:
             if v.kind == "constant":
                 gl.ptr[v.storage] = self.const_ptr(b, v)
         plan = g.info.get("memory_plan")
+        sizes: dict[int, int] = {}
+        for v in g.values.values():
+            sizes[v.storage] = max(sizes.get(v.storage, 0), v.spec.nbytes)
         if plan:  # liveness-based offsets from the memory_plan pass; scratch slots go after its peak
             planned_base = gl.base + gl.offset
             gl.offset += _align(plan["peak_bytes"])
             for s, off in plan["offsets"].items():
                 if s not in gl.ptr:
-                    gl.ptr[s] = b.gep(gl.ws, [ir.Constant(I64, planned_base + off)])
+                    gl.ptr[s] = b.gep(gl.ws, [c64(planned_base + off)])
+                    gl.planned[s] = (off, off + _align(sizes.get(s, 1)))
         for op in g.ops:
             for v in op.results:
                 if v.version == 0 and v.storage not in gl.ptr:
-                    gl.ptr[v.storage] = slot(v.spec.nbytes)
+                    gl.ptr[v.storage] = gl.slot(v.spec.nbytes)
         self.emit_ops(gl, g.ops)
-        self.layout.regions[g.id] = (gl.base, gl.offset)
         self.layout.ws_size = gl.base + gl.offset
-        if not is_main:
+        if g is not self.ir.main:
             n_in = len(g.inputs)
             for j, v in enumerate(g.outputs):
-                dst = b.load(b.gep(fn.args[0], [ir.Constant(I64, n_in + j)]))
-                self.copy(b, dst, gl.p(v), v.spec.nbytes)
+                self.copy(b, gl.arg(n_in + j), gl.p(v), v.spec.nbytes)
         b.ret_void()
 
     # ------------------------------------------------------------- helpers
     def copy(self, b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: int | ir.Value) -> None:
-        n = ir.Constant(I64, nbytes) if isinstance(nbytes, int) else nbytes
+        n = c64(nbytes) if isinstance(nbytes, int) else nbytes
         b.call(self.memcpy, [dst, src, n, ir.Constant(ir.IntType(1), 0)])
 
     def zero(self, b: ir.IRBuilder, dst: ir.Value, nbytes: int) -> None:
-        b.call(self.memset, [dst, ir.Constant(I8, 0), ir.Constant(I64, nbytes), ir.Constant(ir.IntType(1), 0)])
+        b.call(self.memset, [dst, ir.Constant(I8, 0), c64(nbytes), ir.Constant(ir.IntType(1), 0)])
 
     def emit_ops(self, gl: GraphLowering, ops: list[Op]) -> None:
         k = 0
         while k < len(ops):
-            n = independent_calls(ops, k) if self.threads > 1 else 0
+            # only the main graph splits call groups: a graph called on the second thread already runs
+            # in the second workspace copy and has no third one
+            n = independent_calls(ops, k, gl.planned) if self.threads > 1 and gl.g is self.ir.main else 0
             run = ops[k:k + n]
             work = [sum(v.spec.nelms for v in op.inputs) for op in run]
             if n >= 2 and sum(work) >= PARALLEL_MIN_CALL_ELEMENTS:
                 arrays = [special.call_args(self, gl, op) for op in run]
                 fns = [self.graph_fns[op.called.id] for op in run]  # type: ignore[union-attr]
                 ws_copy = gl.b.gep(gl.ws, [gl.b.load(self.ws_half)])
-                run_calls_split(gl.b, self.module, fns, arrays, gl.ws, ws_copy, work, self.kernel_name() + ".calls")
+                run_calls_split(gl.b, self.module, fns, arrays, gl.ws, ws_copy, gl.ctx, work,
+                                self.kernel_name() + ".calls")
                 k += n
             else:
                 self.emit_op(gl, ops[k])
@@ -216,17 +221,12 @@ class ModuleLowering:
                 f"the LLVM backend has no lowering for {op.label} ({op.kind}); run it with "
                 "Session(ir, 'interpreter') or add a rule in compiler/backends/llvm/special.py")
         kfn = emit_elementwise(self.module, op, self.kernel_name(), self.threads)
-        seen: list[int] = []
+        seen: dict[int, Value] = {}
         for v in list(op.inputs) + op.results:
-            if v.storage not in seen:
-                seen.append(v.storage)
-        args = []
-        for s in seen:
-            v = next(x for x in list(op.inputs) + op.results if x.storage == s)
-            args.append(gl.p(v))
-        gl.b.call(kfn, args)
+            seen.setdefault(v.storage, v)
+        gl.b.call(kfn, [gl.p(v) for v in seen.values()])
 
 
-def lower(irx: Ir, prefix: str = "optc", threads: int = 2) -> tuple[ir.Module, Layout]:
+def lower(irx: Ir, prefix: str = "optc", threads: int = 2) -> tuple[ir.Module, Manifest]:
     m = ModuleLowering(irx, prefix, threads)
     return m.build(), m.layout

@@ -1,13 +1,20 @@
-"""A register-blocked float32 matmul micro-kernel: C[4 rows, 64 cols] held in 16 vector registers
-while k runs, so each B vector loaded feeds four FMAs. Edges fall back to plain loops."""
+"""MatMul: register-blocked float32 micro-kernels (C[4 rows, 64 cols] held in 16 vector registers
+while k runs, so each B vector loaded feeds four FMAs; 4x4 blocks of dot products when B is
+transposed), plain loop nests for the edges and for other dtypes (float32 accumulation)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from llvmlite import ir
 
-from .loops import c64, for_range
-from .types import F32
+from compiler.ir import DType, Op
+
+from .loops import Space, broadcast_strides, c64, for_range, nest
+from .special import kernel, load, special, store, typed
+from .types import F32, compute_type, round_to
+
+if TYPE_CHECKING:
+    from .lower import GraphLowering, ModuleLowering
 
 VW = 16  # float32 lanes of one AVX-512 register (LLVM splits it on narrower machines)
 ROWS, VECS = 4, 4
@@ -133,3 +140,73 @@ def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C:
 
     plain(0, blocked_m, blocked_n, N)
     plain(blocked_m, M, 0, N)
+
+
+@special("MatMul")
+def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    """C = op(A) @ op(B). Without transpose_b: i-k-j loops (the j loop is contiguous and vectorises);
+    with transpose_b: dot products over contiguous rows (a reassociating reduction that vectorises)."""
+    a, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    ta, tb = bool(op.attrs.get("transpose_a")), bool(op.attrs.get("transpose_b"))
+    dt = y.dtype
+    if not dt.is_float:
+        raise NotImplementedError(f"{op.label}: integer matmul is not supported by the LLVM backend")
+    ash = (1,) + a.shape if len(a.shape) == 1 else a.shape
+    wsh = w.shape + (1,) if len(w.shape) == 1 else w.shape
+    M, K = (ash[-1], ash[-2]) if ta else (ash[-2], ash[-1])
+    N = wsh[-2] if tb else wsh[-1]
+    batch = tuple(y.shape[: len(y.shape) - (2 - (len(a.shape) == 1) - (len(w.shape) == 1))])
+    a_b = broadcast_strides(ash[:-2], batch) if batch else ()
+    w_b = broadcast_strides(wsh[:-2], batch) if batch else ()
+    ct = compute_type(dt)
+    fn, b = kernel(m, 3)
+    A, W, Y = typed(b, fn.args[0], a.dtype), typed(b, fn.args[1], w.dtype), typed(b, fn.args[2], dt)
+    zero = ir.Constant(ct, 0.0)
+    fmuladd = m.module.declare_intrinsic("llvm.fmuladd", [ct], ir.FunctionType(ct, [ct, ct, ct]))
+    acc = b.alloca(ct)
+
+    def a_at(off, i, k):  # element (i, k) of op(A)
+        return b.add(off, b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k))
+
+    def w_at(off, k, j):  # element (k, j) of op(B)
+        return b.add(off, b.add(b.mul(j, c64(K)), k) if tb else b.add(b.mul(k, c64(N)), j))
+
+    bspace = Space.make(batch, [a_b, w_b, broadcast_strides(batch, batch)]) if batch else Space((), [(), (), ()])
+    f32 = a.dtype == w.dtype == dt == DType.float32
+    with nest(b, bspace) as (ab, wb, yb):
+        a_off, w_off, y_off = b.mul(ab, c64(M * K)), b.mul(wb, c64(K * N)), b.mul(yb, c64(M * N))
+        if f32 and not tb:
+            emit_f32(m.module, b, A, W, Y, M, K, N, lambda i, k: a_at(a_off, i, k), w_off, y_off)
+        elif f32 and not ta:
+            emit_f32_nt(m.module, b, A, W, Y, M, K, N, a_off, w_off, y_off)
+        else:
+            with for_range(b, M, "i") as i:
+                crow = b.add(b.mul(i, c64(N)), y_off)
+                if tb:
+                    with for_range(b, N, "j") as j:
+                        b.store(zero, acc)
+                        with for_range(b, K, "k") as k:
+                            av = load(b, A, a_at(a_off, i, k), a.dtype)
+                            bv = load(b, W, w_at(w_off, k, j), w.dtype)
+                            b.store(b.fadd(b.load(acc), b.fmul(av, bv), flags=("reassoc", "contract")), acc)
+                        store(b, round_to(b, b.load(acc), dt), Y, b.add(crow, j), dt)
+                else:
+                    C = Y if dt in (DType.float32, DType.float64) else None
+                    if C is None:  # narrow types accumulate a float32 row on the stack
+                        C = b.alloca(F32, size=N)
+                        base = c64(0)
+                    else:
+                        base = crow
+                    with for_range(b, N, "j0") as j:
+                        b.store(zero, b.gep(C, [b.add(base, j)]))
+                    with for_range(b, K, "k") as k:
+                        av = load(b, A, a_at(a_off, i, k), a.dtype)
+                        with for_range(b, N, "j") as j:
+                            cp = b.gep(C, [b.add(base, j)])
+                            bv = load(b, W, w_at(w_off, k, j), w.dtype)
+                            b.store(b.call(fmuladd, [av, bv, b.load(cp)]), cp)
+                    if C is not Y:
+                        with for_range(b, N, "j1") as j:
+                            store(b, round_to(b, b.load(b.gep(C, [j])), dt), Y, b.add(crow, j), dt)
+    b.ret_void()
+    gl.b.call(fn, [gl.p(a), gl.p(w), gl.p(y)])

@@ -50,29 +50,37 @@ def run_split(module: ir.Module, b: ir.IRBuilder, body: ir.Function, args: list[
     b.call(body, args + [c64(0), c64(0), ir.Constant(I1, 1)])
 
 
-def independent_calls(ops: list, start: int) -> int:
+def independent_calls(ops: list, start: int, planned: dict[int, tuple[int, int]] | None = None) -> int:
     """How many Call ops from ops[start] on can run concurrently: none writes what another touches,
-    and none reads another's outputs."""
+    none reads another's outputs, and no two touch different storages that the memory plan placed in
+    overlapping bytes (liveness-based sharing assumes one op at a time)."""
+    planned = planned or {}
     touched: set[int] = set()
     written: set[int] = set()
     produced: set[int] = set()
+    ranges: list[tuple[int, int, int]] = []  # (lo, hi, storage) of planned storages the group touches
     k = start
     while k < len(ops) and ops[k].kind == "Call":
         op = ops[k]
         reads = {v.storage for v in op.inputs}
         writes = {op.inputs[i].storage for i in op.modifies}
-        if writes & touched or reads & written or reads & produced:
+        outs = {v.storage for v in op.outputs}
+        mine = [(*planned[s], s) for s in reads | writes | outs if s in planned]
+        if writes & touched or reads & written or reads & produced or outs & touched or any(
+                lo < h and l0 < hi and s != t for lo, hi, s in mine for l0, h, t in ranges):
             break
-        touched |= reads | writes
-        written |= writes
-        produced |= {v.storage for v in op.outputs}
+        touched |= reads | writes | outs
+        written |= writes | outs
+        produced |= outs
+        ranges += mine
         k += 1
     return k - start
 
 
 def run_calls_split(b: ir.IRBuilder, module: ir.Module, fns: list[ir.Function], arrays: list[ir.Value],
-                    ws: ir.Value, ws_copy: ir.Value, weights: list[int], name: str) -> None:
-    """Run graph calls fns[k](arrays[k], ws): the later part on a second thread with its own workspace copy."""
+                    ws: ir.Value, ws_copy: ir.Value, ctx: ir.Value, weights: list[int], name: str) -> None:
+    """Run graph calls fns[k](arrays[k], ws, ctx): the later part on a second thread with its own
+    workspace copy."""
     total, acc, mid = sum(weights), 0, len(fns) - 1
     for k, w in enumerate(weights):
         acc += w
@@ -81,31 +89,33 @@ def run_calls_split(b: ir.IRBuilder, module: ir.Module, fns: list[ir.Function], 
             break
     mid = min(max(mid, 1), len(fns) - 1)
     later = list(range(mid, len(fns)))
-    argty = ir.LiteralStructType([PTR] * (1 + len(later)))
+    argty = ir.LiteralStructType([PTR] * (2 + len(later)))
     thunk_ty = ir.FunctionType(PTR, [PTR])
     thunk = ir.Function(module, thunk_ty, name)
     thunk.linkage = "internal"
     tb = ir.IRBuilder(thunk.append_basic_block("entry"))
     sp = tb.bitcast(thunk.args[0], argty.as_pointer())
     ws2 = tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, 0)]))
+    ctx2 = tb.bitcast(tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, 1)])), ctx.type)
     for j, k in enumerate(later):
-        arr = tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, j + 1)]))
-        tb.call(fns[k], [tb.bitcast(arr, fns[k].args[0].type), ws2])
+        arr = tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, j + 2)]))
+        tb.call(fns[k], [tb.bitcast(arr, fns[k].args[0].type), ws2, ctx2])
     tb.ret(ir.Constant(PTR, None))
     st = b.alloca(argty)
     b.store(ws_copy, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, 0)]))
+    b.store(b.bitcast(ctx, PTR), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, 1)]))
     for j, k in enumerate(later):
-        b.store(b.bitcast(arrays[k], PTR), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, j + 1)]))
+        b.store(b.bitcast(arrays[k], PTR), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, j + 2)]))
     create = _decl(module, "pthread_create", ir.FunctionType(I32, [I64.as_pointer(), PTR, thunk_ty.as_pointer(), PTR]))
     join = _decl(module, "pthread_join", ir.FunctionType(I32, [I64, PTR.as_pointer()]))
     tid = b.alloca(I64)
     rc = b.call(create, [tid, ir.Constant(PTR, None), thunk, b.bitcast(st, PTR)])
     ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
     for k in range(mid):
-        b.call(fns[k], [arrays[k], ws])
+        b.call(fns[k], [arrays[k], ws, ctx])
     with b.if_else(ok) as (then, otherwise):
         with then:
             b.call(join, [b.load(tid), ir.Constant(PTR.as_pointer(), None)])
         with otherwise:  # no thread: run the rest here
             for k in later:
-                b.call(fns[k], [arrays[k], ws])
+                b.call(fns[k], [arrays[k], ws, ctx])

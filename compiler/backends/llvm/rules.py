@@ -13,7 +13,8 @@ from llvmlite import ir
 from compiler.ir import DType
 from compiler.ops.primitives import Node, Prim
 
-from .types import F32, F64, compute_type, const
+from .mathf import exp_f32, tanh_f32
+from .types import F32, F64, compute_type, const, f64_to_f16_exact
 
 Rule = Callable[["Ctx", Node, list[DType], list[ir.Value]], ir.Value]
 RULES: dict[Prim, Rule] = {}
@@ -67,15 +68,19 @@ def _mul(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
 
 @rule(Prim.div)
 def _div(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
+    """Floats: IEEE division. Integers: truncating, x/0 -> 0 and MIN/-1 -> MIN (wrapping), as the
+    reference; neither may reach the hardware divide, which traps on both."""
     b = c.b
     if _isf(n.dtype):
         return b.fdiv(a[0], a[1])
     t = compute_type(n.dtype)
-    zero = ir.Constant(t, 0)
+    zero, one = ir.Constant(t, 0), ir.Constant(t, 1)
     is_zero = b.icmp_unsigned("==", a[1], zero)
-    safe = b.select(is_zero, ir.Constant(t, 1), a[1])  # x/0 -> 0, as the reference, never a trap
-    q = b.sdiv(a[0], safe) if n.dtype.is_signed else b.udiv(a[0], safe)
-    return b.select(is_zero, zero, q)
+    if not n.dtype.is_signed or n.dtype is DType.bool:
+        return b.select(is_zero, zero, b.udiv(a[0], b.select(is_zero, one, a[1])))
+    is_m1 = b.icmp_signed("==", a[1], ir.Constant(t, -1))
+    q = b.sdiv(a[0], b.select(b.or_(is_zero, is_m1), one, a[1]))
+    return b.select(is_zero, zero, b.select(is_m1, b.neg(a[0]), q))
 
 
 @rule(Prim.neg)
@@ -93,49 +98,6 @@ def _unary_math(name: str, intrinsic: bool) -> Rule:
 
 RULES[Prim.sqrt] = _unary_math("sqrt", True)
 RULES[Prim.floor] = _unary_math("floor", True)
-def _f(v: float) -> ir.Constant:
-    return ir.Constant(F32, v)
-
-
-def exp_f32(c: Ctx, x: ir.Value) -> ir.Value:
-    """expf inline so loops vectorise: Cody-Waite reduction, Cephes polynomial, two-step 2^n scaling
-    (exact IEEE overflow to inf and gradual underflow); NaN passes through. About 1 ulp."""
-    b = c.b
-    i32 = ir.IntType(32)
-    floor = c.module.declare_intrinsic("llvm.floor", [F32])
-    xc = b.select(b.fcmp_ordered(">", x, _f(88.8)), _f(88.8), x)
-    xc = b.select(b.fcmp_ordered("<", xc, _f(-104.0)), _f(-104.0), xc)
-    n = b.call(floor, [b.fadd(b.fmul(xc, _f(1.44269504088896341)), _f(0.5))])
-    r = b.fsub(b.fsub(xc, b.fmul(n, _f(0.693359375))), b.fmul(n, _f(-2.12194440e-4)))
-    p = _f(1.9875691500e-4)
-    for coef in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
-        p = b.fadd(b.fmul(p, r), _f(coef))
-    y = b.fadd(b.fadd(b.fmul(p, b.fmul(r, r)), r), _f(1.0))
-    ni = b.fptosi(n, i32)
-    n1 = b.ashr(ni, ir.Constant(i32, 1))
-    n2 = b.sub(ni, n1)
-
-    def pow2(k: ir.Value) -> ir.Value:
-        return b.bitcast(b.shl(b.add(k, ir.Constant(i32, 127)), ir.Constant(i32, 23)), F32)
-
-    out = b.fmul(b.fmul(y, pow2(n1)), pow2(n2))
-    return b.select(b.fcmp_unordered("uno", x, x), x, out)
-
-
-def tanh_f32(c: Ctx, x: ir.Value) -> ir.Value:
-    """tanhf inline: an odd polynomial for |x| < 0.625 (Cephes), 1 - 2/(exp(2|x|) + 1) beyond."""
-    b = c.b
-    fabs = c.module.declare_intrinsic("llvm.fabs", [F32])
-    copysign = c.module.declare_intrinsic("llvm.copysign", [F32], ir.FunctionType(F32, [F32, F32]))
-    ax = b.call(fabs, [x])
-    z = b.fmul(x, x)
-    p = _f(-5.70498872745e-3)
-    for coef in (2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1):
-        p = b.fadd(b.fmul(p, z), _f(coef))
-    small = b.fadd(b.fmul(b.fmul(p, z), x), x)
-    e = exp_f32(c, b.fmul(ax, _f(2.0)))
-    big = b.call(copysign, [b.fsub(_f(1.0), b.fdiv(_f(2.0), b.fadd(e, _f(1.0)))), x])
-    return b.select(b.fcmp_ordered("<", ax, _f(0.625)), small, big)
 
 
 def _fast_or_libm(name: str, fast) -> Rule:
@@ -143,7 +105,7 @@ def _fast_or_libm(name: str, fast) -> Rule:
 
     def f(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
         if compute_type(n.dtype) == F32:
-            return fast(c, a[0])
+            return fast(c.b, c.module, a[0])
         return libm(c, n, dts, a)
     return f
 
@@ -205,10 +167,18 @@ def _pow(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
 
 @rule(Prim.fma)
 def _fma(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
-    if _isf(n.dtype):
-        t = compute_type(n.dtype)
-        return c.b.call(c.module.declare_intrinsic("llvm.fma", [t], ir.FunctionType(t, [t, t, t])), a)
-    return c.b.add(c.b.mul(a[0], a[1]), a[2])
+    """a*b + c bit for bit as the reference computes it: the sum in float64, then rounded to the node's
+    dtype (no hardware fma: its single rounding would differ from the reference in the last bit)."""
+    b = c.b
+    if not _isf(n.dtype):
+        return b.add(b.mul(a[0], a[1]), a[2])
+    if compute_type(n.dtype) == F64:
+        return b.fadd(b.fmul(a[0], a[1]), a[2])
+    x, y, z = (b.fpext(v, F64) for v in a)
+    r = b.fadd(b.fmul(x, y), z)
+    if n.dtype is DType.float16:
+        return b.fpext(f64_to_f16_exact(b, r), F32)
+    return b.fptrunc(r, F32)  # bfloat16 is then rounded from float32, as ml_dtypes converts
 
 
 @rule(Prim.select)
@@ -237,6 +207,8 @@ def _cast(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
     if src.is_float and dst.is_float:
         if st == dt_:
             return x
+        if dst is DType.float16:  # numpy rounds float64 to float16 once; via float32 would round twice
+            return b.fpext(f64_to_f16_exact(b, x), F32)
         return b.fpext(x, dt_) if dt_ == F64 else b.fptrunc(x, dt_)
     if src.is_float and dst is DType.bool:
         return b.fcmp_unordered("!=", x, ir.Constant(st, 0.0))

@@ -1,21 +1,16 @@
 """LLVM set-up: the host target machine (CPU name and features) and the O3 new-pass-manager pipeline."""
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 
 import llvmlite.binding as llvm
 
+from runtime.loader import prepare_llvm
 
-@functools.cache
+
 def init() -> None:
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    # libm for expf/logf/tanhf/erff/powf calls the JIT resolves in-process
-    libm = ctypes.util.find_library("m")
-    if libm:
-        llvm.load_library_permanently(libm)
+    """Initialise LLVM's native target once (and make libm's symbols visible to the JIT)."""
+    prepare_llvm()
 
 
 @functools.cache

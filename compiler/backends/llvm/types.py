@@ -12,6 +12,9 @@ from compiler.ir import DType
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType(I8)
+# what every graph function gets besides its buffers: {int32_t *status; void **h2d; void **d2h; int64_t iteration}
+CTX = ir.LiteralStructType([I32.as_pointer(), PTR.as_pointer(), PTR.as_pointer(), I64])
+CTX_STATUS, CTX_H2D, CTX_D2H, CTX_ITERATION = range(4)
 
 _INT_BITS = {DType.int8: 8, DType.uint8: 8, DType.int16: 16, DType.uint16: 16, DType.int32: 32,
              DType.uint32: 32, DType.int64: 64, DType.uint64: 64}
@@ -54,6 +57,21 @@ def f32_to_bf16(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
     quiet = b.or_(bits, ir.Constant(I32, 0x00400000))
     out = b.select(is_nan, quiet, rounded)
     return b.trunc(b.lshr(out, ir.Constant(I32, 16)), I16)
+
+
+def f64_to_f16_exact(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """float64 -> float16 rounded once to nearest even (as numpy does), without a libgcc helper: round
+    to float32 *to odd* first (truncate, then set the sticky bit if inexact), which makes the second
+    rounding to float16 exact because float32 keeps more than two extra bits."""
+    fabs = b.module.declare_intrinsic("llvm.fabs", [F64])
+    t = b.fptrunc(x, F32)
+    back = b.fpext(t, F64)
+    bits = b.bitcast(t, I32)
+    too_big = b.fcmp_ordered(">", b.call(fabs, [back]), b.call(fabs, [x]))
+    bits = b.select(too_big, b.sub(bits, ir.Constant(I32, 1)), bits)
+    inexact = b.fcmp_ordered("!=", back, x)
+    bits = b.select(inexact, b.or_(bits, ir.Constant(I32, 1)), bits)
+    return b.fptrunc(b.bitcast(bits, F32), F16)
 
 
 def to_compute(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:

@@ -1,0 +1,132 @@
+"""Ops that index memory with data: the cross-entropy gradient (labels) and sparse accumulation
+(indices). Negative indices wrap once, as numpy indexing does; anything else out of range is never
+dereferenced: the kernel stores the op's error code in the status word (the run then reports it)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llvmlite import ir
+
+from compiler.ir import DType, Op
+from compiler.ops.primitives import Node, Prim
+
+from .loops import c64, for_range
+from .reduce import split_axis
+from .rules import Ctx, lower_node
+from .special import kernel, load, operands, special, store, typed
+from .types import F32, F64, I1, I32, I64, PTR, const, round_to, to_compute
+
+if TYPE_CHECKING:
+    from .lower import GraphLowering, ModuleLowering
+
+
+def _index(b: ir.IRBuilder, base: ir.Value, k: ir.Value, dt: DType) -> ir.Value:
+    v = b.load(b.gep(base, [k]))
+    if v.type.width < 64:
+        v = b.sext(v, I64) if dt.is_signed and dt is not DType.bool else b.zext(v, I64)
+    return v
+
+
+def _wrap_and_check(b: ir.IRBuilder, j: ir.Value, n: int, status: ir.Value, code: ir.Constant
+                    ) -> tuple[ir.Value, ir.Value]:
+    """(j wrapped into [0, n) if it was in [-n, 0), whether it is valid); invalid sets the status."""
+    j = b.select(b.icmp_signed("<", j, c64(0)), b.add(j, c64(n)), j)
+    ok = b.and_(b.icmp_signed(">=", j, c64(0)), b.icmp_signed("<", j, c64(n)))
+    with b.if_then(b.not_(ok)):
+        b.store(code, b.bitcast(status, I32.as_pointer()))
+    return b.select(ok, j, c64(0)), ok
+
+
+@special("NlllWithSoftmaxGradDirect")
+def _nll(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    """loss = -mean(log(p[label] + 1e-7)) over kept rows; dx = (p - onehot(label)) * float32(loss_grad / n)."""
+    probs, labels, lg = op.input("probs"), op.input("labels"), op.input("loss_grad")
+    loss, dx = op.outputs
+    assert probs is not None and labels is not None
+    C = probs.shape[-1]
+    R = probs.spec.nelms // C if C else 0
+    red = op.attrs.get("reduction", "mean")
+    ignore = op.attrs.get("ignore_index")
+    fn, b = kernel(m, 6)
+    P, L = typed(b, fn.args[0], probs.dtype), typed(b, fn.args[1], labels.dtype)
+    LOSS, DX = typed(b, fn.args[3], loss.dtype), typed(b, fn.args[4], dx.dtype)
+    status = fn.args[5]
+    logf = Ctx(b, m.module).libm("log", F32)
+
+    def kept(r: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """(the row's label, whether the row counts)."""
+        lv = _index(b, L, r, labels.dtype)
+        return lv, (ir.Constant(I1, 1) if ignore is None else b.icmp_signed("!=", lv, c64(int(ignore))))
+
+    cnt = b.alloca(I64)
+    b.store(c64(0), cnt)
+    with for_range(b, R, "r0") as r:
+        b.store(b.add(b.load(cnt), b.zext(kept(r)[1], I64)), cnt)
+    n = b.load(cnt)
+    n = b.select(b.icmp_signed(">", n, c64(1)), n, c64(1)) if red == "mean" else c64(1)
+    if lg is not None:
+        scale = to_compute(b, b.load(typed(b, fn.args[2], lg.dtype)), lg.dtype)
+        scale = scale if scale.type == F64 else b.fpext(scale, F64)
+    else:
+        scale = ir.Constant(F64, float(op.attrs.get("loss_grad", 1.0)))
+    coef = b.fptrunc(b.fdiv(scale, b.sitofp(n, F64)), F32)  # float32(scale / n), as the reference
+    total = b.alloca(F32)
+    b.store(ir.Constant(F32, 0.0), total)
+    if C:
+        with for_range(b, R, "r") as r:
+            lv, keep = kept(r)
+            safe, valid = _wrap_and_check(b, lv, C, status, m.error_code(op))
+            keep = b.and_(keep, valid) if ignore is not None else valid
+            picked = load(b, P, b.add(b.mul(r, c64(C)), safe), probs.dtype)
+            per = b.fneg(b.call(logf, [b.fadd(picked, ir.Constant(F32, 1e-7))]))
+            per = b.select(keep, per, ir.Constant(F32, 0.0))
+            if red == "none":
+                store(b, round_to(b, per, loss.dtype), LOSS, r, loss.dtype)
+            b.store(b.fadd(b.load(total), per), total)
+            with for_range(b, C, "c") as c:
+                idx = b.add(b.mul(r, c64(C)), c)
+                one = b.uitofp(b.icmp_signed("==", c, safe), F32)
+                g = b.fmul(b.fsub(load(b, P, idx, probs.dtype), one), coef)
+                store(b, round_to(b, b.select(keep, g, ir.Constant(F32, 0.0)), dx.dtype), DX, idx, dx.dtype)
+    if red != "none":
+        tot = b.fdiv(b.load(total), b.sitofp(n, F32))
+        store(b, round_to(b, tot, loss.dtype), LOSS, c64(0), loss.dtype)
+    b.ret_void()
+    gl.b.call(fn, [gl.p(probs), gl.p(labels), gl.p(lg) if lg is not None else ir.Constant(PTR, None),
+                   gl.p(loss), gl.p(dx), gl.status()])
+
+
+@special("PopartSparseAccumulate")
+def _sparse_acc(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    """t[.., indices[k], ..] += f * X[.., k, ..] along axis, in index order (duplicates accumulate)."""
+    t, x, idx, f = op.input("t"), op.input("X"), op.input("indices"), op.input("f")
+    assert t is not None and x is not None and idx is not None
+    pre, dim, post = split_axis(t.shape, op.attrs.get("axis", 0))
+    nidx = idx.shape[0]
+    dt = t.dtype
+    fn, b = kernel(m, 5)
+    T, X, IDX = typed(b, fn.args[0], dt), typed(b, fn.args[1], x.dtype), typed(b, fn.args[2], idx.dtype)
+    ctx = Ctx(b, m.module)
+
+    def cast(v: ir.Value, src: DType) -> ir.Value:
+        return round_to(b, lower_node(ctx, Node(Prim.cast, (0,), dt), [src], [v]), dt)
+
+    if f is not None:
+        fv = cast(load(b, typed(b, fn.args[3], f.dtype), c64(0), f.dtype), f.dtype)
+    else:
+        fv = const(dt, float(op.attrs.get("f", 1.0)))
+    mul = b.fmul if dt.is_float else b.mul
+    add = b.fadd if dt.is_float else b.add
+    with for_range(b, pre, "p") as p:
+        with for_range(b, nidx, "k") as k:
+            j, ok = _wrap_and_check(b, _index(b, IDX, k, idx.dtype), dim, fn.args[4], m.error_code(op))
+            with b.if_then(ok):
+                with for_range(b, post, "q") as q:
+                    ti = b.add(b.mul(b.add(b.mul(p, c64(dim)), j), c64(post)), q)
+                    xi = b.add(b.mul(b.add(b.mul(p, c64(nidx)), k), c64(post)), q)
+                    upd = round_to(b, mul(fv, cast(load(b, X, xi, x.dtype), x.dtype)), dt)
+                    store(b, round_to(b, add(load(b, T, ti, dt), upd), dt), T, ti, dt)
+    b.ret_void()
+    ptrs = dict(zip(op.roles, operands(m, gl, op)))
+    gl.b.call(fn, [ptrs["t"], ptrs["X"], ptrs["indices"], ptrs.get("f", ir.Constant(PTR, None)), gl.status()])
+

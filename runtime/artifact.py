@@ -1,0 +1,40 @@
+"""What a compiled program needs besides its machine code: the manifest of its buffers.
+
+A manifest lists the variables (value ids, specs, names) in the order of the entry point's `vars`
+table, the host streams in the order of its `h2d` / `d2h` tables, the workspace size, and the
+messages of its runtime error codes. The backend derives it from the Ir (compiler/backends/llvm/abi.py);
+only the prefix, the workspace size and the error count go into the compile cache (`to_json`), so a
+cached object always reports the current program's names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compiler.ir import TensorSpec
+
+
+@dataclass
+class Manifest:
+    prefix: str
+    var_ids: list[int]
+    var_specs: list[TensorSpec]
+    var_names: list[str]
+    h2d: list[str]
+    d2h: list[str]
+    ws_size: int = 0
+    errors: list[str] = field(default_factory=list)
+    h2d_specs: list[TensorSpec] = field(default_factory=list)
+    d2h_specs: list[TensorSpec] = field(default_factory=list)
+    updated: set[int] = field(default_factory=set)  # var ids the program writes in place
+
+    @property
+    def entry(self) -> str:
+        return f"{self.prefix}_run"
+
+    def to_json(self) -> dict:
+        return {"prefix": self.prefix, "ws_size": self.ws_size, "num_errors": len(self.errors)}
+
+    def matches(self, cached: dict) -> bool:
+        """Whether a cached entry's manifest fields agree with this (freshly derived) manifest."""
+        return cached.get("prefix") == self.prefix and cached.get("num_errors") == len(self.errors) and \
+            isinstance(cached.get("ws_size"), int) and cached["ws_size"] >= 0
