@@ -54,7 +54,7 @@ def run_interpreter(ir: Ir) -> tuple[dict, dict]:
 def test_examples_round_trip(tmp_path, build, example, optimised):
     ir = build(example)
     if optimised:
-        pytest.importorskip("passes.pipeline").run_pipeline(ir)
+        pytest.importorskip("passes.pipeline").run_pipeline(ir, level=3)  # every pass, MultiKernel too
     ir.save(tmp_path / "p.json")
     back = Ir.load(tmp_path / "p.json")
     assert fingerprint(back) == fingerprint(ir)
