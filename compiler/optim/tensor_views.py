@@ -59,24 +59,46 @@ def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and all(sa == sb for n, sa, sb in zip(a.shape, a.stride(), b.stride()) if n > 1)
 
 
-class ViewCache:
-    """Views of the tensors used by the last step, reused while a tensor keeps its identity and memory.
+class ParamViews:
+    """The views of one parameter and its state tensors, reused by later steps while the parameter keeps
+    its memory and the state tensors their identity (load_state_dict replaces them: new views)."""
 
-    Entries hold the tensor itself, so an id cannot be reused while its entry lives; only tensors
-    used by the current step are kept (`swap`), so replaced state (load_state_dict) is released.
-    """
+    __slots__ = ("param", "ptr", "state", "views", "where", "flat", "contiguous", "bf16", "spec")
 
-    def __init__(self) -> None:
-        self._old: dict[int, tuple[torch.Tensor, int, np.ndarray]] = {}
-        self._new: dict[int, tuple[torch.Tensor, int, np.ndarray]] = {}
+    def __init__(self, p: torch.Tensor, names: tuple[str, ...], state: list[torch.Tensor], where: str,
+                 suggestion: str) -> None:
+        self.param, self.ptr, self.state, self.where = p, p.data_ptr(), tuple(state), where
+        self.views = [flat_view(p, where, suggestion)]
+        for name, t in zip(names, state):
+            if t.dim() and not same_layout(p, t):
+                raise UnsupportedTensorError(
+                    f"state[{name!r}] of {where} has shape {tuple(t.shape)} and strides {t.stride()}, the parameter "
+                    f"{tuple(p.shape)} and {p.stride()}: load a state_dict saved for parameters of this layout")
+            if t.dim() and t.dtype != p.dtype:
+                raise UnsupportedTensorError(f"state[{name!r}] of {where} is {t.dtype}, the parameter {p.dtype}")
+            self.views.append(flat_view(t, f"state[{name!r}] of {where}", suggestion))
+        self.flat = (-1,) if p.dim() else ()
+        self.contiguous = p.is_contiguous()
+        self.bf16 = p.dtype == torch.bfloat16
+        self.spec = (self.views[0].shape, DTYPES[p.dtype])
 
-    def get(self, t: torch.Tensor, what: str, suggestion: str) -> np.ndarray:
-        key, ptr = id(t), t.data_ptr()
-        e = self._old.get(key)
-        if e is None or e[0] is not t or e[1] != ptr or e[2].size != t.numel():
-            e = (t, ptr, flat_view(t, what, suggestion))
-        self._new[key] = e
-        return e[2]
+    def valid(self, p: torch.Tensor, state: list[torch.Tensor]) -> bool:
+        return (self.param is p and self.ptr == p.data_ptr() and len(state) == len(self.state)
+                and all(a is b for a, b in zip(state, self.state)))
 
-    def swap(self) -> None:
-        self._old, self._new = self._new, {}
+    def grad(self, suggestion: str) -> np.ndarray:
+        """The gradient's view; a gradient laid out unlike its parameter is first copied into its layout."""
+        p = self.param
+        g = p.grad
+        if self.contiguous and g.is_cpu and g.layout == torch.strided and g.dtype == p.dtype and g.is_contiguous():
+            g = g.detach().view(self.flat)  # the common case, without the checks below
+            return g.view(torch.int16).numpy().view(ml_dtypes.bfloat16) if self.bf16 else g.numpy()
+        if g.layout != torch.strided:
+            raise UnsupportedTensorError(f"gradient of {self.where} is sparse: not supported; {suggestion} "
+                                         "(torch.optim.SparseAdam for sparse gradients)")
+        if g.dtype != p.dtype or g.device != p.device:
+            raise UnsupportedTensorError(f"gradient of {self.where} is {g.dtype} on {g.device}, the parameter "
+                                         f"{p.dtype} on {p.device}")
+        if not same_layout(p, g):  # the documented fallback: read a copy in the parameter's layout
+            g = torch.empty_like(p, memory_format=torch.preserve_format).copy_(g)
+        return flat_view(g, f"gradient of {self.where}", suggestion)

@@ -31,7 +31,7 @@ from compiler.popxl.tensor import Tensor, TensorByRef  # noqa: F401  (annotation
 
 from . import aten
 from .kernels import Kernel, KernelBuilder
-from .tensor_views import DTYPES, UnsupportedTensorError, ViewCache, same_layout
+from .tensor_views import DTYPES, ParamViews, UnsupportedTensorError
 
 __all__ = ["Adam", "AdamW", "SGD", "UnsupportedTensorError"]
 F64 = popxl.float64
@@ -43,7 +43,7 @@ class _Runtime:
     def __init__(self, options: CompileOptions | None) -> None:
         self.options = options or CompileOptions(device="cpu")
         self.kernels: dict[tuple, Kernel] = {}
-        self.views = ViewCache()
+        self.records: dict[int, ParamViews] = {}  # id(param) -> its views (params of the last step only)
         self.hyper: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
         self.compiles = 0
 
@@ -95,33 +95,44 @@ class _CompiledStep:
                 kernel = rt.kernels[key] = Kernel(lambda kb: self._build(kb, key), rt.options)
                 rt.compiles += 1
             kernel.run(arrays)
-        rt.views.swap()
         return loss
 
-    def _view(self, rt: _Runtime, t: torch.Tensor, what: str) -> np.ndarray:
-        return rt.views.get(t, what, self._suggestion)
-
-    def _grad_view(self, p: torch.Tensor, where: str) -> np.ndarray:
-        from .tensor_views import flat_view
-
-        g = p.grad
-        if g.is_sparse:
-            raise UnsupportedTensorError(f"gradient of {where} is sparse: {type(self).__name__} does not support "
-                                         "sparse gradients (use torch.optim.SparseAdam)")
-        if g.dtype != p.dtype or g.device != p.device:
-            raise UnsupportedTensorError(f"gradient of {where} is {g.dtype} on {g.device}, the parameter is "
-                                         f"{p.dtype} on {p.device}")
-        if not same_layout(p, g):  # documented fallback: a copy in the parameter's layout (read only)
-            g = torch.empty_like(p, memory_format=torch.preserve_format).copy_(g)
-        return flat_view(g, f"gradient of {where}", self._suggestion)
-
-    def _state_view(self, rt: _Runtime, p: torch.Tensor, t: torch.Tensor, what: str) -> np.ndarray:
-        if t.dim() and not same_layout(p, t):
-            raise UnsupportedTensorError(f"{what} has strides {t.stride()} but its parameter has {p.stride()}; "
-                                         "load a state_dict saved for parameters of this layout")
-        return self._view(rt, t, what)
-
     def _collect(self, rt: _Runtime) -> tuple[tuple, list[np.ndarray]]:
+        """The kernel key (per group: options and per-parameter specs) and the buffers in kernel order:
+        per group its hyper-parameters, then per parameter: param, grad, state tensors."""
+        key: list = []
+        arrays: list[np.ndarray] = []
+        records: dict[int, ParamViews] = {}
+        for gi, group in enumerate(self.param_groups):
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            flags, hyper, names = self._group_spec(group)
+            arrays += rt.hyper_views(gi, hyper)
+            specs = []
+            for p in ps:
+                st, extra = self._ensure_state(p, group)
+                tensors = [st[n] for n in names]
+                rec = rt.records.get(id(p))
+                if rec is None or not rec.valid(p, tensors):
+                    i = next(i for i, q in enumerate(group["params"]) if q is p)
+                    where = f"parameter {i} of param_groups[{gi}] ({tuple(p.shape)}, {p.dtype})"
+                    rec = ParamViews(p, names, tensors, where, self._suggestion)
+                records[id(p)] = rec
+                arrays.append(rec.views[0])
+                arrays.append(rec.grad(self._suggestion))
+                arrays += rec.views[1:]
+                specs.append(rec.spec + extra)
+            key.append((flags, tuple(specs)))
+        rt.records = records
+        return tuple(key), arrays
+
+    def _group_spec(self, group: dict) -> tuple[tuple, tuple[float, ...], tuple[str, ...]]:
+        """(compile-time options, hyper-parameter values, names of the state tensors in kernel order)."""
+        raise NotImplementedError
+
+    def _ensure_state(self, p: torch.Tensor, group: dict) -> tuple[dict, tuple]:
+        """torch's lazy state initialisation; returns the state and extra compile-time facts about it."""
         raise NotImplementedError
 
     def _build(self, kb: KernelBuilder, key: tuple) -> None:
@@ -135,10 +146,6 @@ def _scalar_dtype(group: dict) -> torch.dtype:
     return torch.float64
 
 
-def _where(gi: int, i: int, p: torch.Tensor) -> str:
-    return f"parameter {i} of param_groups[{gi}] ({tuple(p.shape)}, {p.dtype})"
-
-
 def _graphs(kb: KernelBuilder, cache: dict, gkey: tuple, make: Callable[[], Callable], args: list) -> None:
     """Call the subgraph for gkey (traced on first use) with args."""
     g = cache.get(gkey)
@@ -148,41 +155,26 @@ def _graphs(kb: KernelBuilder, cache: dict, gkey: tuple, make: Callable[[], Call
 
 
 class _AdamStep(_CompiledStep):
-    _STATE = ("exp_avg", "exp_avg_sq")
+    _STATE = ("exp_avg", "exp_avg_sq", "step")
 
-    def _collect(self, rt: _Runtime) -> tuple[tuple, list[np.ndarray]]:
-        key: list = []
-        arrays: list[np.ndarray] = []
-        for gi, group in enumerate(self.param_groups):
-            ps = [p for p in group["params"] if p.grad is not None]
-            if not ps:
-                continue
-            b1, b2 = group["betas"]
-            arrays += rt.hyper_views(gi, tuple(float(x) for x in (group["lr"], b1, b2, group["eps"],
-                                                                  group["weight_decay"])))
-            amsgrad = bool(group["amsgrad"])
-            flags = (amsgrad, bool(group["maximize"]), group["weight_decay"] != 0,
-                     bool(group.get("decoupled_weight_decay", isinstance(self, torch.optim.AdamW))))
-            specs = []
-            for i, p in enumerate(ps):
-                where = _where(gi, i, p)
-                st = self._state_for(p, group, amsgrad)
-                pv = self._view(rt, p, where)
-                arrays += [pv, self._grad_view(p, where)]
-                arrays += [self._state_view(rt, p, st[k], f"state[{k!r}] of {where}") for k in self._STATE]
-                arrays.append(self._view(rt, st["step"], f"state['step'] of {where}"))
-                if amsgrad:
-                    arrays.append(self._state_view(rt, p, st["max_exp_avg_sq"], f"state['max_exp_avg_sq'] of {where}"))
-                specs.append((pv.shape, DTYPES[p.dtype], DTYPES[st["step"].dtype]))
-            key.append((flags, tuple(specs)))
-        return tuple(key), arrays
+    def _group_spec(self, group: dict) -> tuple[tuple, tuple[float, ...], tuple[str, ...]]:
+        b1, b2 = group["betas"]
+        amsgrad = bool(group["amsgrad"])
+        flags = (amsgrad, bool(group["maximize"]), group["weight_decay"] != 0,
+                 bool(group.get("decoupled_weight_decay", isinstance(self, torch.optim.AdamW))))
+        hyper = tuple(float(x) for x in (group["lr"], b1, b2, group["eps"], group["weight_decay"]))
+        return flags, hyper, self._STATE + (("max_exp_avg_sq",) if amsgrad else ())
+
+    def _ensure_state(self, p: torch.Tensor, group: dict) -> tuple[dict, tuple]:
+        st = self._state_for(p, group, bool(group["amsgrad"]))
+        return st, (DTYPES[st["step"].dtype],)
 
     def _state_for(self, p: torch.Tensor, group: dict, amsgrad: bool) -> dict:
         """torch's lazy state initialisation (Adam._init_group), plus steps loaded as Python numbers."""
         st = self.state[p]
         if len(st) == 0:
             st["step"] = torch.tensor(0.0, dtype=_scalar_dtype(group))
-            for k in self._STATE:
+            for k in self._STATE[:2]:
                 st[k] = torch.zeros_like(p, memory_format=torch.preserve_format)
         if amsgrad and "max_exp_avg_sq" not in st:
             st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -245,35 +237,21 @@ class SGD(_CompiledStep, torch.optim.SGD):
         torch.optim.SGD.__init__(self, params, *args, **kw)
         self._init_compiled(compile_options, kw)
 
-    def _collect(self, rt: _Runtime) -> tuple[tuple, list[np.ndarray]]:
-        key: list = []
-        arrays: list[np.ndarray] = []
-        for gi, group in enumerate(self.param_groups):
-            ps = [p for p in group["params"] if p.grad is not None]
-            if not ps:
-                continue
-            arrays += rt.hyper_views(gi, tuple(float(group[k]) for k in ("lr", "momentum", "dampening",
-                                                                         "weight_decay")))
-            momentum = group["momentum"] != 0
-            # a new buffer is a copy of the gradient; with zero dampening, zeros then the usual update give
-            # exactly that, so only dampened groups need a first-step kernel
-            damped = momentum and group["dampening"] != 0
-            flags = (momentum, bool(group["nesterov"]), bool(group["maximize"]), group["weight_decay"] != 0)
-            specs = []
-            for i, p in enumerate(ps):
-                where = _where(gi, i, p)
-                pv = self._view(rt, p, where)
-                arrays += [pv, self._grad_view(p, where)]
-                first = False
-                if momentum:
-                    st = self.state[p]
-                    if st.get("momentum_buffer") is None:
-                        st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                        first = damped
-                    arrays.append(self._state_view(rt, p, st["momentum_buffer"], f"state['momentum_buffer'] of {where}"))
-                specs.append((pv.shape, DTYPES[p.dtype], first))
-            key.append((flags, tuple(specs)))
-        return tuple(key), arrays
+    def _group_spec(self, group: dict) -> tuple[tuple, tuple[float, ...], tuple[str, ...]]:
+        momentum = group["momentum"] != 0
+        flags = (momentum, bool(group["nesterov"]), bool(group["maximize"]), group["weight_decay"] != 0)
+        hyper = tuple(float(group[k]) for k in ("lr", "momentum", "dampening", "weight_decay"))
+        return flags, hyper, ("momentum_buffer",) if momentum else ()
+
+    def _ensure_state(self, p: torch.Tensor, group: dict) -> tuple[dict, tuple]:
+        """A new momentum buffer is a copy of the gradient; zeros then the usual update give exactly that
+        when dampening is 0, so only a dampened group needs a first-step kernel."""
+        st = self.state[p]
+        first = False
+        if group["momentum"] != 0 and st.get("momentum_buffer") is None:
+            st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            first = group["dampening"] != 0
+        return st, (first,)
 
     def _build(self, kb: KernelBuilder, key: tuple) -> None:
         cache: dict = {}
