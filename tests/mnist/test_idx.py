@@ -36,8 +36,8 @@ def test_big_endian_on_disk(tmp_path):
     (b"\x00\x00\x08\x02\x00\x00\x00\x02", "truncated header"),
     (b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02", "expected 5 data bytes for shape \\(5,\\), found 2"),
     (b"\x00\x00\x08\x01\x00\x00\x00\x01\x01\x02", "expected 1 data bytes"),  # trailing garbage
-    (gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07")[:-6], "corrupt gzip"),
-])
+    (gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07", mtime=0)[:-6], "corrupt gzip"),
+], ids=["bad-magic", "bad-type", "too-short", "truncated-header", "short-data", "trailing-garbage", "corrupt-gzip"])
 def test_malformed_files_are_named(tmp_path, data, match):
     (tmp_path / "bad").write_bytes(data)
     with pytest.raises(IDXError, match=match) as e:
