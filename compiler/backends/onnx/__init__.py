@@ -1,12 +1,24 @@
-"""ONNX export (the input format of PopART): one flat ONNX graph with the program's semantics.
+"""ONNX export: one step of the program as a standard ONNX model (opset 11, the newest PopART's builder
+accepts), checked with onnx.checker.
 
-Conventions (also written into the model's doc_string):
-  - inputs: every variable under its name (current value), then every host-to-device stream;
-  - outputs: `<name>__updated` for every variable the program writes (the caller writes them back), then
-    every device-to-host stream;
-  - called graphs are inlined; elementwise ops become their primitive expressions, node for node, in each
-    node's own dtype (float16 arithmetic stays float16, as the reference computes it).
+    export(ir, path, options=None) -> onnx.ModelProto   (runs the pass pipeline first; default level 2)
+
+Naming convention of the model (also in its doc_string and, machine-readable, in its metadata_props
+"optgraph.variables" / "optgraph.streams" / "optgraph.steps_per_run"):
+  - inputs: every variable of the main graph under its name (made unique with a "__2" suffix if needed),
+    holding the variable's current value; an initializer of the same name holds the value the program
+    was built with, so the first step may leave it out. Then every host-to-device stream as
+    "stream__<stream name>", one batch.
+  - outputs: "<variable input>__updated" for every variable the step writes (optimiser state, weights,
+    the Adam step counter): the caller writes it back into that variable before the next step. Then every
+    device-to-host stream as "stream__<stream name>".
+  - one model run is one execution of the main graph; a PopXL session.run() with num_host_transfers = N
+    is N model runs, feeding each run the next batch and the previous run's updated variables.
+Semantics: called graphs are inlined; elementwise ops and fused kernels are their primitive
+expressions, node for node, each node rounded to its own dtype (float16 nodes compute in float32 between
+explicit Casts, exactly as the reference does); float16 matmul, reductions and softmax accumulate in
+float32. bfloat16 cannot be expressed in opset 11 and is refused.
 """
-from .export import export, to_model
+from .export import OPSET, export, to_model
 
-__all__ = ["export", "to_model"]
+__all__ = ["export", "to_model", "OPSET"]

@@ -42,11 +42,12 @@ or without CMake: `g++ -std=c++17 -O2 @NAME@.cpp -o @NAME@ -lpoplar -lpopops -lp
     ./build/@NAME@ --ipu-model         # the IPU Model simulator instead of hardware
     ./build/@NAME@ --iterations 100 --inputs in/ --outputs out/
 
-Each iteration runs the step once (`engine.run(0)`). Host-to-device streams read `in/<stream>.bin`: raw
-little-endian values, `iterations x shape` of the stream's dtype (see manifest.json; write them with
-`numpy.asarray(x, dtype).tofile(path)`, float16 as IEEE half); a missing file sends zeros. Device-to-host
-streams are printed per iteration and written to `out/<stream>.bin`; at the end every variable is read
-back, printed and written to `out/<host_name>.bin` in the same raw format.
+Each iteration is one `engine.run(0)`, which executes the step `steps_per_run` times (the IR's
+num_host_transfers, as one PopXL `session.run()`; usually 1). Host-to-device streams read
+`in/<stream>.bin`: raw little-endian values, `iterations x steps_per_run x shape` of the stream's dtype
+(see manifest.json; write them with `numpy.asarray(x, dtype).tofile(path)`, float16 as IEEE half); a
+missing file sends zeros. Device-to-host streams are printed per step and written to `out/<stream>.bin`;
+at the end every variable is read back, printed and written to `out/<host_name>.bin` in the same format.
 
 ## What was checked without an IPU
 

@@ -26,7 +26,7 @@ from compiler.ops.primitives import Prim
 
 from .expr import Term, lower_node
 from .scope import Scope, cstr, dims
-from .types import host_values, ipu_type, poplar_type
+from .types import host_values, initial_call, poplar_type
 
 MAX_PLACEHOLDERS = 20
 MAX_TREE = 400
@@ -40,6 +40,7 @@ class KernelCode:
     inputs: list[str]
     results: list[str | None]  # None: an older version of a storage the op writes again later
     statements: list[str] = field(default_factory=list)
+    op: Op | None = field(default=None, repr=False, compare=False)  # the IR op (for tests and tools)
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ class _Kernel:
             src = self.where[o] if o in self.where else self._leafish(o)
             if v.version == 0 and not self.s.has(v):
                 if src.name not in self.code.inputs:  # a tensor made here: the result is that tensor
-                    self.s.bind(v, src.name)
+                    self.s.bind(v, src.name if src.shape == v.shape else f"{src.name}.reshape({dims(v.shape)})")
                     continue
                 name = self.s.fresh(v.name)  # a copy of an operand: its own tensor, no aliasing
                 self.emit(f"Tensor {name} = graph.clone({src.name}, {cstr(f'{op.label}/{v.name}')});")
@@ -259,10 +260,8 @@ class _Kernel:
         if node.prim is Prim.input:
             return self._input_leaf(n)
         name = self.s.fresh(f"{self.tag}_c{n}")
-        ipu = ipu_type(node.dtype)
         value = host_values(np.asarray(node.attr, node.dtype.numpy), node.dtype)[0]
-        self.emit(f"Tensor {name} = {ipu.setter}(graph, {ipu.poplar}, {{}}, {{{value}}}, "
-                  f"{cstr(f'{self.op.label}/c{n}')});")
+        self.emit(f"Tensor {name} = {initial_call(node.dtype, '{}', '{' + value + '}', cstr(f'{self.op.label}/c{n}'))};")
         leaf = _Leaf(name, (), node.dtype)
         self.where[n] = leaf
         return leaf
@@ -314,6 +313,6 @@ class _Kernel:
 
 def emit_elementwise(scope: Scope, op: Op) -> KernelCode:
     """Write the popops calls of elementwise op / FusedKernel `op` into `scope`; see the module docstring."""
-    code = KernelCode(op.label, [scope.tensor(v) for v in op.inputs], [None] * len(op.results))
+    code = KernelCode(op.label, [scope.tensor(v) for v in op.inputs], [None] * len(op.results), op=op)
     _Kernel(scope, op, code).run()
     return code

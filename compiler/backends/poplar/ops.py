@@ -9,6 +9,7 @@
     Init                       -> a variable (+ popops::zero for init_type "zero")
     HostLoad / HostStore       -> program::Copy from / to a poplar::DataStream FIFO
     Call                       -> Copy arguments in, program::Call(function), Copy results out
+    PopartSparseAccumulate     -> popops::multiUpdateAdd (axis 0)
 """
 from __future__ import annotations
 
@@ -219,10 +220,4 @@ def _call(s: Scope, op: Op) -> None:
         s.stmt(f"seq.add(Copy({sub}.byRef[{k}], {s.tensor(op.inputs[i])}));")
 
 
-@rule("PopartSparseAccumulate")
-def _sparse(s: Scope, op: Op) -> None:
-    raise PoplarError(f"{op.label}: sparse_accumulate_ has no Poplar lowering in this emitter (it would be "
-                      "popops::multiUpdateAdd); run this program on the cpu backend, or use a dense accumulate_")
-
-
-from . import nll  # noqa: E402,F401  (registers NlllWithSoftmaxGradDirect)
+from . import nll, sparse  # noqa: E402,F401  (register NlllWithSoftmaxGradDirect, PopartSparseAccumulate)

@@ -15,13 +15,14 @@ import numpy as np
 
 from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import get
+from compiler.ops.multi_kernel import group_kernels
 
 from .kernel import KernelCode, emit_elementwise
 from .names import Namer, identifier
 from .ops import RULES
 from .runtime_cpp import HELPERS, INCLUDES, MAIN
 from .scope import Scope, cstr, dims
-from .types import PoplarError, host_bytes, host_values, ipu_type
+from .types import PoplarError, host_bytes, host_values, initial_call, ipu_type
 
 INLINE_MAX = 16  # initial values with at most this many elements are written into the source
 
@@ -35,6 +36,9 @@ class Emitted:
 
 
 def _describe(op: Op) -> str:
+    if op.kind == "MultiKernel":
+        return (f"{op.label} = one kernel over {len(op.attrs['shapes'])} groups of buffers "
+                f"({', '.join(op.attrs.get('members', ()))})")
     if op.kind == "FusedKernel":
         return f"{op.label} = {' + '.join(op.attrs.get('members', ()))}, one pass over {tuple(op.attrs['shape'])}"
     ins = ", ".join(v.name for v in op.inputs)
@@ -47,6 +51,8 @@ def _emit_ops(s: Scope, g: Graph, kernels: list[KernelCode]) -> None:
         s.comment(_describe(op))
         if op.kind in RULES:
             RULES[op.kind](s, op)
+        elif op.kind == "MultiKernel":  # one kernel per group of buffers, one after another
+            kernels.extend(emit_elementwise(s, sub) for sub in group_kernels(op))
         elif get(op.kind).decompose is not None:
             kernels.append(emit_elementwise(s, op))
         else:
@@ -62,7 +68,7 @@ class _Program:
         self.funcs = Namer()  # names of C++ functions and Subgraph variables
         self.graph_var: dict[str, str] = {}
         self.parts: list[str] = []
-        self.manifest: dict = {"variables": [], "streams": [], "graphs": []}
+        self.manifest: dict = {"steps_per_run": ir.num_host_transfers, "variables": [], "streams": [], "graphs": []}
 
     def order(self) -> list[Graph]:
         """Reachable called graphs, callees before their callers."""
@@ -78,10 +84,8 @@ class _Program:
 
     def initial(self, s: Scope, v: Value, arr: np.ndarray, file_key: str) -> str:
         """`setter<T>(graph, TYPE, shape, values, name)`: literal values, a fill, or a file in data/."""
-        ipu = ipu_type(v.dtype, v.name)
+        host = ipu_type(v.dtype, v.name).host
         flat = np.ascontiguousarray(arr, dtype=v.dtype.numpy).reshape(-1)
-        host = "unsigned char" if v.dtype.name == "bool" else ipu.host
-        tmpl = "" if ipu.setter != "initialised" else f"<{host}>"
         if flat.size <= INLINE_MAX:
             values = "{" + ", ".join(host_values(flat, v.dtype)) + "}"
         elif (flat.view(np.uint8).reshape(flat.size, -1) == flat[:1].view(np.uint8)).all():
@@ -90,7 +94,7 @@ class _Program:
             name = f"{file_key}.bin"
             self.data[name] = host_bytes(flat, v.dtype)
             values = f"loadRaw<{host}>(dataDir, {cstr(name)}, {flat.size})"
-        return f"{ipu.setter}{tmpl}(graph, {ipu.poplar}, {dims(v.shape)}, {values}, {cstr(v.name)})"
+        return initial_call(v.dtype, dims(v.shape), values, cstr(v.name), v.name)
 
     def constants(self, s: Scope, g: Graph) -> None:
         consts = [v for v in g.values.values() if v.kind == "constant" and not s.has(v)]
@@ -184,9 +188,6 @@ class _Program:
 
 def emit_source(ir: Ir, title: str = "program") -> Emitted:
     """The C++ program for `ir` (already optimised), its data files and the kernels' statements."""
-    if ir.num_host_transfers != 1:
-        raise PoplarError(f"the Poplar emitter runs one step per engine.run(); this IR has num_host_transfers="
-                          f"{ir.num_host_transfers} (set it to 1; the host loop repeats the step)")
     p = _Program(ir)
     for g in p.order():
         p.subgraph(g)
@@ -197,7 +198,12 @@ def emit_source(ir: Ir, title: str = "program") -> Emitted:
             "// commented block of Poplar / PopLibs calls; edit freely.\n//\n"
             "// Build: cmake -S . -B build && cmake --build build   (after sourcing the Poplar SDK's enable.sh)\n"
             f"// Run:   ./build/{title} [--ipu-model] [--iterations N] [--inputs DIR] [--outputs DIR]\n")
-    main = MAIN.replace("@BUILD@", build).replace("@STREAMS@", "\n".join(streams))
+    nht = ir.num_host_transfers
+    engine = (f"  // One engine.run() executes the step {nht} times (the IR's num_host_transfers: one PopXL session.run).\n"
+              f"  const unsigned stepsPerRun = {nht};\n"
+              + ("  Engine engine(graph, Repeat(stepsPerRun, stepProgram));" if nht > 1 else
+                 "  Engine engine(graph, stepProgram);"))
+    main = MAIN.replace("@BUILD@", build).replace("@ENGINE@", engine).replace("@STREAMS@", "\n".join(streams))
     source = "\n".join([head, INCLUDES, HELPERS, "// " + "-" * 93, "// The program.\n", *p.parts, main])
     return Emitted(source.replace("\n\n\n", "\n\n"), p.data, p.kernels, p.manifest)
 

@@ -12,6 +12,7 @@ INCLUDES = """\
 #include <popnn/NonLinearity.hpp>
 #include <popnn/codelets.hpp>
 #include <popops/ElementWise.hpp>
+#include <popops/DynamicSlice.hpp>
 #include <popops/Encoding.hpp>
 #include <popops/Expr.hpp>
 #include <popops/Reduce.hpp>
@@ -225,7 +226,7 @@ int main(int argc, char **argv) {
 
   // Build the program: called graphs first (callees before callers), then the main graph.
 @BUILD@
-  Engine engine(graph, stepProgram);
+@ENGINE@
   engine.load(device);
 
   // Host streams: one buffer holding every iteration's data, read (or filled) in order.
@@ -233,13 +234,13 @@ int main(int argc, char **argv) {
 @STREAMS@
   };
   for (HostStream &s : streams) {
-    s.data.assign(s.elements * s.bytesPerElement * options.iterations, 0);
+    s.data.assign(s.elements * s.bytesPerElement * options.iterations * stepsPerRun, 0);
     if (s.toDevice) {
       const std::string path = options.inputsDir + "/" + s.name + ".bin";
       std::ifstream in(path, std::ios::binary);
       if (!options.inputsDir.empty() && in) {
         in.read(s.data.data(), static_cast<std::streamsize>(s.data.size()));
-        if (!in) std::cerr << "warning: " << path << " holds fewer than --iterations steps; the rest is zero\n";
+        if (!in) std::cerr << "warning: " << path << " holds fewer steps than this run needs; the rest is zero\n";
       } else {
         std::cerr << "note: no " << path << "; stream '" << s.name << "' sends zeros\n";
       }
@@ -249,10 +250,12 @@ int main(int argc, char **argv) {
 
   for (unsigned i = 0; i < options.iterations; ++i) {
     engine.run(0);
-    for (const HostStream &s : streams) {
-      if (!s.toDevice) {
-        printValues("step " + std::to_string(i) + " " + s.name,
-                    s.data.data() + i * s.elements * s.bytesPerElement, s.dtype, s.elements);
+    for (unsigned j = i * stepsPerRun; j < (i + 1) * stepsPerRun; ++j) {
+      for (const HostStream &s : streams) {
+        if (!s.toDevice) {
+          printValues("step " + std::to_string(j) + " " + s.name,
+                      s.data.data() + j * s.elements * s.bytesPerElement, s.dtype, s.elements);
+        }
       }
     }
   }

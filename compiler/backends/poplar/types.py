@@ -56,6 +56,14 @@ def poplar_type(dt: DType, where: str = "") -> str:
     return ipu_type(dt, where).poplar
 
 
+def initial_call(dt: DType, shape: str, values: str, debug: str, where: str = "") -> str:
+    """The emitted program's helper call making a tensor with initial values, e.g.
+    `initialised<float>(graph, FLOAT, {2, 2}, {1.0f, ...}, "name")` (`values`: a braced list or a vector)."""
+    ipu = ipu_type(dt, where)
+    tmpl = f"<{ipu.host}>" if ipu.setter == "initialised" else ""
+    return f"{ipu.setter}{tmpl}(graph, {ipu.poplar}, {shape}, {values}, {debug})"
+
+
 def float_literal(x: float) -> str:
     """A C++ float literal that parses back to exactly float32(x)."""
     f = float(np.float32(x))

@@ -194,6 +194,7 @@ class Machine:
             dt = a[1]
             return np.full(tuple(a[2]), np.nan, dt) if dt.kind == "f" else np.zeros(tuple(a[2]), dt)
         if head in ("initialised", "initialisedHalf", "initialisedBool"):
+            assert head != "initialised" or targs in HOST, f"{head}<{targs}>"
             host = {"initialisedHalf": np.uint16, "initialisedBool": np.uint8}.get(head) or HOST[targs]
             vals = np.asarray(a[3], dtype=host) if not isinstance(a[3], np.ndarray) else a[3].astype(host)
             arr = vals.view(np.float16) if head == "initialisedHalf" else vals
@@ -271,6 +272,16 @@ class Machine:
             t, seq = a[1], a[2]
             seq.append(lambda: t.fill(0))
             return None
+        if head == "popops::multiUpdateAdd":
+            t, s_, offsets, scale, seq = a[1], a[2], a[3], a[4], a[7]
+
+            def update() -> None:
+                upd = (scale.astype(t.dtype) * s_[:, 0, :]).astype(t.dtype)
+                np.add.at(t, offsets[:, 0].astype(np.int64), upd)
+            seq.append(update)
+            return None
+        if head in ("popops::SlicePlan", "OptionFlags"):
+            return None
         if head == "popops::encodeOneHot":
             idx, enc, seq = a[1], a[2], a[3]
 
@@ -289,7 +300,7 @@ class Machine:
     # -- statements
     def execute(self, statements: list[str], env: dict[str, Any]) -> Any:
         for text in statements:
-            st = parse_statement(text)
+            st = parse_statement(text.strip().rstrip(";"))
             if st[0] == "decl":
                 if st[3] is None:
                     env[st[2]] = Seq() if st[1] == "Sequence" else []

@@ -65,6 +65,9 @@ class Interval;
 class Tensor {
 public:
   Tensor();
+  Tensor(const Tensor &other);
+  Tensor &operator=(const Tensor &other);
+  ~Tensor();
   Tensor reshape(ArrayRef<std::size_t> shape) const;
   Tensor dimShuffle(ArrayRef<unsigned> permutation) const;
   Tensor transpose() const;
