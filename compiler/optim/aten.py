@@ -22,8 +22,6 @@ scalar tail loop of ATen's float16/bfloat16 kernels (the last < 32 elements of a
 """
 from __future__ import annotations
 
-from typing import Any
-
 from compiler import popxl
 from compiler.ir import DType
 from compiler.popxl import ops

@@ -1,13 +1,15 @@
-"""Optimizers written in the functional style, exactly as a user would write them."""
+"""Optimizers written in the functional style, exactly as a user would write them: Python-float
+hyper-parameters (baked into the kernel; assign a numpy array to make one a kernel input), state
+created on first sight of a key, `self.t` a float32 array updated by the compiled step."""
 from __future__ import annotations
-
-import numpy as np
 
 from . import numpy as jnp
 from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
+    """Adam (Kingma & Ba): m, v moving averages of g and g*g, bias-corrected."""
+
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
         self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
         self.t = jnp.zeros((), jnp.float32)
@@ -29,6 +31,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): update + lr * wd * param."""
+
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-2):
         super().__init__(lr, b1, b2, eps)
         self.weight_decay = weight_decay
@@ -38,6 +42,8 @@ class AdamW(Adam):
 
 
 class SGD(Optimizer):
+    """SGD with optional momentum (buf = momentum * buf + g) and Nesterov (g + momentum * buf)."""
+
     def __init__(self, lr=1e-2, momentum=0.0, nesterov=False):
         self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
         self.buf = {}
@@ -53,6 +59,8 @@ class SGD(Optimizer):
 
 
 class Adamax(Optimizer):
+    """Adamax: the infinity-norm variant of Adam, u = max(b2 * u, |g|)."""
+
     def __init__(self, lr=2e-3, b1=0.9, b2=0.999, eps=1e-8):
         self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
         self.t = jnp.zeros((), jnp.float32)
@@ -72,6 +80,8 @@ class Adamax(Optimizer):
 
 
 class Lion(Optimizer):
+    """Lion (Chen et al. 2023): the sign of an interpolated momentum, decoupled weight decay."""
+
     def __init__(self, lr=1e-4, b1=0.9, b2=0.99, weight_decay=0.0):
         self.lr, self.b1, self.b2, self.weight_decay = lr, b1, b2, weight_decay
         self.m = {}
@@ -85,6 +95,8 @@ class Lion(Optimizer):
 
 
 class LAMB(Optimizer):
+    """LAMB (You et al.): the Adam direction plus weight decay, scaled by the trust ratio |w| / |r|."""
+
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01):
         self.lr, self.b1, self.b2, self.eps, self.weight_decay = lr, b1, b2, eps, weight_decay
         self.t = jnp.zeros((), jnp.float32)
@@ -109,4 +121,4 @@ class LAMB(Optimizer):
         return self.lr * trust * r
 
 
-__all__ = ["Adam", "AdamW", "SGD", "Adamax", "Lion", "LAMB", "np"]
+__all__ = ["Adam", "AdamW", "SGD", "Adamax", "Lion", "LAMB"]

@@ -1,12 +1,12 @@
-"""A numpy-like namespace that traces: on traced values it emits IR ops (through compiler.popxl), on
-anything else it is numpy.
+"""A numpy-like namespace that traces: on traced values (what an Optimizer's hooks receive) it emits IR
+ops through compiler.popxl with numpy's type promotion; on anything else it is numpy.
 
     import compiler.optim.numpy as jnp
 
 While an Optimizer is being traced, the creation functions (zeros, ones, full, zeros_like, ones_like,
-full_like) make new *state*: a tensor whose data lives in a numpy array between calls. Stored in
-the optimizer (`self.m[key] = jnp.zeros_like(param)`), it is created once, on first sight of the
-key, and updated in place by the compiled code afterwards.
+full_like) make new *state*: an array that lives in numpy between calls. Stored in the optimizer
+(`self.m[key] = jnp.zeros_like(param)`), it is created once, on first sight of the key, and updated
+in place by the compiled code afterwards.
 """
 from __future__ import annotations
 
@@ -18,27 +18,29 @@ from typing import Any, Callable, Iterator
 import ml_dtypes as _mld
 import numpy as _np
 
-from compiler import popxl
 from compiler.popxl import ops as _ops
+
+from .traced import Traced, apply, result_dtype, to_tensor
 
 float16, float32, float64, bfloat16 = _np.float16, _np.float32, _np.float64, _mld.bfloat16
 int8, int32, int64, uint8, uint32 = _np.int8, _np.int32, _np.int64, _np.uint8, _np.uint32
 bool_ = _np.bool_
 ndarray = _np.ndarray
 pi, e, inf = _np.pi, _np.e, _np.inf
+dtype, finfo, result_type = _np.dtype, _np.finfo, _np.result_type
 
 
 class _Trace(threading.local):
     """The state factory of the Optimizer being traced on this thread (None when not tracing)."""
 
-    factory: Callable[[tuple[int, ...], Any, float], popxl.Tensor] | None = None
+    factory: Callable[[tuple[int, ...], Any, float], Traced] | None = None
 
 
 _trace = _Trace()
 
 
 @contextmanager
-def tracing(factory: Callable[[tuple[int, ...], Any, float], popxl.Tensor]) -> Iterator[None]:
+def tracing(factory: Callable[[tuple[int, ...], Any, float], Traced]) -> Iterator[None]:
     """Used by Optimizer: creation functions call factory(shape, dtype, fill) for new state."""
     prev, _trace.factory = _trace.factory, factory
     try:
@@ -48,47 +50,39 @@ def tracing(factory: Callable[[tuple[int, ...], Any, float], popxl.Tensor]) -> I
 
 
 def is_traced(x: Any) -> bool:
-    return isinstance(x, popxl.Tensor)
+    return isinstance(x, Traced)
 
 
 def _traced(*xs: Any) -> bool:
-    return builtins.any(isinstance(x, popxl.Tensor) for x in xs)
+    return builtins.any(isinstance(x, Traced) for x in xs)
 
 
-def _ref(*xs: Any) -> popxl.Tensor:
-    return next(x for x in xs if isinstance(x, popxl.Tensor))
-
-
-def _like(x: Any, ref: popxl.Tensor) -> popxl.Tensor:
-    return x if isinstance(x, popxl.Tensor) else ref._other(x)
-
-
-def _unary(np_fn: Any, op: Any) -> Any:
+def _unary(np_fn: Any, op: Any, floating: bool = True) -> Any:
     def f(x: Any) -> Any:
-        return op(x) if _traced(x) else np_fn(x)
+        if not _traced(x):
+            return np_fn(x)
+        dt = x.dtype if not floating or x.dtype.kind == "f" or x.dtype == _np.dtype(bfloat16) else _np.float64
+        return apply(op, x, dtype=_np.dtype(dt))
     f.__name__ = f.__qualname__ = np_fn.__name__
-    f.__doc__ = f"numpy.{np_fn.__name__}; on a traced tensor, the IR op {op.__name__}."
+    f.__doc__ = f"numpy.{np_fn.__name__}; on a traced array, the IR op {op.__name__}."
     return f
 
 
 sqrt = _unary(_np.sqrt, _ops.sqrt)
 exp = _unary(_np.exp, _ops.exp)
 log = _unary(_np.log, _ops.log)
-abs = _unary(_np.abs, _ops.abs)  # noqa: A001
-sign = _unary(_np.sign, _ops.sign)
 tanh = _unary(_np.tanh, _ops.tanh)
 floor = _unary(_np.floor, _ops.floor)
-negative = _unary(_np.negative, _ops.negate)
+abs = _unary(_np.abs, _ops.abs, floating=False)  # noqa: A001
+sign = _unary(_np.sign, _ops.sign, floating=False)
+negative = _unary(_np.negative, _ops.negate, floating=False)
 
 
 def _binary(np_fn: Any, op: Any) -> Any:
     def f(a: Any, b: Any) -> Any:
-        if not _traced(a, b):
-            return np_fn(a, b)
-        ref = _ref(a, b)
-        return op(_like(a, ref), _like(b, ref))
+        return apply(op, a, b) if _traced(a, b) else np_fn(a, b)
     f.__name__ = f.__qualname__ = np_fn.__name__
-    f.__doc__ = f"numpy.{np_fn.__name__}; on traced tensors, the IR op {op.__name__} (numpy broadcasting)."
+    f.__doc__ = f"numpy.{np_fn.__name__}; on traced arrays, the IR op {op.__name__} (numpy promotion, broadcasting)."
     return f
 
 
@@ -98,42 +92,50 @@ power = _binary(_np.power, _ops.pow)
 add = _binary(_np.add, _ops.add)
 subtract = _binary(_np.subtract, _ops.sub)
 multiply = _binary(_np.multiply, _ops.mul)
-divide = _binary(_np.divide, _ops.div)
-greater = _binary(_np.greater, _ops.greater)
-less = _binary(_np.less, _ops.less)
+
+
+def divide(a: Any, b: Any) -> Any:
+    return a / b if _traced(a, b) else _np.divide(a, b)
+
+
+def _compare(np_fn: Any, op: Any) -> Any:
+    def f(a: Any, b: Any) -> Any:
+        if not _traced(a, b):
+            return np_fn(a, b)
+        dt = result_dtype(a, b)
+        return Traced(op(to_tensor(a, dt), to_tensor(b, dt)))
+    f.__name__ = f.__qualname__ = np_fn.__name__
+    return f
+
+
+greater = _compare(_np.greater, _ops.greater)
+less = _compare(_np.less, _ops.less)
+equal = _compare(_np.equal, _ops.equal)
 
 
 def square(x: Any) -> Any:
     return x * x if _traced(x) else _np.square(x)
 
 
-def rsqrt(x: Any) -> Any:
-    return 1.0 / sqrt(x)
-
-
 def where(c: Any, a: Any, b: Any) -> Any:
+    """numpy.where; with a traced condition or branch, the IR op Where (numpy promotion of a and b)."""
     if not _traced(c, a, b):
         return _np.where(c, a, b)
-    if not _traced(a, b):  # traced condition, host values: make them tensors of a float dtype
-        a = popxl.constant(_np.asarray(a, _np.float32))
-    ref = _ref(a, b)
-    if not isinstance(c, popxl.Tensor):
-        c = popxl.constant(_np.asarray(c, bool))
-    return _ops.where(c, _like(a, ref), _like(b, ref))
+    dt = result_dtype(a, b)
+    return Traced(_ops.where(to_tensor(c, _np.dtype(bool)), to_tensor(a, dt), to_tensor(b, dt)))
 
 
 def clip(x: Any, lo: Any, hi: Any) -> Any:
-    if not _traced(x, lo, hi):
-        return _np.clip(x, lo, hi)
-    return minimum(maximum(x, lo), hi)
+    return minimum(maximum(x, lo), hi) if _traced(x, lo, hi) else _np.clip(x, lo, hi)
 
 
 def _reduce(np_fn: Any, op: Any) -> Any:
     def f(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         if not _traced(x):
             return np_fn(x, axis=axis, keepdims=keepdims)
-        return op(x, axis, keepdims)
+        return Traced(op(x.t, axis, keepdims))
     f.__name__ = f.__qualname__ = np_fn.__name__
+    f.__doc__ = f"numpy.{np_fn.__name__}; on a traced array, the IR op {op.__name__} (in the array's dtype)."
     return f
 
 
@@ -149,17 +151,17 @@ def vdot(a: Any, b: Any) -> Any:
 
 
 def norm(x: Any) -> Any:
-    """The Frobenius / 2-norm of all elements (numpy.linalg.norm without an axis)."""
+    """The 2-norm of all elements (numpy.linalg.norm without an axis)."""
     return sqrt(sum(x * x)) if _traced(x) else _np.linalg.norm(x)
 
 
 def astype(x: Any, dtype: Any) -> Any:
-    return _ops.cast(x, popxl.dtypes.as_dtype(dtype)) if _traced(x) else _np.asarray(x).astype(dtype)
+    return x.astype(dtype) if _traced(x) else _np.asarray(x).astype(dtype)
 
 
 def asarray(x: Any, dtype: Any = None) -> Any:
     if _traced(x):
-        return x if dtype is None else astype(x, dtype)
+        return x if dtype is None else x.astype(dtype)
     return _np.asarray(x, dtype)
 
 
@@ -186,9 +188,9 @@ def ones(shape: Any, dtype: Any = _np.float32) -> Any:
 def full_like(x: Any, fill_value: float, dtype: Any = None) -> Any:
     if _traced(x):
         if _trace.factory is None:
-            raise RuntimeError("jnp.*_like of a traced tensor creates optimizer state, which only exists while an "
+            raise RuntimeError("jnp.*_like of a traced array creates optimizer state, which only exists while an "
                                "Optimizer is traced (inside call_model / call_param)")
-        return _trace.factory(tuple(x.shape), _np.dtype(dtype or x.dtype.numpy), float(fill_value))
+        return _trace.factory(x.shape, _np.dtype(dtype or x.dtype), float(fill_value))
     return full(_np.shape(x), fill_value, dtype or _np.asarray(x).dtype)
 
 

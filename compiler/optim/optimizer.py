@@ -27,11 +27,10 @@ import numpy as np
 
 from compiler import popxl
 from compiler.driver import CompileOptions, compile
-from compiler.popxl import ops
 
 from . import numpy as jnp
 from .kernels import KernelBuilder
-from .trace import Trace, TraceDict, as_tensor, is_baked, plain
+from .trace import Trace, TraceDict, is_baked, is_value, plain, write_back
 
 _MISSING = object()
 
@@ -97,6 +96,14 @@ class Optimizer:
         entry.exe.run(dict(zip(entry.vids, arrays)), {}, 1)
         return params
 
+    def eager(self, params: dict, grads: dict, loss: Any = None, **kw: Any) -> dict:
+        """The same step run by numpy, uncompiled (the hooks see numpy arrays): the reference semantics."""
+        _check_inputs(params, grads)
+        new_grads = self.call_model(dict(grads), params=dict(params), loss=loss, **kw)
+        for k, p in params.items():
+            np.subtract(p, self.call_param(k, new_grads[k], param=p, **kw), out=p, casting="same_kind")
+        return params
+
     def _compile(self, trace: Trace) -> _Compiled:
         options = self.compile_options or CompileOptions(device=self.device)
         entry = _Compiled(trace, options)
@@ -108,7 +115,7 @@ class Optimizer:
         if kind == "param":
             return params[b[1]]
         if kind == "grad":
-            return np.ascontiguousarray(grads[b[1]])
+            return _c_array(grads[b[1]])
         if kind == "state":
             v = getattr(self, b[1])
             return v if b[2] is None else v[b[2]]
@@ -179,7 +186,7 @@ class Optimizer:
                     updates[k] = u
                 del self.__dict__["_first_set"]
                 for k, u in updates.items():
-                    ops.var_updates.copy_var_update_(tp[k], tp[k] - as_tensor(u, tp[k]))
+                    write_back(tp[k], tp[k] - u)  # param -= update, in the param's dtype
                 created = self._store_state(tr, saved, olds, first)
         finally:
             self.__dict__.pop("_first_set", None)
@@ -203,11 +210,11 @@ class Optimizer:
             before = saved.get(n, _MISSING)
             if isinstance(val, TraceDict):
                 for k, v in val.items():
-                    if isinstance(v, popxl.Tensor):
+                    if is_value(v):
                         c = tr.store((n, k), val.first.get(k, v), v, olds.get((n, k)))
                         if c is not None:
                             created[(n, k)] = c
-            elif isinstance(val, popxl.Tensor):
+            elif is_value(val):
                 c = tr.store((n, None), first.get(n, val), val, olds.get((n, None)))
                 if c is not None:
                     created[(n, None)] = c
@@ -231,7 +238,13 @@ def _host(x: Any) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype == np.float64 and not isinstance(x, (np.ndarray, np.generic)):
         a = a.astype(np.float32)  # a Python float loss is a float32 input
-    return np.ascontiguousarray(a)
+    return _c_array(a)
+
+
+def _c_array(x: Any) -> np.ndarray:
+    """x as a C-contiguous array, copied only if it is not one (ascontiguousarray would make 0-d arrays 1-d)."""
+    a = np.asarray(x)
+    return a if a.flags.c_contiguous else a.copy(order="C")
 
 
 def _check_inputs(params: dict, grads: dict) -> None:

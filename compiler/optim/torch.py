@@ -146,11 +146,12 @@ def _scalar_dtype(group: dict) -> torch.dtype:
     return torch.float64
 
 
-def _graphs(kb: KernelBuilder, cache: dict, gkey: tuple, make: Callable[[], Callable], args: list) -> None:
-    """Call the subgraph for gkey (traced on first use) with args."""
+def _graphs(kb: KernelBuilder, cache: dict, gkey: tuple, make: Callable[..., Callable], options: tuple,
+            args: list) -> None:
+    """Call the subgraph for gkey (make(*options), traced on first use) with args."""
     g = cache.get(gkey)
     if g is None:
-        g = cache[gkey] = kb.ir.create_graph(make(), *args)
+        g = cache[gkey] = kb.ir.create_graph(make(*options), *args)
     ops.call(g, *args)
 
 
@@ -191,7 +192,7 @@ class _AdamStep(_CompiledStep):
                 bufs.append(kb.buffer(f"g{gi}.step{i}", (), sdt))
                 if flags[0]:
                     bufs.append(kb.buffer(f"g{gi}.max_exp_avg_sq{i}", shape, dt))
-                _graphs(kb, cache, (flags, shape, dt, sdt), lambda: _adam_graph(*flags), bufs + hyper)
+                _graphs(kb, cache, (flags, shape, dt, sdt), _adam_graph, flags, bufs + hyper)
 
 
 def _adam_graph(amsgrad: bool, maximize: bool, weight_decay: bool, decoupled: bool) -> Callable:
@@ -261,7 +262,7 @@ class SGD(_CompiledStep, torch.optim.SGD):
                 bufs = [kb.buffer(f"g{gi}.{n}{i}", shape, dt) for n in ("param", "grad")]
                 if flags[0]:
                     bufs.append(kb.buffer(f"g{gi}.momentum_buffer{i}", shape, dt))
-                _graphs(kb, cache, (flags, shape, dt, first), lambda: _sgd_graph(*flags, first), bufs + hyper)
+                _graphs(kb, cache, (flags, shape, dt, first), _sgd_graph, (*flags, first), bufs + hyper)
 
 
 def _sgd_graph(momentum: bool, nesterov: bool, maximize: bool, weight_decay: bool, first: bool) -> Callable:

@@ -21,6 +21,7 @@ from compiler.popxl import ops
 from compiler.popxl.tensor import Variable
 
 from .kernels import KernelBuilder
+from .traced import Traced, to_tensor
 
 Binding = tuple  # ("param", key) | ("grad", key) | ("loss",) | ("kw", name) | ("state", attr, key|None) | ("temp", i)
 _BAKED = (bool, int, float, complex, str, bytes, type(None), np.generic)
@@ -73,38 +74,40 @@ class Trace:
     fresh: dict[int, tuple[tuple[int, ...], np.dtype, float]] = field(default_factory=dict)  # vid -> state init
     temps: list[tuple[tuple[int, ...], np.dtype, float]] = field(default_factory=list)
 
-    def buffer(self, binding: Binding, name: str, shape: tuple[int, ...], dtype: Any) -> popxl.Tensor:
+    def buffer(self, binding: Binding, name: str, shape: tuple[int, ...], dtype: Any) -> Traced:
         t = self.kb.buffer(name, shape, dtype)
         self.bindings.append(binding)
-        return t
+        return Traced(t)
 
-    def new_state(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> popxl.Tensor:
+    def new_state(self, shape: tuple[int, ...], dtype: np.dtype, fill: float) -> Traced:
         """jnp creation while tracing: a buffer whose binding is decided when the trace ends."""
         t = self.buffer(("temp", len(self.temps)), "state", shape, dtype)
         self.temps.append((shape, dtype, fill))
-        self.fresh[t._value.id] = (shape, dtype, fill)
+        self.fresh[t.t._value.id] = (shape, dtype, fill)
         return t
 
-    def store(self, slot: tuple[str, Any], first: Any, final: Any, old: popxl.Tensor | None) -> tuple | None:
+    def store(self, slot: tuple[str, Any], first: Any, final: Any, old: Traced | None) -> tuple | None:
         """Make `final` the slot's new value: returns (shape, dtype, fill) when the slot is new state."""
-        if old is not None:  # existing state: write the final value back into its buffer
-            _write_back(old, final)
+        if old is not None:  # existing state: write the final value back into its buffer (in its dtype)
+            write_back(old, final)
             return None
-        if isinstance(first, Variable) and first._value.id in self.fresh:  # jnp-created: it is the buffer
-            vid = first._value.id
+        f = first.t if isinstance(first, Traced) else first
+        if isinstance(f, Variable) and f._value.id in self.fresh:  # jnp-created: it is the buffer
+            vid = f._value.id
             self.bindings[self.kb.vids.index(vid)] = ("state", *slot)
-            _write_back(first, final)
+            write_back(Traced(f), final)
             return self.fresh.pop(vid)
-        dt = final.dtype.numpy
-        buf = self.buffer(("state", *slot), f"{slot[0]}", tuple(final.shape), dt)
-        _write_back(buf, final)
-        return tuple(final.shape), np.dtype(dt), 0.0
+        final = final if isinstance(final, Traced) else Traced(final)
+        buf = self.buffer(("state", *slot), f"{slot[0]}", final.shape, final.dtype)
+        write_back(buf, final)
+        return final.shape, final.dtype, 0.0
 
     def structure(self) -> Any:
         """The program's structure with buffers named by binding (equal structures compute the same)."""
         from compiler.ir.hashing import graph_key
 
-        names = {vid: b for vid, b in zip(self.kb.vids, self.bindings)}
+        names = {vid: ("temp", *self.temps[b[1]]) if b[0] == "temp" else b  # temps: constant-filled, read only
+                 for vid, b in zip(self.kb.vids, self.bindings)}
 
         def canon(x: Any) -> Any:
             if isinstance(x, tuple):
@@ -115,13 +118,12 @@ class Trace:
         return canon(graph_key(self.ir, self.ir.main))
 
 
-def _write_back(var: popxl.Tensor, value: Any) -> None:
-    if value is not var:
-        ops.var_updates.copy_var_update_(var, as_tensor(value, var))
+def write_back(var: Traced, value: Any) -> None:
+    """var <- value, in place, cast to var's dtype (state keeps its dtype, as `a[...] = b` in numpy)."""
+    v = value.t if isinstance(value, Traced) else value
+    if v is not var.t:
+        ops.var_updates.copy_var_update_(var.t, to_tensor(value, var.dtype))
 
 
-def as_tensor(x: Any, like: popxl.Tensor) -> popxl.Tensor:
-    """x as a tensor of like's dtype (casting a traced value, or making a constant of a host value)."""
-    if isinstance(x, popxl.Tensor):
-        return x if x.dtype == like.dtype else ops.cast(x, like.dtype)
-    return like._other(np.asarray(x, like.dtype.numpy))
+def is_value(x: Any) -> bool:
+    return isinstance(x, (Traced, popxl.Tensor))

@@ -66,7 +66,7 @@ def _train(pairs, steps, check, shared_grads=False):
                     p.grad = q.grad.clone()
             else:
                 torch.nn.functional.mse_loss(net(x), y).backward()
-        for net, opt in pairs:
+        for _, opt in pairs:
             opt.step()
         check(step)
 
