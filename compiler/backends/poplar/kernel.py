@@ -10,26 +10,20 @@ before -> after: one elementwise op (or FusedKernel) with primitive expression E
      in its old version is computed into a temporary and copied after the last full-size result;
      sub-expressions already stored (an earlier result, a prologue scalar) are read back, not recomputed;
   3. single-element results are copied into their tensors last (the in-place step increment).
-Expressions with more than 20 operands (popops has placeholders _1.._20) or very large trees are split by
-materialising inner nodes into temporaries.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import prod
 
 import numpy as np
 
-from compiler.ir import DType, Op, Value
+from compiler.ir import Op, Value
 from compiler.ops import expr_for
 from compiler.ops.primitives import Prim
 
-from .expr import Term, lower_node
 from .scope import Scope, cstr, dims
+from .trees import Leaf, Trees, natural_shape
 from .types import host_values, initial_call, poplar_type
-
-MAX_PLACEHOLDERS = 20
-MAX_TREE = 400
 
 
 @dataclass
@@ -43,148 +37,73 @@ class KernelCode:
     op: Op | None = field(default=None, repr=False, compare=False)  # the IR op (for tests and tools)
 
 
-@dataclass(frozen=True)
-class _Leaf:
-    name: str
-    shape: tuple[int, ...]
-    dtype: DType
-
-
 def iteration_shape(op: Op) -> tuple[int, ...]:
     if op.kind == "FusedKernel":
         return tuple(op.attrs["shape"])
     return tuple(np.broadcast_shapes(*([v.shape for v in op.inputs] + [v.shape for v in op.results])))
 
 
-class _Kernel:
+class _Kernel(Trees):
     def __init__(self, scope: Scope, op: Op, code: KernelCode) -> None:
-        self.s, self.op, self.code = scope, op, code
-        self.e = expr_for(op)
+        super().__init__(scope, op, expr_for(op))
+        self.code = code
         self.shape = iteration_shape(op)
         self.tag = scope.names.fresh(f"{op.kind[:2].lower()}{op.id}")
-        self.where: dict[int, _Leaf] = {}  # node -> tensor holding its value
+        self.materialise = lambda n: self._materialise(n)
         self.uniform: set[int] = set()
         for i, n in enumerate(self.e.nodes):
             if (n.prim is Prim.input and op.inputs[n.attr].spec.nelms == 1) or n.prim is Prim.const or (
                     n.args and all(a in self.uniform for a in n.args)):
                 self.uniform.add(i)
 
-    # ------------------------------------------------------------ expression trees
-    def _input_leaf(self, n: int) -> _Leaf:
-        v = self.op.inputs[self.e.nodes[n].attr]
-        return _Leaf(self.s.tensor(v), v.shape, v.dtype)
-
-    def _leaf_text(self, leaf: _Leaf, target: tuple[int, ...] | None) -> str:
-        if prod(leaf.shape) == 1 and leaf.shape != ():
-            return f"{leaf.name}.reshape({{}})"
-        if target is not None and leaf.shape != target:
-            return f"broadcastTo({leaf.name}, {dims(target)})"
-        return leaf.name
-
-    def _leaves_of(self, n: int, acc: dict[str, _Leaf]) -> None:
-        if n in self.where:
-            acc[self.where[n].name] = self.where[n]
-        elif self.e.nodes[n].prim is Prim.input:
-            leaf = self._input_leaf(n)
-            acc[leaf.name] = leaf
-        else:
-            for a in self.e.nodes[n].args:
-                self._leaves_of(a, acc)
-
-    def _term(self, n: int, order: list[str], target: tuple[int, ...] | None) -> Term:
-        leaf = self.where.get(n) or (self._input_leaf(n) if self.e.nodes[n].prim is Prim.input else None)
-        if leaf is not None:
-            text = self._leaf_text(leaf, target)
-            if text not in order:
-                order.append(text)
-            return Term(f"pe::_{order.index(text) + 1}")
-        node = self.e.nodes[n]
-        args = [self._term(a, order, target) for a in node.args]
-        return lower_node(node, args, [self.e.nodes[a].dtype for a in node.args])
-
-    def _build(self, n: int, out_shape: tuple[int, ...] | None, first: str | None = None) -> tuple[Term, list[str]]:
-        """The tree of node n and its operand list, with `first` as _1 when the tree reads it. With out_shape,
-        operands are broadcast explicitly when the expression alone would not have that shape."""
-        leaves: dict[str, _Leaf] = {}
-        self._leaves_of(n, leaves)
-        shapes = [() if prod(x.shape) == 1 else x.shape for x in leaves.values()]
-        natural = tuple(np.broadcast_shapes(*shapes)) if shapes else ()
-        target = out_shape if out_shape is not None and natural != out_shape else None
-        order: list[str] = []
-        term = self._term(n, order, target)
-        if first is not None and first in order and order[0] != first:
-            order = [first]
-            term = self._term(n, order, target)
-        return term, order
-
-    def _fits(self, n: int) -> bool:
-        leaves: dict[str, _Leaf] = {}
-        self._leaves_of(n, leaves)
-        return len(leaves) <= MAX_PLACEHOLDERS and self._size(n) <= MAX_TREE
-
-    def _size(self, n: int) -> int:
-        if n in self.where or self.e.nodes[n].prim is Prim.input:
-            return 1
-        return 1 + sum(self._size(a) for a in self.e.nodes[n].args)
-
-    def _split(self, n: int) -> None:
-        """Materialise inner nodes of n until its tree fits popops' limits."""
-        while not self._fits(n):
-            best, best_key = None, (0, 0)
-            todo, seen = list(self.e.nodes[n].args), set()
-            while todo:
-                m = todo.pop()
-                if m in seen or m in self.where or self.e.nodes[m].prim in (Prim.input, Prim.const):
-                    continue
-                seen.add(m)
-                acc: dict[str, _Leaf] = {}
-                self._leaves_of(m, acc)
-                key = (1 if len(acc) <= MAX_PLACEHOLDERS else 0, self._size(m))
-                if key > best_key:
-                    best, best_key = m, key
-                todo.extend(self.e.nodes[m].args)
-            if best is None:
-                return
-            self._split(best)
-            self._materialise(best, scalar=best in self.uniform)
-
-    # ------------------------------------------------------------ statements
     def emit(self, text: str) -> None:
         self.code.statements.append(self.s.stmt(text))
 
-    def _materialise(self, n: int, scalar: bool, name: str | None = None) -> _Leaf:
+    def _materialise(self, n: int, name: str | None = None) -> Leaf:
         """`Tensor t = popops::map(...)` for node n; later trees read t instead of recomputing n."""
-        term, order = self._build(n, None)
+        term, order = self.build(n)
         name = name or self.s.fresh(f"{self.tag}_v{n}")
         head = f"Tensor {name} = popops::map(graph, "
         self.emit(f"{head}{term.render(len(head))}, {{{', '.join(order)}}}, seq, {cstr(f'{self.op.label}/v{n}')});")
-        leaves: dict[str, _Leaf] = {}
-        self._leaves_of(n, leaves)
-        shapes = [() if prod(x.shape) == 1 else x.shape for x in leaves.values()]
-        leaf = _Leaf(name, () if scalar else tuple(np.broadcast_shapes(*shapes)) if shapes else (),
-                     self.e.nodes[n].dtype)
+        leaf = Leaf(name, natural_shape(self.leaves(n)), self.e.nodes[n].dtype)
         self.where[n] = leaf
         return leaf
 
-    def _raw_reads(self, n: int, stop: set[int]) -> set[int]:
-        """Storages of the inputs node n reads directly (not through a node in `stop`)."""
+    def _raw_reads(self, n: int) -> set[int]:
+        """Storages of the inputs node n's tree reads directly (not through a stored node)."""
         out: set[int] = set()
         todo, seen = [n], set()
         while todo:
             m = todo.pop()
-            if m in seen or m in stop:
+            if m in seen or m in self.where:
                 continue
             seen.add(m)
-            node = self.e.nodes[m]
-            if node.prim is Prim.input:
-                out.add(self.op.inputs[node.attr].storage)
-            todo.extend(node.args)
+            if self.e.nodes[m].prim is Prim.input:
+                out.add(self.op.inputs[self.e.nodes[m].attr].storage)
+            todo.extend(self.e.nodes[m].args)
         return out
+
+    def _reach(self, outs: list[int]) -> set[int]:
+        acc, todo = set(), list(outs)
+        while todo:
+            n = todo.pop()
+            if n not in acc:
+                acc.add(n)
+                todo.extend(self.e.nodes[n].args)
+        return acc
+
+    def _constant(self, n: int) -> Leaf:
+        """A one-element tensor holding constant node n (a result that is a constant)."""
+        node = self.e.nodes[n]
+        name = self.s.fresh(f"{self.tag}_c{n}")
+        value = host_values(np.asarray(node.attr, node.dtype.numpy), node.dtype)[0]
+        self.emit(f"Tensor {name} = {initial_call(node.dtype, '{}', '{' + value + '}', cstr(f'{self.op.label}/c{n}'))};")
+        self.where[n] = Leaf(name, (), node.dtype)
+        return self.where[n]
 
     def run(self) -> None:
         op, e = self.op, self.e
-        # store only the newest version of each storage (older ones are dead once the op has run)
-        newest: dict[int, int] = {}
+        newest: dict[int, int] = {}  # storage -> the result holding its newest version (older ones are dead)
         for j, v in enumerate(op.results):
             if v.storage not in newest or op.results[newest[v.storage]].version < v.version:
                 newest[v.storage] = j
@@ -194,34 +113,28 @@ class _Kernel:
         written = {op.results[j].storage for j in stored if op.results[j].version > 0}
 
         # 1. uniform prologue
-        needed: set[int] = set()
-        for j in stored:
-            self._reach(e.outputs[j], needed)
+        needed = self._reach([e.outputs[j] for j in stored])
         frontier = [i for i in sorted(needed) if i in self.uniform and e.nodes[i].prim not in (Prim.input, Prim.const)
                     and (any(i in e.nodes[m].args for m in needed if m not in self.uniform)
                          or any(e.outputs[j] == i for j in stored))]
         fresh_scalar = {e.outputs[j]: op.results[j] for j in scalar_out if op.results[j].version == 0}
         for i in frontier:
-            self._materialise(i, scalar=True, name=self.s.fresh(fresh_scalar[i].name) if i in fresh_scalar else None)
+            self._materialise(i, self.s.fresh(fresh_scalar[i].name) if i in fresh_scalar else None)
         for j in scalar_out:  # a single-element result copied from an input the kernel also overwrites
             o = e.outputs[j]
             if o not in self.where and e.nodes[o].prim is Prim.input and op.inputs[e.nodes[o].attr].storage in written:
-                src = self._input_leaf(o)
+                src = self.input_leaf(o)
                 name = self.s.fresh(f"{self.tag}_v{o}")
                 self.emit(f"Tensor {name} = graph.clone({src.name}, {cstr(f'{op.label}/v{o}')});")
                 self.emit(f"seq.add(Copy({src.name}, {name}));")
-                self.where[o] = _Leaf(name, src.shape, src.dtype)
+                self.where[o] = Leaf(name, src.shape, src.dtype)
 
         # 2. full-size results, one expression tree each
         deferred: list[tuple[str, str]] = []
         for k, j in enumerate(full_out):
             v, o = op.results[j], e.outputs[j]
-            later = set()
-            for j2 in full_out[k + 1:]:
-                later |= self._raw_reads(e.outputs[j2], set(self.where) | {o})
-            if v.version > 0 and v.storage in later:
-                tmp = self._store(j, o, None)
-                deferred.append((tmp, self._target(v)))
+            if v.version > 0 and v.storage in self._later_after(full_out[k + 1:], o):
+                deferred.append((self._store(j, o, None), self._target(v)))
             else:
                 self._store(j, o, v)
         for tmp, dst in deferred:
@@ -230,7 +143,7 @@ class _Kernel:
         # 3. single-element results last
         for j in scalar_out:
             v, o = op.results[j], e.outputs[j]
-            src = self.where[o] if o in self.where else self._leafish(o)
+            src = self.leaf(o) or self._constant(o)
             if v.version == 0 and not self.s.has(v):
                 if src.name not in self.code.inputs:  # a tensor made here: the result is that tensor
                     self.s.bind(v, src.name if src.shape == v.shape else f"{src.name}.reshape({dims(v.shape)})")
@@ -243,71 +156,59 @@ class _Kernel:
         for j, v in enumerate(op.results):
             self.code.results[j] = self.s.tensor(v) if newest[v.storage] == j and self.s.has(v) else None
 
-    def _reach(self, n: int, acc: set[int]) -> None:
-        if n in acc:
-            return
-        acc.add(n)
-        for a in self.e.nodes[n].args:
-            self._reach(a, acc)
+    def _later_after(self, later_results: list[int], o: int) -> set[int]:
+        """Raw reads of the later results once node o is stored (their trees then read o's tensor)."""
+        saved = self.where.get(o)
+        self.where[o] = Leaf(f"<{o}>", (), self.e.nodes[o].dtype)
+        try:
+            out: set[int] = set()
+            for j2 in later_results:
+                out |= self._raw_reads(self.e.outputs[j2])
+            return out
+        finally:
+            if saved is None:
+                del self.where[o]
+            else:
+                self.where[o] = saved
 
     def _target(self, v: Value) -> str:
         t = self.s.tensor(v)
         return t if v.shape == self.shape else f"{t}.reshape({dims(self.shape)})"
 
-    def _leafish(self, n: int) -> _Leaf:
-        """A tensor holding node n when n is an input or a constant (results that are not expressions)."""
-        node = self.e.nodes[n]
-        if node.prim is Prim.input:
-            return self._input_leaf(n)
-        name = self.s.fresh(f"{self.tag}_c{n}")
-        value = host_values(np.asarray(node.attr, node.dtype.numpy), node.dtype)[0]
-        self.emit(f"Tensor {name} = {initial_call(node.dtype, '{}', '{' + value + '}', cstr(f'{self.op.label}/c{n}'))};")
-        leaf = _Leaf(name, (), node.dtype)
-        self.where[n] = leaf
-        return leaf
-
     def _store(self, j: int, o: int, v: Value | None) -> str:
-        """Compute node o (result j) into result value v's tensor, or into a new temporary when v is None."""
-        op = self.op
-        res = op.results[j]
-        dbg = cstr(f"{op.label}/{res.name}")
+        """Node o (result j) into v's existing tensor, or into a new tensor (v's, or a temporary when v is None).
+        Returns the tensor written, viewed in the iteration shape."""
+        res = self.op.results[j]
+        dbg = cstr(f"{self.op.label}/{res.name}")
         node = self.e.nodes[o]
-        if o in self.where or node.prim in (Prim.input, Prim.const):  # a copy, not an expression
-            src = self.where.get(o) or self._leafish(o)
-            text = src.name if src.shape == self.shape else f"broadcastTo({src.name}, {dims(self.shape)})"
-            if v is None or not self.s.has(v):
-                name = self.s.fresh(res.name if v is not None else f"{self.tag}_r{j}")
-                self.emit(f"Tensor {name} = addLinear(graph, {poplar_type(res.dtype, res.name)}, {dims(res.shape)}, {dbg});")
-                if v is not None:
-                    self.s.bind(v, name)
-                dst = name if res.shape == self.shape else f"{name}.reshape({dims(self.shape)})"
-            else:
-                name, dst = self.s.tensor(v), self._target(v)
-            self.emit(f"seq.add(Copy({text}, {dst}));")
-            self.where.setdefault(o, _Leaf(name, res.shape, res.dtype))
-            return name
-        self._split(o)
-        if v is not None and self.s.has(v):
+        copy_of = self.leaf(o) or (self._constant(o) if node.prim is Prim.const else None)
+        src = None
+        if copy_of is not None:  # the result is a stored value or an operand: a copy, not an expression
+            src = copy_of.name if copy_of.shape == self.shape else f"broadcastTo({copy_of.name}, {dims(self.shape)})"
+        if v is not None and self.s.has(v):  # overwrite the tensor of an in-place result
             target = self._target(v)
-            term, order = self._build(o, self.shape, first=target)
-            ts = "{" + ", ".join(order) + "}"
-            if order and order[0] == target:
-                head = "popops::mapInPlace(graph, "
-                self.emit(f"{head}{term.render(len(head))}, {ts}, seq, {dbg});")
+            if src is not None:
+                self.emit(f"seq.add(Copy({src}, {target}));")
             else:
-                head = "popops::mapWithOutput(graph, "
-                self.emit(f"{head}{term.render(len(head))}, {ts}, {target}, seq, {dbg});")
-            name = self.s.tensor(v)
+                term, order = self.build(o, self.shape, first=target)
+                inplace = bool(order) and order[0] == target
+                head = "popops::mapInPlace(graph, " if inplace else "popops::mapWithOutput(graph, "
+                out = "" if inplace else f", {target}"
+                self.emit(f"{head}{term.render(len(head))}, {{{', '.join(order)}}}{out}, seq, {dbg});")
+            self.where[o] = Leaf(self.s.tensor(v), v.shape, v.dtype)
+            return target
+        name = self.s.fresh(res.name if v is not None else f"{self.tag}_r{j}")
+        if src is not None:
+            self.emit(f"Tensor {name} = addLinear(graph, {poplar_type(res.dtype, res.name)}, {dims(self.shape)}, {dbg});")
+            self.emit(f"seq.add(Copy({src}, {name}));")
         else:
-            term, order = self._build(o, self.shape)
-            name = self.s.fresh(res.name if v is not None else f"{self.tag}_r{j}")
+            term, order = self.build(o, self.shape)
             head = f"Tensor {name} = popops::map(graph, "
             self.emit(f"{head}{term.render(len(head))}, {{{', '.join(order)}}}, seq, {dbg});")
-            if res.shape != self.shape:
-                self.emit(f"{name} = {name}.reshape({dims(res.shape)});")
-            if v is not None:
-                self.s.bind(v, name)
-        self.where[o] = _Leaf(name, res.shape, res.dtype)
+        view = name if res.shape == self.shape else f"{name}.reshape({dims(res.shape)})"
+        if v is not None:
+            self.s.bind(v, view)
+        self.where[o] = Leaf(view, res.shape, res.dtype)
         return name
 
 

@@ -226,3 +226,56 @@ def test_cli_writes_a_buildable_folder(tmp_path):
     cmake = (tmp_path / "adam" / "CMakeLists.txt").read_text()
     assert "add_executable(program program.cpp)" in cmake and "poplar popops poplin popnn poputil" in cmake
     assert "cmake -S . -B build" in (tmp_path / "adam" / "README.md").read_text()
+
+
+def _fused_program(n_inputs: int, body, inplace: dict[int, int], out_shapes: list[tuple]) -> popxl.Ir:
+    """A main graph with float32 variables x0..x{n-1} of shape (3, 4) and one FusedKernel whose expression
+    `body(e, inputs)` returns its result nodes; results in `inplace` (result -> input) overwrite that input."""
+    from compiler.ir import DType, Ir, TensorSpec
+    from compiler.ops.primitives import Expr
+
+    ir = Ir()
+    rng = np.random.default_rng(5)
+    xs = [ir.add_variable(rng.standard_normal((3, 4)).astype(np.float32), f"x{i}") for i in range(n_inputs)]
+    e = Expr()
+    nodes = [e.input(i, DType.float32) for i in range(n_inputs)]
+    e.outputs = body(e, nodes)
+    specs = tuple((s, DType.float32) for s in out_shapes)
+    ir.main.make_op("FusedKernel", xs, [TensorSpec(s, d) for s, d in specs],
+                    attrs={"expr": e, "shape": (3, 4), "out_specs": specs, "members": ("hand-made",)},
+                    modifies=tuple(sorted(inplace.values())), aliases=dict(inplace))
+    return ir
+
+
+def _chain(e, x, depth):
+    for _ in range(depth):  # a DAG whose tree doubles at each level
+        x = e.add(e.mul(x, e.c(0.5, x)), x)
+    return x
+
+
+EDGE_CASES = {
+    # a' = a + b and b' = a - b, both in place: the second tree still reads the old a
+    "swap": (2, lambda e, n: [e.add(n[0], n[1]), e.sub(n[0], n[1])], {0: 0, 1: 1}, [(3, 4), (3, 4)]),
+    # 25 operands: more than popops' 20 placeholders
+    "wide": (25, lambda e, n: [__import__("functools").reduce(e.add, n)], {}, [(3, 4)]),
+    # a tree of 2^12 nodes from a 36-node DAG
+    "deep": (1, lambda e, n: [_chain(e, n[0], 12)], {0: 0}, [(3, 4)]),
+}
+
+
+@pytest.mark.parametrize("case", list(EDGE_CASES))
+def test_kernel_edge_cases(tmp_path, case):
+    n, body, inplace, shapes = EDGE_CASES[case]
+    em = emit(_fused_program(n, body, inplace, shapes), CompileOptions(level=0))
+    statements = "\n".join(em.kernels[0].statements)
+    if case == "swap":
+        assert "seq.add(Copy(" in statements  # one result went through a temporary
+    else:
+        assert statements.count("popops::map(") >= 1  # inner nodes were stored in temporaries
+    assert all(s.count("pe::_21") == 0 for s in em.kernels[0].statements)
+    check_kernels(em, np.random.default_rng(0))
+    emit_program(_fused_program(n, body, inplace, shapes), tmp_path, CompileOptions(level=0))
+    got, _ = run_program((tmp_path / "program.cpp").read_text(), tmp_path / "data", {}, 2)
+    want, _ = _interpreter(_fused_program(n, body, inplace, shapes), [{}, {}])
+    for k, w in want.items():
+        np.testing.assert_array_equal(got[k], w, err_msg=k)
