@@ -1,8 +1,8 @@
 """Reductions (ReduceSum/Mean/Max/Min/SumSquare, LambSquare) and Softmax.
 
 Floats accumulate in float32 (float64 for float64), then round once to the output dtype, as the
-reference does for float16; integers accumulate in their own type (wrapping, which gives numpy's
-result after its cast back).
+reference does for float16; integer sums accumulate in their own type (wrapping, which gives numpy's
+result after its cast back), integer means in 64 bits, truncated like numpy's float mean cast back.
 """
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def _reduction(m: "ModuleLowering", gl: "GraphLowering", op: Op, kind: str, axes
     into y (or a float32 scratch row for narrow outputs)."""
     x, y = op.inputs[0], op.outputs[0]
     adt = acc_type(x.dtype)
+    if kind == "mean" and not adt.is_float:  # numpy averages integers exactly (in float64), never wrapping
+        adt = DType.int64 if adt.is_signed and adt is not DType.bool else DType.uint64
     at = compute_type(adt)
     n_out = max(y.spec.nelms, 1)
     direct = y.dtype == adt

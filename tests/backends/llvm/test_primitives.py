@@ -108,7 +108,8 @@ def test_float64_to_float16_rounds_once():
     x = np.random.default_rng(5).standard_normal(20000) * 10
     x = np.concatenate([x, [1 + 2**-11 + 2**-40, -(1 + 2**-11 + 2**-40), 1e300, -1e-300, 65519.99, 65520.0,
                             2.98e-8, 2.99e-8, np.nan, -np.inf]])
-    assert (x.astype(np.float16) != x.astype(np.float32).astype(np.float16)).sum() > 0  # the data can tell
+    with np.errstate(over="ignore"):
+        assert (x.astype(np.float16) != x.astype(np.float32).astype(np.float16)).sum() > 0  # the data can tell
     compare(program({"x": x}, lambda t: {"y": ops.cast(t["x"], DType.float16)}), levels=(0,), exact=True)
 
 
