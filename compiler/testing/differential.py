@@ -38,17 +38,20 @@ class Config:
 REFERENCE = Config("interpreter", 0)
 
 
-def default_pipeline() -> list[str]:
+def default_pipeline(level: int = 2) -> list[str]:
     try:
         from passes.pipeline import pipeline
     except ImportError:  # no passes yet: nothing to switch off
         return []
-    return list(pipeline(2))
+    return list(pipeline(level))
 
 
 def configs(each_pass_off: bool = True) -> list[Config]:
-    """Passes on the interpreter, then native code without and with passes, then each pass off."""
-    out = [Config("interpreter", 2), Config("cpu", 0), Config("cpu", 2)]
+    """Passes on the interpreter, native code without passes and at every level, then each pass of the
+    default pipeline switched off in turn."""
+    out = [Config("interpreter", 2), Config("cpu", 0), Config("cpu", 1), Config("cpu", 2)]
+    if default_pipeline(3) != default_pipeline(2):
+        out += [Config("interpreter", 3), Config("cpu", 3)]
     if each_pass_off:
         out += [Config("cpu", 2, (p,)) for p in default_pipeline()]
     return out

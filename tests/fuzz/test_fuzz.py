@@ -41,6 +41,12 @@ def test_native_code_without_passes(cache_dir):
         _assert_clean(check(small(seed), [Config("cpu", 0)], cache_dir), seed)
 
 
+@pytest.mark.parametrize("level", [1, 3])
+def test_other_pipeline_levels(level, cache_dir):
+    for seed in range(540, 552):
+        _assert_clean(check(small(seed), [Config("interpreter", level), Config("cpu", level)], cache_dir), seed)
+
+
 @pytest.mark.parametrize("name", default_pipeline())
 def test_each_pass_switched_off(name, cache_dir):
     for seed in range(600, 606):
