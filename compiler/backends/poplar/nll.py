@@ -11,7 +11,7 @@ import numpy as np
 from compiler.ir import DType, Op
 
 from .ops import _new, rule
-from .scope import Scope, cstr, dims
+from .scope import Scope, cstr, dims, reshape
 from .types import const_expr, float_literal, poplar_type
 
 
@@ -25,9 +25,13 @@ def _nll(s: Scope, op: Op) -> None:
     red = op.attrs.get("reduction", "mean")
     ignore = op.attrs.get("ignore_index")
     dt, ldt = poplar_type(probs.dtype, probs.name), labels.dtype
+
+    def to_dt(e: str) -> str:  # the outputs have the dtype of probs
+        return e if probs.dtype == DType.float32 else f"pe::Cast({e}, {dt})"
+
     tag = s.fresh(f"nll{op.id}")
     dbg = cstr(op.label)
-    P, L = f"{s.tensor(probs)}.reshape({dims([n, c])})", f"{s.tensor(labels)}.reshape({dims([n])})"
+    P, L = reshape(s.tensor(probs), probs.shape, [n, c]), reshape(s.tensor(labels), labels.shape, [n])
 
     def st(text: str) -> None:
         s.stmt(text)
@@ -41,7 +45,10 @@ def _nll(s: Scope, op: Op) -> None:
         L = f"{tag}_labels"
     st(f"Tensor {tag}_onehot = addLinear(graph, FLOAT, {dims([n, c])}, {cstr(f'{op.label}/onehot')});")
     st(f"popops::encodeOneHot(graph, {L}, {tag}_onehot, seq, {dbg});")
-    st(f"Tensor {tag}_p = popops::map(graph, pe::Cast(pe::_1, FLOAT), {{{P}}}, seq, {dbg});")
+    if probs.dtype == DType.float32:
+        st(f"Tensor {tag}_p = {P};")
+    else:
+        st(f"Tensor {tag}_p = popops::map(graph, pe::Cast(pe::_1, FLOAT), {{{P}}}, seq, {dbg});")
     st(f"Tensor {tag}_hit = popops::map(graph, pe::Mul(pe::_1, pe::_2), {{{tag}_p, {tag}_onehot}}, seq, {dbg});")
     st(f"Tensor {tag}_picked = popops::reduce(graph, {tag}_hit, FLOAT, {{1}}, popops::Operation::ADD, seq, {dbg});")
     per = "pe::Neg(pe::Log(pe::Add(pe::_1, pe::Const(1e-07f))))"
@@ -59,23 +66,23 @@ def _nll(s: Scope, op: Op) -> None:
     divisor = float(n) if red == "mean" and ignore is None else 1.0
 
     if red == "none":
-        _new(s, loss_v, f"popops::map(graph, pe::Cast(pe::_1, {dt}), {{{tag}_per}}, seq, {dbg})"
-             f".reshape({dims(loss_v.shape)})", op)
+        _new(s, loss_v, reshape(f"popops::map(graph, {to_dt('pe::_1')}, {{{tag}_per}}, seq, {dbg})", [n],
+                                loss_v.shape), op)
     else:
         st(f"Tensor {tag}_total = popops::reduce(graph, {tag}_per, FLOAT, {{0}}, popops::Operation::ADD, seq, "
            f"{dbg});")
         if red == "mean" and ignore is not None:
-            _new(s, loss_v, f"popops::map(graph, pe::Cast(pe::Divide(pe::_1, pe::_2), {dt}), "
+            _new(s, loss_v, f"popops::map(graph, {to_dt('pe::Divide(pe::_1, pe::_2)')}, "
                  f"{{{tag}_total, {tag}_count}}, seq, {dbg})", op)
         else:
-            _new(s, loss_v, f"popops::map(graph, pe::Cast(pe::Divide(pe::_1, pe::Const({float_literal(divisor)})), "
-                 f"{dt}), {{{tag}_total}}, seq, {dbg})", op)
+            mean = f"pe::Divide(pe::_1, pe::Const({float_literal(divisor)}))"
+            _new(s, loss_v, f"popops::map(graph, {to_dt(mean)}, {{{tag}_total}}, seq, {dbg})", op)
 
     # dx = (p - onehot) * coefficient [* keep], coefficient = loss_grad / divisor
     lg = op.input("loss_grad")
     ts = [f"{tag}_p", f"{tag}_onehot"]
     if lg is not None:
-        ts.append(s.tensor(lg) if lg.shape == () else f"{s.tensor(lg)}.reshape({{}})")
+        ts.append(reshape(s.tensor(lg), lg.shape, ()))
         g = "pe::_3" if lg.dtype == DType.float32 else "pe::Cast(pe::_3, FLOAT)"
         if red == "mean" and ignore is not None:
             ts.append(f"{tag}_count")
@@ -93,5 +100,5 @@ def _nll(s: Scope, op: Op) -> None:
     if ignore is not None:
         ts.append(f"{tag}_keep.reshape({dims([n, 1])})")
         grad = f"pe::Mul({grad}, pe::_{len(ts)})"
-    _new(s, dx_v, f"popops::map(graph, pe::Cast({grad}, {dt}), {{{', '.join(ts)}}}, seq, {dbg})"
-         f".reshape({dims(dx_v.shape)})", op)
+    _new(s, dx_v, reshape(f"popops::map(graph, {to_dt(grad)}, {{{', '.join(ts)}}}, seq, {dbg})", [n, c],
+                          dx_v.shape), op)

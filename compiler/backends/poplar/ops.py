@@ -21,7 +21,7 @@ import numpy as np
 from compiler.ir import DType, Graph, Op, Value
 from compiler.ops.nn import norm_axes
 
-from .scope import Scope, cstr, dims
+from .scope import Scope, cstr, dims, reshape
 from .types import PoplarError, const_expr, float_literal, poplar_type
 
 Rule = Callable[[Scope, Op], None]
@@ -61,7 +61,7 @@ def _view(s: Scope, op: Op, view: str) -> None:
 
 @rule("Reshape")
 def _reshape(s: Scope, op: Op) -> None:
-    _view(s, op, f"{s.tensor(op.inputs[0])}.reshape({dims(op.outputs[0].shape)})")
+    _view(s, op, reshape(s.tensor(op.inputs[0]), op.inputs[0].shape, op.outputs[0].shape))
 
 
 @rule("Transpose")
@@ -107,9 +107,7 @@ def _matmul(s: Scope, op: Op) -> None:
         B3 = f"broadcastTo({B}, {dims(batch + tuple(sb[-2:]))}).reshape({dims([g] + sb[-2:])})"
         expr = f"poplin::matMulGrouped(graph, {A3}, {B3}, seq, {ty}, {dbg}, matMulOptions())"
         full = (g, sa[-2], sb[-1])
-    if tuple(full) != out.shape:
-        expr = f"{expr}.reshape({dims(out.shape)})"
-    _new(s, out, expr, op)
+    _new(s, out, reshape(expr, full, out.shape), op)
 
 
 _REDUCE = {"ReduceSum": "ADD", "ReduceMean": "ADD", "ReduceMax": "MAX", "ReduceMin": "MIN",
@@ -139,7 +137,8 @@ def _reduce(s: Scope, op: Op) -> None:
         s.stmt(f"popops::mapInPlace(graph, pe::Divide(pe::_1, {count}), {{{r}}}, seq, {dbg});")
     if wide:
         s.stmt(f"{r} = popops::map(graph, pe::Cast(pe::_1, HALF), {{{r}}}, seq, {dbg});")
-    expr = r if not op.attrs.get("keepdims") else f"{r}.reshape({dims(out.shape)})"
+    reduced = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    expr = reshape(r, reduced, out.shape)
     if expr == r:
         s.bind(out, r)
     else:
@@ -170,9 +169,9 @@ def _softmax(s: Scope, op: Op) -> None:
         X = f"{X}.dimShuffle({dims(perm)})"
     n = x.shape[axis] if r else 1
     rows = prod(moved) // max(n, 1)
-    X = f"{X}.reshape({dims([rows, n])})"
+    X = reshape(X, moved, [rows, n])
     y = f"popnn::nonLinearity(graph, popnn::NonLinearityType::SOFTMAX_STABLE, {X}, seq, {dbg})"
-    y = f"{y}.reshape({dims(moved)})"
+    y = reshape(y, [rows, n], moved)
     if perm != list(range(r)):
         inv = [perm.index(d) for d in range(r)]
         y = f"{y}.dimShuffle({dims(inv)})"
@@ -184,7 +183,8 @@ def _init(s: Scope, op: Op) -> None:
     out = op.outputs[0]
     undef = op.attrs.get("init_type", "zero") == "undef"
     if undef and all(u.kind == "HostLoad" for u in s.graph.users(out)):
-        return  # the HostLoad creates the tensor it fills
+        s.comment("(no code: the HostLoad that reads this creates the tensor it fills)")
+        return
     name, _ = s.add_linear(out.name, out.dtype, out.shape, f"{op.label}/{out.name}")
     s.bind(out, name)
     if not undef:

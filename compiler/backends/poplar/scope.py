@@ -14,6 +14,11 @@ def dims(shape: Sequence[int]) -> str:
     return "{" + ", ".join(str(int(d)) for d in shape) + "}"
 
 
+def reshape(expr: str, src: Sequence[int], dst: Sequence[int]) -> str:
+    """`expr.reshape(dst)`, or `expr` itself when the shapes already agree."""
+    return expr if tuple(src) == tuple(dst) else f"{expr}.reshape({dims(dst)})"
+
+
 def cstr(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
