@@ -1,12 +1,12 @@
 """Horizontal fusion: calls of one-kernel graphs on different parameters become one MultiKernel launch.
 
 before -> after: Call(G1)(w1, g1, m1, v1), Call(G2)(w2, g2, m2, v2), ... in one graph, where each Gk's body
-is a single FusedKernel with the same expression (same optimizer; sizes may differ) ->
+is a single FusedKernel (or one elementwise op) with the same expression (same optimizer; sizes may differ) ->
 one MultiKernel (compiler/ops/multi_kernel.py) with a group of buffers per call. The calls' by-reference
 results become the kernel's in-place results; graphs no longer called are removed.
 
 A call joins a group only when the result is exactly the calls run one after another:
-  - its graph is one FusedKernel reading only the graph's inputs and constants, writing only by-reference
+  - its graph is one elementwise op or FusedKernel reading only the graph's inputs and constants, writing only by-reference
     inputs, and returning only tensors it creates; every operand is full-size or a single element;
   - its by-reference tensors alias no other operand of the call, and no group member reads or writes a
     storage another member writes;
@@ -15,23 +15,37 @@ Run after fuse_elementwise (which makes the one-kernel graphs) and dedup_subgrap
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from compiler.ir import Graph, Ir, Op, Value
 from compiler.ir.hashing import canon
+from compiler.ops import expr_for, multi_kernel  # noqa: F401  (registers MultiKernel)
+from compiler.ops.primitives import Expr
 
 from .contraction import Contraction
 from .dce import remove_unused_graphs
+from .fuse_elementwise import is_fusible, iteration_shape
 from .registry import register
 from .rewrite import drop_ops, retarget, substitute_ops
 from .schedule import dependency_graph, topological_order
 
 
-def kernel_of(call: Op) -> Op | None:
-    """The callee's single FusedKernel when the call qualifies for grouping, else None."""
+@dataclass(frozen=True)
+class Kernel:
+    """A callee's single elementwise op, seen as one loop: expr over op.inputs, results op.outputs."""
+
+    op: Op
+    expr: Expr
+    shape: tuple[int, ...]
+
+
+def kernel_of(call: Op) -> Kernel | None:
+    """The callee's single elementwise op (usually a FusedKernel) when the call qualifies, else None."""
     h = call.called
-    if h is None or len(h.ops) != 1 or h.ops[0].kind != "FusedKernel":
+    if h is None or len(h.ops) != 1 or not is_fusible(h.ops[0]) or h.ops[0].updates:
         return None
     k = h.ops[0]
-    shape = tuple(k.attrs["shape"])
+    shape = tuple(k.attrs["shape"]) if k.kind == "FusedKernel" else (iteration_shape(k) or ())
     inputs = {v.id: i for i, v in enumerate(h.inputs)}
     if any(v.id not in inputs and v.kind != "constant" for v in k.inputs):
         return None
@@ -44,13 +58,14 @@ def kernel_of(call: Op) -> Op | None:
     for i in call.modifies:
         if sum(x.storage == call.inputs[i].storage for x in call.inputs) != 1:
             return None
-    return k
+    return Kernel(k, k.attrs["expr"] if k.kind == "FusedKernel" else expr_for(k), shape)
 
 
-def signature(k: Op) -> tuple:
+def signature(k: Kernel) -> tuple:
     """Calls with equal signatures run the same loop body, whatever their sizes."""
-    return (canon(k.attrs["expr"]), tuple((v.dtype.name, v.spec.nelms == 1) for v in k.inputs),
-            tuple((v.dtype.name, v.spec.nelms == 1) for v in k.outputs), k.modifies, tuple(sorted(k.aliases.items())))
+    op = k.op
+    return (canon(k.expr), tuple((v.dtype.name, v.spec.nelms == 1) for v in op.inputs),
+            tuple((v.dtype.name, v.spec.nelms == 1) for v in op.outputs), op.modifies, tuple(sorted(op.aliases.items())))
 
 
 def _storages(call: Op) -> tuple[set[int], set[int]]:
@@ -69,8 +84,9 @@ def groups(g: Graph) -> list[list[Op]]:
         for grp in open_.setdefault(signature(k), []):
             g_reads = set().union(*(_storages(o)[0] for o in grp))
             g_writes = set().union(*(_storages(o)[1] for o in grp))
-            if writes & g_reads or reads & g_writes or c.blocker([grp[0], op]) is not None:
-                continue
+            rep = c.find(grp[0])
+            if writes & g_reads or reads & g_writes or op in c.successors(rep) or c.blocker([rep, op]) is not None:
+                continue  # members must be independent: no direct edge, no path through other ops
             c.merge([grp[0], op])
             grp.append(op)
             break
@@ -81,15 +97,15 @@ def groups(g: Graph) -> list[list[Op]]:
 
 def build(ir: Ir, g: Graph, calls: list[Op]) -> tuple[Op, list[tuple[Value, Value]]]:
     """The MultiKernel for `calls` and (old caller value, new value) pairs to retarget."""
-    k0 = kernel_of(calls[0])
-    assert k0 is not None
+    kernels = [kernel_of(c) for c in calls]
     inputs: list[Value] = []
-    specs, aliases, shapes = [], {}, []
+    specs, aliases, shapes, names = [], {}, [], []
     consts: dict[int, Value] = {}
     pairs: list[tuple[Value, Value | int]] = []
-    for call in calls:
-        h, k = call.called, kernel_of(call)
-        assert h is not None and k is not None
+    for call, kern in zip(calls, kernels):
+        h = call.called
+        assert h is not None and kern is not None
+        k = kern.op
         pos = {v.id: i for i, v in enumerate(h.inputs)}
         base_in, base_out = len(inputs), len(specs)
         for v in k.inputs:
@@ -101,6 +117,7 @@ def build(ir: Ir, g: Graph, calls: list[Op]) -> tuple[Op, list[tuple[Value, Valu
                 inputs.append(consts[v.id])
         for j, r in enumerate(k.outputs):
             specs.append(r.spec)
+            names.append(r.name)
             if j in k.aliases:
                 aliases[base_out + j] = base_in + k.aliases[j]
                 pairs.append((call.new_version(pos[k.inputs[k.aliases[j]].id]), base_out + j))
@@ -108,15 +125,13 @@ def build(ir: Ir, g: Graph, calls: list[Op]) -> tuple[Op, list[tuple[Value, Valu
                 pairs.append((call.outputs[h.outputs.index(r)], base_out + j))
         written = {pos[k.inputs[i].id] for i in k.modifies}
         pairs += [(call.new_version(i), call.inputs[i]) for i in call.modifies if i not in written]
-        shapes.append(tuple(k.attrs["shape"]))
-    n = len(k0.inputs)
-    e = k0.attrs["expr"]
+        shapes.append(kern.shape)
+    n, e = len(kernels[0].op.inputs), kernels[0].expr  # type: ignore[union-attr]
     op = g.make_op(
         "MultiKernel", inputs, specs, roles=tuple(f"g{i // n}_in{i % n}" for i in range(len(inputs))),
         attrs={"expr": e, "arity": n, "shapes": tuple(shapes), "out_specs": tuple((s.shape, s.dtype) for s in specs),
                "members": tuple(c.label for c in calls), "kernel_listing": e.listing()},
-        modifies=tuple(sorted(aliases.values())), aliases=aliases, name="multi",
-        out_names=[r.name for c in calls for r in kernel_of(c).outputs], append=False)  # type: ignore[union-attr]
+        modifies=tuple(sorted(aliases.values())), aliases=aliases, name="multi", out_names=names, append=False)
     return op, [(old, op.outputs[new] if isinstance(new, int) else new) for old, new in pairs]
 
 
