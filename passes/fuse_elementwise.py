@@ -29,7 +29,7 @@ from compiler.ops.primitives import Expr
 
 from .contraction import Contraction
 from .registry import register
-from .rewrite import drop_ops, retarget, substitute_ops
+from .rewrite import replace_group
 from .schedule import dependency_graph, topological_order
 
 
@@ -204,11 +204,7 @@ def fuse_graph(g: Graph) -> bool:
     g.info["fusion_refusals"] = fuser.refusals
     for members in groups:
         kernel, pairs = build_kernel(g, members)
-        for old, new in pairs:
-            retarget(g, old, new)
-        g.ops.insert(g.ops.index(members[0]), kernel)
-        substitute_ops(g, members, [kernel])
-        drop_ops(g, members)
+        replace_group(g, members, kernel, pairs)
     if groups:
         g.ops = topological_order(g)
     return bool(groups)

@@ -26,7 +26,7 @@ from .contraction import Contraction
 from .dce import remove_unused_graphs
 from .fuse_elementwise import is_fusible, iteration_shape
 from .registry import register
-from .rewrite import drop_ops, retarget, substitute_ops
+from .rewrite import replace_group
 from .schedule import dependency_graph, topological_order
 
 
@@ -139,11 +139,7 @@ def fuse_graph(ir: Ir, g: Graph) -> bool:
     found = groups(g)
     for calls in found:
         op, pairs = build(ir, g, calls)
-        for old, new in pairs:
-            retarget(g, old, new)
-        g.ops.insert(g.ops.index(calls[0]), op)
-        substitute_ops(g, calls, [op])
-        drop_ops(g, calls)
+        replace_group(g, calls, op, pairs)
     if found:
         g.ops = topological_order(g)
     return bool(found)

@@ -70,3 +70,16 @@ def drop_ops(g: Graph, ops: list[Op]) -> None:
         for v in op.results:
             if v.id not in live:
                 g.values.pop(v.id, None)
+
+
+def replace_group(g: Graph, members: list[Op], op: Op, pairs: list[tuple[Value, Value]]) -> None:
+    """Replace `members` by the one op `op` (made with append=False), placed where the first member was.
+
+    pairs: (old value, new value) retargets: a member's result or later version -> op's result or input.
+    The caller re-sorts the graph (topological_order) once after all its replacements.
+    """
+    for old, new in pairs:
+        retarget(g, old, new)
+    g.ops.insert(g.ops.index(members[0]), op)
+    substitute_ops(g, members, [op])
+    drop_ops(g, members)

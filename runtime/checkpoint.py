@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 FORMAT, VERSION = "optgraph-checkpoint", 1
 MANIFEST = "__manifest__"
@@ -50,24 +51,7 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
     payload = {n: (a.view(np.uint16) if str(a.dtype) == "bfloat16" else np.asarray(a)) for n, a in arrays.items()}
     payload[MANIFEST] = np.asarray(json.dumps(manifest))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)  # make the rename itself durable
-    finally:
-        os.close(dfd)
+    atomic_write(path, lambda f: np.savez(f, **payload), durable=True)
     return path
 
 
