@@ -79,7 +79,7 @@ def torch_step(shapes, **kw):
     torch.manual_seed(0)
     ps = [torch.randn(s, requires_grad=True) for s in shapes]
     for p in ps:
-        p.grad = torch.randn(s := p.shape) * 1e-2
+        p.grad = torch.randn(p.shape) * 1e-2
     opt = torch.optim.Adam(ps, lr=LR, betas=(B1, B2), eps=EPS, **kw)
     return opt.step
 

@@ -97,6 +97,16 @@ def adam_step(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, vmax: Te
     """torch.optim.Adam / AdamW (`_single_tensor_adam`), statement for statement; p, m, v, step and vmax
     (max_exp_avg_sq, amsgrad) are updated in place. hyper = (lr, beta1, beta2, eps, weight_decay) as
     float64 scalars."""
+    param, m_new, src, t = adam_moments(p, g, m, v, step, vmax, hyper, maximize=maximize,
+                                        weight_decay=weight_decay, decoupled=decoupled)
+    ops.var_updates.copy_var_update_(p, adam_param(param, m_new, Arith(p.dtype).sqrt(src), t, hyper))
+
+
+def adam_moments(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, vmax: Tensor | None,
+                 hyper: tuple[Tensor, ...], *, maximize: bool, weight_decay: bool, decoupled: bool
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Adam up to the square root: updates step, m, v (and vmax) in place; returns (the parameter after
+    decoupled weight decay, the new m, the tensor whose square root divides the update, the new step)."""
     lr, b1, b2, eps, wd = hyper
     ar = Arith(p.dtype)
     one = popxl.constant(1.0, popxl.float64)
@@ -112,18 +122,26 @@ def adam_step(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, vmax: Te
             g = ar.add(g, p, wd)  # grad = grad.add(param, alpha=weight_decay)
     m_new = ar.lerp(m, g, one - b1)  # exp_avg.lerp_(grad, 1 - beta1)
     v_new = ar.addcmul(ar.mul_scalar(v, b2), g, g, one - b2)  # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-    s = ops.cast(t, popxl.float64)  # step = step_t.item()
-    step_size = lr / (one - ops.pow(b1, s))
-    bc2_sqrt = ops.sqrt(one - ops.pow(b2, s))
     src = v_new
     if vmax is not None:
         src = ops.maximum(vmax, v_new)  # torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         ops.var_updates.copy_var_update_(vmax, src)
-    denom = ar.add_scalar(ar.div_scalar(ar.sqrt(src), bc2_sqrt), eps)  # (sqrt(v) / bc2_sqrt).add_(eps)
-    p_new = ar.addcdiv(param, m_new, denom, -step_size)  # param.addcdiv_(exp_avg, denom, value=-step_size)
     ops.var_updates.copy_var_update_(m, m_new)
     ops.var_updates.copy_var_update_(v, v_new)
-    ops.var_updates.copy_var_update_(p, p_new)
+    return param, m_new, src, t
+
+
+def adam_param(param: Tensor, m: Tensor, root: Tensor, t: Tensor, hyper: tuple[Tensor, ...]) -> Tensor:
+    """Adam's parameter update from the new exp_avg `m` and `root` = sqrt(exp_avg_sq or max_exp_avg_sq)
+    (in the parameter's dtype) at step `t`; returns the new parameter."""
+    lr, b1, b2, eps, _ = hyper
+    ar = Arith(param.dtype)
+    one = popxl.constant(1.0, popxl.float64)
+    s = ops.cast(t, popxl.float64)  # step = step_t.item()
+    step_size = lr / (one - ops.pow(b1, s))
+    bc2_sqrt = ops.sqrt(one - ops.pow(b2, s))
+    denom = ar.add_scalar(ar.div_scalar(root, bc2_sqrt), eps)  # (sqrt(v) / bc2_sqrt).add_(eps)
+    return ar.addcdiv(param, m, denom, -step_size)  # param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
 def sgd_step(p: Tensor, g: Tensor, buf: Tensor | None, hyper: tuple[Tensor, ...], *, maximize: bool,

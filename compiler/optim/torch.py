@@ -10,7 +10,10 @@ numpy views of the parameters, gradients and state to one compiled kernel (one s
 distinct (numel, dtype, options), called per parameter; the backend runs independent calls on two
 threads) and runs it. Hyper-parameters are float64 kernel inputs, so lr schedules never recompile;
 a kernel is compiled per distinct set of parameter sizes/dtypes/options and cached.
-The arithmetic is torch's own, op for op (see compiler/optim/aten.py).
+The arithmetic is torch's own, op for op (see compiler/optim/aten.py); the one difference is Adam's
+square root, which torch's CPU build takes from MKL (not correctly rounded). `Adam(...,
+exact_sqrt=True)` calls torch.sqrt between two compiled kernels instead, and is then bit for bit
+torch.optim.Adam, at about twice the fused step's time.
 
 CPU tensors only; sparse gradients, complex parameters and non-dense parameters raise
 UnsupportedTensorError (a RuntimeError and ValueError) naming the tensor. Gradients laid out
@@ -31,7 +34,7 @@ from compiler.popxl.tensor import Tensor, TensorByRef  # noqa: F401  (annotation
 
 from . import aten
 from .kernels import Kernel, KernelBuilder
-from .tensor_views import DTYPES, ParamViews, UnsupportedTensorError
+from .tensor_views import DTYPES, ParamViews, UnsupportedTensorError, dense_order, flat_view
 
 __all__ = ["Adam", "AdamW", "SGD", "UnsupportedTensorError"]
 F64 = popxl.float64
@@ -45,7 +48,24 @@ class _Runtime:
         self.kernels: dict[tuple, Kernel] = {}
         self.records: dict[int, ParamViews] = {}  # id(param) -> its views (params of the last step only)
         self.hyper: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+        self.roots: dict[int, tuple[torch.Tensor, np.ndarray]] = {}  # exact_sqrt: id(param) -> sqrt buffer
         self.compiles = 0
+
+    def kernel(self, key: tuple, build: Callable[[KernelBuilder], None]) -> Kernel:
+        """The compiled kernel for `key`, compiled by `build` the first time."""
+        k = self.kernels.get(key)
+        if k is None:
+            k = self.kernels[key] = Kernel(build, self.options)
+            self.compiles += 1
+        return k
+
+    def root(self, p: torch.Tensor, src: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """A 1-D scratch tensor the size and dtype of `src` (and its numpy view) for torch.sqrt's result."""
+        r = self.roots.get(id(p))
+        if r is None or r[0].numel() != src.numel() or r[0].dtype != src.dtype:
+            t = torch.empty(src.numel(), dtype=src.dtype)
+            r = self.roots[id(p)] = (t, flat_view(t, "sqrt buffer", ""))
+        return r
 
     def hyper_views(self, gi: int, values: tuple[float, ...]) -> list[np.ndarray]:
         """0-d float64 views (kernel inputs) holding group gi's current hyper-parameters."""
@@ -90,12 +110,11 @@ class _CompiledStep:
         rt = self._rt()
         key, arrays = self._collect(rt)
         if arrays:
-            kernel = rt.kernels.get(key)
-            if kernel is None:
-                kernel = rt.kernels[key] = Kernel(lambda kb: self._build(kb, key), rt.options)
-                rt.compiles += 1
-            kernel.run(arrays)
+            self._run(rt, key, arrays)
         return loss
+
+    def _run(self, rt: _Runtime, key: tuple, arrays: list[np.ndarray]) -> None:
+        rt.kernel(key, lambda kb: self._build(kb, key)).run(arrays)
 
     def _collect(self, rt: _Runtime) -> tuple[tuple, list[np.ndarray]]:
         """The kernel key (per group: options and per-parameter specs) and the buffers in kernel order:
@@ -156,13 +175,24 @@ def _graphs(kb: KernelBuilder, cache: dict, gkey: tuple, make: Callable[..., Cal
 
 
 class _AdamStep(_CompiledStep):
+    """exact_sqrt=True (a constructor argument, or a param group's "exact_sqrt" key): take the square root
+    with torch.sqrt between two compiled kernels, so the step is bit for bit torch's own; it reads and
+    writes the state twice (about 1.6x the memory traffic of the fused step). Off by default."""
+
     _STATE = ("exp_avg", "exp_avg_sq", "step")
+
+    def _init_exact_sqrt(self, exact_sqrt: bool) -> None:
+        if exact_sqrt:  # only then in defaults and groups, so state_dicts stay exactly torch's otherwise
+            self.defaults["exact_sqrt"] = True
+            for group in self.param_groups:
+                group.setdefault("exact_sqrt", True)
 
     def _group_spec(self, group: dict) -> tuple[tuple, tuple[float, ...], tuple[str, ...]]:
         b1, b2 = group["betas"]
         amsgrad = bool(group["amsgrad"])
         flags = (amsgrad, bool(group["maximize"]), group["weight_decay"] != 0,
-                 bool(group.get("decoupled_weight_decay", isinstance(self, torch.optim.AdamW))))
+                 bool(group.get("decoupled_weight_decay", isinstance(self, torch.optim.AdamW))),
+                 bool(group.get("exact_sqrt", False)))
         hyper = tuple(float(x) for x in (group["lr"], b1, b2, group["eps"], group["weight_decay"]))
         return flags, hyper, self._STATE + (("max_exp_avg_sq",) if amsgrad else ())
 
@@ -184,6 +214,7 @@ class _AdamStep(_CompiledStep):
         return st
 
     def _build(self, kb: KernelBuilder, key: tuple) -> None:
+        """The step for every group; groups with exact_sqrt stop before the square root (see _run)."""
         cache: dict = {}
         for gi, (flags, specs) in enumerate(key):
             hyper = [kb.buffer(f"g{gi}.{n}", (), F64) for n in ("lr", "beta1", "beta2", "eps", "weight_decay")]
@@ -194,9 +225,44 @@ class _AdamStep(_CompiledStep):
                     bufs.append(kb.buffer(f"g{gi}.max_exp_avg_sq{i}", shape, dt))
                 _graphs(kb, cache, (flags, shape, dt, sdt), _adam_graph, flags, bufs + hyper)
 
+    def _build_update(self, kb: KernelBuilder, key: tuple) -> None:
+        """exact_sqrt groups, second half: the parameter update from exp_avg, step and torch's square root."""
+        cache: dict = {}
+        for gi, (flags, specs) in enumerate(key):
+            if not flags[4]:
+                continue
+            hyper = [kb.buffer(f"g{gi}.{n}", (), F64) for n in ("lr", "beta1", "beta2", "eps", "weight_decay")]
+            for i, (shape, dt, sdt) in enumerate(specs):
+                bufs = [kb.buffer(f"g{gi}.{n}{i}", shape, dt) for n in ("param", "exp_avg", "sqrt")]
+                bufs.append(kb.buffer(f"g{gi}.step{i}", (), sdt))
+                _graphs(kb, cache, (shape, dt, sdt), lambda: _adam_update, (), bufs + hyper)
 
-def _adam_graph(amsgrad: bool, maximize: bool, weight_decay: bool, decoupled: bool) -> Callable:
+    def _run(self, rt: _Runtime, key: tuple, arrays: list[np.ndarray]) -> None:
+        """exact_sqrt groups run in three parts: the compiled moments, torch.sqrt (MKL's vsSqrt in torch's
+        CPU builds, which is not correctly rounded; the compiled sqrt is), the compiled parameter update."""
+        rt.kernel(key, lambda kb: self._build(kb, key)).run(arrays)
+        if not any(flags[4] for flags, _ in key):
+            return
+        second: list[np.ndarray] = []
+        for gi, group in enumerate(self.param_groups):
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps or not group.get("exact_sqrt", False):
+                continue
+            second += rt.hyper[gi][1]
+            for p in ps:
+                rec = rt.records[id(p)]
+                st = self.state[p]
+                src = st["max_exp_avg_sq"] if group["amsgrad"] else st["exp_avg_sq"]
+                root, view = rt.root(p, src)
+                torch.sqrt(dense_order(src).reshape(-1), out=root)
+                second += [rec.views[0], rec.views[1], view, rec.views[3]]
+        rt.kernel(("update",) + key, lambda kb: self._build_update(kb, key)).run(second)
+
+
+def _adam_graph(amsgrad: bool, maximize: bool, weight_decay: bool, decoupled: bool, exact_sqrt: bool) -> Callable:
     opts = dict(maximize=maximize, weight_decay=weight_decay, decoupled=decoupled)
+    if exact_sqrt:
+        return _adam_moments_graph(amsgrad, opts)
     if amsgrad:
         def adam_amsgrad(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef,
                          vmax: TensorByRef, lr: Tensor, b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
@@ -209,14 +275,40 @@ def _adam_graph(amsgrad: bool, maximize: bool, weight_decay: bool, decoupled: bo
     return adam
 
 
+def _adam_moments_graph(amsgrad: bool, opts: dict) -> Callable:
+    """exact_sqrt, first half: step, exp_avg, exp_avg_sq (max_exp_avg_sq) and AdamW's decay of the parameter."""
+    def moments(p, g, m, v, step, vmax, lr, b1, b2, eps, wd):
+        param, _, _, _ = aten.adam_moments(p, g, m, v, step, vmax, (lr, b1, b2, eps, wd), **opts)
+        if param is not p:
+            ops.var_updates.copy_var_update_(p, param)
+    if amsgrad:
+        def adam_moments_amsgrad(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef,
+                                 vmax: TensorByRef, lr: Tensor, b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
+            moments(p, g, m, v, step, vmax, lr, b1, b2, eps, wd)
+        return adam_moments_amsgrad
+
+    def adam_moments(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef, lr: Tensor,
+                     b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
+        moments(p, g, m, v, step, None, lr, b1, b2, eps, wd)
+    return adam_moments
+
+
+def _adam_update(p: TensorByRef, m: Tensor, root: Tensor, step: Tensor, lr: Tensor, b1: Tensor, b2: Tensor,
+                 eps: Tensor, wd: Tensor) -> None:
+    """exact_sqrt, second half: p.addcdiv_(exp_avg, root / bias_correction2_sqrt + eps, value=-step_size)."""
+    ops.var_updates.copy_var_update_(p, aten.adam_param(p, m, root, step, (lr, b1, b2, eps, wd)))
+
+
 class Adam(_AdamStep, torch.optim.Adam):
     """torch.optim.Adam with a compiled step (same arguments; `compile_options` picks passes/backend)."""
 
     _suggestion = "use torch.optim.Adam for such tensors"
 
-    def __init__(self, params: Any, *args: Any, compile_options: CompileOptions | None = None, **kw: Any) -> None:
+    def __init__(self, params: Any, *args: Any, compile_options: CompileOptions | None = None,
+                 exact_sqrt: bool = False, **kw: Any) -> None:
         torch.optim.Adam.__init__(self, params, *args, **kw)
         self._init_compiled(compile_options, kw)
+        self._init_exact_sqrt(exact_sqrt)
 
 
 class AdamW(_AdamStep, torch.optim.AdamW):
@@ -224,9 +316,11 @@ class AdamW(_AdamStep, torch.optim.AdamW):
 
     _suggestion = "use torch.optim.AdamW for such tensors"
 
-    def __init__(self, params: Any, *args: Any, compile_options: CompileOptions | None = None, **kw: Any) -> None:
+    def __init__(self, params: Any, *args: Any, compile_options: CompileOptions | None = None,
+                 exact_sqrt: bool = False, **kw: Any) -> None:
         torch.optim.AdamW.__init__(self, params, *args, **kw)
         self._init_compiled(compile_options, kw)
+        self._init_exact_sqrt(exact_sqrt)
 
 
 class SGD(_CompiledStep, torch.optim.SGD):

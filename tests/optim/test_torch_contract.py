@@ -69,6 +69,33 @@ def test_state_dict_round_trips_both_ways(ours, ref, kw):
         assert float(od.state_dict()["state"][0]["step"]) == 7.0
 
 
+def test_exact_sqrt_state_dict_moves_to_torch_and_back():
+    """exact_sqrt is a param-group key (like torch's own `fused`): saved with the groups, ignored by torch's
+    Adam, and a group may opt out; the state itself is torch's, so the optimizers continue identically."""
+    a = _net()
+    b, c = copy.deepcopy(a), copy.deepcopy(a)
+    oa = Adam([{"params": list(a.parameters())[:2]}, {"params": list(a.parameters())[2:], "exact_sqrt": False}],
+              lr=1e-2, exact_sqrt=True)
+    assert [g["exact_sqrt"] for g in oa.param_groups] == [True, False]
+    assert "exact_sqrt" not in Adam(b.parameters(), lr=1e-2).param_groups[0]  # off: torch's state_dict exactly
+    _steps(a, oa, 3)
+    ob = torch.optim.Adam([{"params": list(b.parameters())[:2]}, {"params": list(b.parameters())[2:]}], lr=1e-2)
+    with torch.no_grad():
+        for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+            pb.copy_(pa)
+            pc.copy_(pa)
+    ob.load_state_dict(copy.deepcopy(oa.state_dict()))
+    oc = Adam([{"params": list(c.parameters())[:2]}, {"params": list(c.parameters())[2:]}], lr=1e-2)
+    oc.load_state_dict(copy.deepcopy(oa.state_dict()))
+    assert [g["exact_sqrt"] for g in oc.param_groups] == [True, False]
+    for net, opt in ((a, oa), (b, ob), (c, oc)):
+        _steps(net, opt, 4, seed=1)
+    for pa, pb, pc in zip(list(a.parameters())[:2], list(b.parameters())[:2], list(c.parameters())[:2]):
+        np.testing.assert_array_equal(pa.detach().numpy(), pb.detach().numpy())  # the exact group: bit for bit
+        np.testing.assert_array_equal(pc.detach().numpy(), pa.detach().numpy())
+    _same_params(a, b)
+
+
 def test_load_state_dict_into_a_used_optimizer_rebinds_the_new_tensors():
     """load_state_dict replaces the state tensors: the next step must update the new ones, not the old."""
     a = _net()

@@ -1,7 +1,8 @@
 """The torch.optim drop-ins against torch's own optimizers, number for number.
 
-Torch's CPU Adam takes sqrt from MKL (within 1 ulp, not correctly rounded), so Adam agrees to the
-last bit in its state and to ~1 ulp in each update. Each of 200 steps, started from torch's
+Torch's CPU Adam takes sqrt from MKL (within 1 ulp, not correctly rounded), so the fused Adam agrees to
+the last bit in its state and to ~1 ulp in each update; with exact_sqrt=True (torch.sqrt between two
+compiled kernels) everything agrees bit for bit, also training freely. Each of 200 steps, started from torch's
 parameters and state, agrees to 1e-6 relative; run freely, those 1-ulp differences accumulate (and
 the MLPs amplify them through their gradients), so the free-running test allows 1e-5 in norm and
 checks that ours drifts from torch's default Adam no more than torch's own fused Adam does. SGD
@@ -112,6 +113,23 @@ def test_adam_training_follows_torch(ours, ref, kw):
     _train([(a, oa), (b, ob)], 200, lambda step: _close_in_norm(a, b, 1e-5, step))
 
 
+@pytest.mark.parametrize("ours,ref,kw", ADAM_CASES, ids=_ids)
+def test_adam_exact_sqrt_is_bit_exact_training_freely(ours, ref, kw):
+    """exact_sqrt=True takes the square root with torch.sqrt: then every parameter and state tensor is
+    torch's own, bit for bit, for 200 steps of each network training on its own gradients."""
+    a = _mlp()
+    b = copy.deepcopy(a)
+    oa, ob = ours(_groups(a, kw), exact_sqrt=True, **kw), ref(_groups(b, kw), **kw)
+
+    def check(step):
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            np.testing.assert_array_equal(pa.detach().numpy(), pb.detach().numpy(), err_msg=f"step {step}")
+            for k, v in ob.state[pb].items():
+                np.testing.assert_array_equal(oa.state[pa][k].numpy(), v.numpy(), err_msg=f"step {step}: {k}")
+    _train([(a, oa), (b, ob)], 200, check)
+    assert oa.compiles == 2  # the moments kernel and the update kernel, once
+
+
 def _norm_deviation(a, b) -> float:
     return max(float((pa - pb).detach().norm() / pb.detach().norm()) for pa, pb in zip(a.parameters(), b.parameters()))
 
@@ -155,7 +173,8 @@ def test_sgd_is_bit_exact_over_200_steps(kw):
                                          (AdamW, torch.optim.AdamW, dict(lr=1e-2, amsgrad=True, eps=1e-3)),
                                          (SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.1))],
                          ids=_ids)
-def test_other_dtypes_compute_like_torch(dtype, ours, ref, kw):
+@pytest.mark.parametrize("exact_sqrt", [False, True], ids=["fused", "exact_sqrt"])
+def test_other_dtypes_compute_like_torch(dtype, ours, ref, kw, exact_sqrt):
     """float16/bfloat16 parameters and state: each op in float32, rounded to the dtype, as ATen does.
     Sizes are multiples of 64, so ATen's vectorised loop handles every element (its scalar tail rounds
     differently for these dtypes)."""
@@ -163,7 +182,9 @@ def test_other_dtypes_compute_like_torch(dtype, ours, ref, kw):
     torch.manual_seed(0)
     a = [torch.nn.Parameter(torch.randn(s).to(dt)) for s in [(64, 32), (128,)]]
     b = copy.deepcopy(a)
-    oa, ob = ours(a, **kw), ref(b, **kw)
+    if ours is SGD and exact_sqrt:
+        pytest.skip("SGD has no square root")
+    oa, ob = ours(a, exact_sqrt=True, **kw) if exact_sqrt else ours(a, **kw), ref(b, **kw)
     for step in range(10):
         for pa, pb in zip(a, b):
             g = torch.randn(pa.shape).to(dt)
@@ -172,7 +193,7 @@ def test_other_dtypes_compute_like_torch(dtype, ours, ref, kw):
         ob.step()
         for pa, pb in zip(a, b):
             x, y = pa.detach().float().numpy(), pb.detach().float().numpy()
-            if dt == torch.float64 and ours is not SGD:  # MKL sqrt again
+            if dt == torch.float64 and ours is not SGD and not exact_sqrt:  # MKL sqrt again
                 np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-13, err_msg=f"step {step}")
             else:
                 np.testing.assert_array_equal(x, y, err_msg=f"step {step}")
@@ -203,9 +224,10 @@ def test_pytorch_quick_example_same_trajectory():
     torch.manual_seed(0)
     x, y = torch.randn(64, 1000), torch.randn(64, 10)
     model = torch.nn.Sequential(torch.nn.Linear(1000, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10))
-    twin = copy.deepcopy(model)
+    twin, triplet = copy.deepcopy(model), copy.deepcopy(model)
     losses = {}
     for name, net, opt in (("ours", model, Adam(model.parameters(), lr=1e-4)),
+                           ("exact", triplet, Adam(triplet.parameters(), lr=1e-4, exact_sqrt=True)),
                            ("torch", twin, torch.optim.Adam(twin.parameters(), lr=1e-4))):
         traj = []
         for _ in range(500):
@@ -219,3 +241,4 @@ def test_pytorch_quick_example_same_trajectory():
     assert ours[0] > 100 and 20 < ours[99] < 100 and ours[-1] < 1e-4  # the demo's printed trajectory
     np.testing.assert_allclose(ours[:300], ref[:300], rtol=1e-5)  # then the residual is ~1e-2 ...
     np.testing.assert_allclose(ours, ref, rtol=2e-3)  # ... and 1-ulp differences grow relative to it
+    np.testing.assert_array_equal(losses["exact"], ref)  # exact_sqrt: torch's trajectory to the last bit
