@@ -87,7 +87,8 @@ _TABLE: dict[DType, _Info] = {
     DType.int64: _Info(np.dtype(np.int64), "i64", "int64_t", "poplar::LONGLONG", 7, False, True),
     DType.uint64: _Info(np.dtype(np.uint64), "i64", "uint64_t", "poplar::UNSIGNED_LONGLONG", 13, False, False),
     DType.float16: _Info(np.dtype(np.float16), "half", "uint16_t /* IEEE half */", "poplar::HALF", 10, True, True),
-    DType.bfloat16: _Info(np.dtype(ml_dtypes.bfloat16), "bfloat", "uint16_t /* bfloat16 */", "poplar::HALF /* no bfloat16 on IPU */", 16, True, True),
+    DType.bfloat16: _Info(np.dtype(ml_dtypes.bfloat16), "bfloat", "uint16_t /* bfloat16 */",
+                          "poplar::HALF /* no bfloat16 on IPU */", 16, True, True),
     DType.float32: _Info(np.dtype(np.float32), "float", "float", "poplar::FLOAT", 1, True, True),
     DType.float64: _Info(np.dtype(np.float64), "double", "double", "poplar::FLOAT /* no double on IPU */", 11, True, True),
 }

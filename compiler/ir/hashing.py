@@ -30,7 +30,7 @@ def canon(x: Any) -> Any:
         return tuple(sorted((k, canon(v)) for k, v in x.items()))
     if hasattr(x, "key") and callable(x.key):  # Expr
         return ("expr", canon(x.key()))
-    if hasattr(x, "value") and isinstance(getattr(x, "value"), str):  # enums such as Prim
+    if hasattr(x, "value") and isinstance(x.value, str):  # enums such as Prim
         return ("enum", x.value)
     return ("repr", repr(x))
 

@@ -67,13 +67,15 @@ def graph_problems(g: Graph) -> list[str]:
             if len(op.outputs) != len(c.outputs):
                 problems.append(f"{where}: {op.label} has {len(op.outputs)} outputs, {c.id!r} returns {len(c.outputs)}")
             if set(op.modifies) != c.by_ref:
-                problems.append(f"{where}: {op.label} modifies inputs {sorted(op.modifies)} but {c.id!r} has by-ref inputs {sorted(c.by_ref)}")
+                problems.append(f"{where}: {op.label} modifies inputs {sorted(op.modifies)} "
+                                f"but {c.id!r} has by-ref inputs {sorted(c.by_ref)}")
     for v in g.outputs:
         if v.id not in defined:
             problems.append(f"{where}: output {v.name!r} (%{v.id}) is not defined in the graph")
     for a, b in g.constraints:
         if a not in position or b not in position:
-            problems.append(f"{where}: constraint {getattr(a, 'label', a)} -> {getattr(b, 'label', b)} names an op not in the graph")
+            problems.append(f"{where}: constraint {getattr(a, 'label', a)} -> {getattr(b, 'label', b)} "
+                            "names an op not in the graph")
         elif position[a] > position[b]:
             problems.append(f"{where}: constraint {a.label} before {b.label} is not respected by the op order")
     return problems
