@@ -51,7 +51,8 @@ def configs(each_pass_off: bool = True) -> list[Config]:
     default pipeline switched off in turn."""
     out = [Config("interpreter", 2), Config("cpu", 0), Config("cpu", 1), Config("cpu", 2)]
     if default_pipeline(3) != default_pipeline(2):
-        out += [Config("interpreter", 3), Config("cpu", 3)]
+        # inlining usually dissolves the small optimizer graphs horizontal fusion groups: also without it
+        out += [Config("interpreter", 3), Config("cpu", 3), Config("cpu", 3, ("inline",))]
     if each_pass_off:
         out += [Config("cpu", 2, (p,)) for p in default_pipeline()]
     return out

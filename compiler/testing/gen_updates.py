@@ -108,4 +108,28 @@ def adam_step(gen: "Generator", b: Builder) -> dict | bool:
     if _scale(g.bound):
         step["xscale"] = _scale(g.bound)
     step["out"] = [gen.new_id(), gen.new_id(), gen.new_id()]
-    return gen._apply(b, step)
+    done = gen._apply(b, step)
+    if done and step["graph"] and r.random() < 0.8:
+        _same_step_elsewhere(gen, b, step, w)
+    return done
+
+
+def _same_step_elsewhere(gen: "Generator", b: Builder, step: dict, w0) -> None:
+    """The same optimizer graph (variant, state dtypes, hyper-parameters) on another parameter, as a model
+    with many weights does: what horizontal fusion (level 3) turns into one MultiKernel launch."""
+    from .generate import MAX_UPDATES
+
+    p = gen.pick(b, lambda e: e.kind == "var" and e is not w0 and e.t.dtype == w0.t.dtype and not e.exact
+                 and e.updates < MAX_UPDATES)
+    if p is None:
+        return
+    i, w = p
+    q = gen.pick(b, lambda e: e.t.shape == w.t.shape and e.t.dtype.is_float)
+    if q is None:
+        return
+    j, g = q
+    again = {**step, "in": [i, j] + step["in"][2:], "out": [gen.new_id(), gen.new_id(), gen.new_id()]}
+    again.pop("xscale", None)
+    if _scale(g.bound):
+        again["xscale"] = _scale(g.bound)
+    gen._apply(b, again)

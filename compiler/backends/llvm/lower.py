@@ -15,7 +15,7 @@ from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import get
 from runtime.artifact import Manifest
 
-from . import indexed, matmul, reduce, special  # noqa: F401  (each registers its op kinds)
+from . import indexed, matmul, multi, reduce, special  # noqa: F401  (each registers its op kinds)
 from .abi import error_sites, layout_of
 from .kernels import emit_elementwise
 from .loops import c64, for_range

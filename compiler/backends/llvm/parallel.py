@@ -81,13 +81,7 @@ def run_calls_split(b: ir.IRBuilder, module: ir.Module, fns: list[ir.Function], 
                     ws: ir.Value, ws_copy: ir.Value, ctx: ir.Value, weights: list[int], name: str) -> None:
     """Run graph calls fns[k](arrays[k], ws, ctx): the later part on a second thread with its own
     workspace copy."""
-    total, acc, mid = sum(weights), 0, len(fns) - 1
-    for k, w in enumerate(weights):
-        acc += w
-        if acc * 2 >= total:
-            mid = k + 1
-            break
-    mid = min(max(mid, 1), len(fns) - 1)
+    mid = split_point(weights)
     later = list(range(mid, len(fns)))
     argty = ir.LiteralStructType([PTR] * (2 + len(later)))
     thunk_ty = ir.FunctionType(PTR, [PTR])
@@ -119,3 +113,50 @@ def run_calls_split(b: ir.IRBuilder, module: ir.Module, fns: list[ir.Function], 
         with otherwise:  # no thread: run the rest here
             for k in later:
                 b.call(fns[k], [arrays[k], ws, ctx])
+
+
+def split_point(weights: list[int]) -> int:
+    """Where to cut a list of jobs so both parts carry about half the total weight (1 <= cut < len)."""
+    total, acc, mid = sum(weights), 0, len(weights) - 1
+    for k, w in enumerate(weights):
+        acc += w
+        if acc * 2 >= total:
+            mid = k + 1
+            break
+    return min(max(mid, 1), len(weights) - 1)
+
+
+def run_kernels_split(b: ir.IRBuilder, module: ir.Module, calls: list[tuple[ir.Function, list[ir.Value]]],
+                      weights: list[int], name: str) -> None:
+    """Call independent kernels fn(*pointers): the later part (by weight) on a second thread. The kernels
+    touch only their pointer arguments (no workspace), so both threads can run at once."""
+    mid = split_point(weights)
+    later = calls[mid:]
+    slots = [a for _, args in later for a in args]
+    argty = ir.LiteralStructType([PTR] * len(slots))
+    thunk_ty = ir.FunctionType(PTR, [PTR])
+    thunk = ir.Function(module, thunk_ty, name)
+    thunk.linkage = "internal"
+    tb = ir.IRBuilder(thunk.append_basic_block("entry"))
+    sp = tb.bitcast(thunk.args[0], argty.as_pointer())
+    k = 0
+    for fn, args in later:
+        tb.call(fn, [tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, k + j)])) for j in range(len(args))])
+        k += len(args)
+    tb.ret(ir.Constant(PTR, None))
+    st = b.alloca(argty)
+    for j, a in enumerate(slots):
+        b.store(a, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, j)]))
+    create = _decl(module, "pthread_create", ir.FunctionType(I32, [I64.as_pointer(), PTR, thunk_ty.as_pointer(), PTR]))
+    join = _decl(module, "pthread_join", ir.FunctionType(I32, [I64, PTR.as_pointer()]))
+    tid = b.alloca(I64)
+    rc = b.call(create, [tid, ir.Constant(PTR, None), thunk, b.bitcast(st, PTR)])
+    ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
+    for fn, args in calls[:mid]:
+        b.call(fn, args)
+    with b.if_else(ok) as (then, otherwise):
+        with then:
+            b.call(join, [b.load(tid), ir.Constant(PTR.as_pointer(), None)])
+        with otherwise:  # no thread: run the rest here
+            for fn, args in later:
+                b.call(fn, args)

@@ -1,0 +1,89 @@
+"""MultiKernel (level 3) compiled, against the interpreter: the MNIST tutorial's eight Adam steps as one
+launch (float16 state, the scalar step stored once per group), groups large enough to split their own
+loop over two threads, many small groups divided between the threads, groups of equal size sharing a
+kernel function, and one thread."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import popxl
+from compiler.driver import CompileOptions, optimise
+from compiler.popxl import ops
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "examples"))
+import custom_optimiser  # noqa: E402
+from llvmcheck import compare  # noqa: E402
+
+
+def _adam_per_variable(shapes):
+    def build():
+        ir = popxl.Ir()
+        rng = np.random.default_rng(0)
+        opt = custom_optimiser.Adam(cache=False)
+        with ir.main_graph:
+            for i, shape in enumerate(shapes):
+                var = popxl.variable(rng.standard_normal(shape).astype(np.float32), name=f"w{i}")
+                grad = popxl.variable(rng.standard_normal(shape).astype(np.float32), name=f"g{i}")
+                facts, graph = opt.create_graph(var, var.spec, lr=1e-3, weight_decay=0.0, bias_correction=False)
+                graph.bind(facts.init()).call(var, grad)
+        return ir
+    return build
+
+
+def _sgd(shapes):
+    def build():
+        ir = popxl.Ir()
+        with ir.main_graph:
+            lr = popxl.variable(np.asarray(0.1, np.float32), name="lr")
+            for i, shape in enumerate(shapes):
+                n = int(np.prod(shape))
+                w = popxl.variable(np.linspace(-1, 1, n).reshape(shape).astype(np.float32), name=f"w{i}")
+                g = popxl.variable(np.cos(np.arange(n)).reshape(shape).astype(np.float32), name=f"g{i}")
+
+                def sgd(t: popxl.TensorByRef, d: popxl.Tensor, lr: popxl.Tensor):
+                    ops.scaled_add_(t, ops.tanh(d), b=-lr)
+
+                ops.call(ir.create_graph(sgd, w, g, lr), w, g, lr)
+        return ir
+    return build
+
+
+def _kinds(build) -> list[str]:
+    return [op.kind for op in optimise(build(), CompileOptions(level=3)).main.ops]
+
+
+MNIST = [(784, 512), (512,), (512, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_mnist_adam_steps_as_one_launch(threads):
+    build = _adam_per_variable(MNIST)
+    assert _kinds(build) == ["MultiKernel"]
+    compare(build, levels=(2, 3), runs=3, threads=threads)
+
+
+@pytest.mark.parametrize("shapes", [
+    [(1 << 19,), (3,), (1 << 19,)],  # two groups that split their own loops, one small group
+    [(1000,)] * 40 + [(7,)] * 30,  # many small groups over two threads; equal sizes share a kernel
+    [(5,), (5,)],  # too little work for a second thread
+], ids=["big", "many-small", "tiny"])
+def test_groups_on_two_threads_match_the_interpreter(shapes):
+    build = _sgd(shapes)
+    assert _kinds(build) == ["MultiKernel"]
+    compare(build, levels=(3,), runs=2, threads=2)
+
+
+def test_groups_of_one_size_share_one_kernel_function():
+    from compiler.backends.llvm.lower import lower
+
+    work = optimise(_sgd([(1000,)] * 70 + [(7,)] * 10)(), CompileOptions(level=3))
+    module, _ = lower(work, "optc", threads=2)
+    bodies = [f.name for f in module.functions if f.name.endswith(".body")]
+    assert len(bodies) == 2, bodies
+    assert any(f.name.endswith(".groups") for f in module.functions)  # 70,070 elements: two threads
