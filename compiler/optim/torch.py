@@ -257,6 +257,8 @@ class _AdamStep(_CompiledStep):
                 torch.sqrt(dense_order(src).reshape(-1), out=root)
                 second += [rec.views[0], rec.views[1], view, rec.views[3]]
         rt.kernel(("update",) + key, lambda kb: self._build_update(kb, key)).run(second)
+        if len(rt.roots) > len(rt.records):  # forget the buffers of parameters no longer stepped
+            rt.roots = {k: r for k, r in rt.roots.items() if k in rt.records}
 
 
 def _adam_graph(amsgrad: bool, maximize: bool, weight_decay: bool, decoupled: bool, exact_sqrt: bool) -> Callable:
