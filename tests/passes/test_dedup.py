@@ -11,33 +11,18 @@ from compiler.ir import print_schedule
 from compiler.ir.hashing import digest, graph_key
 from compiler.popxl import ops
 from pass_helpers import after, assert_same, run
-
-MNIST_SHAPES = [(784, 512), (512,), (512, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
-
-
-def _tutorial_adam_per_variable(shapes=MNIST_SHAPES, lr=1e-3):
-    """The MNIST tutorial's optimiser step: one Adam graph per variable, created without cache=True."""
-    ir = popxl.Ir()
-    rng = np.random.default_rng(0)
-    opt = custom_optimiser.Adam(cache=False)
-    with ir.main_graph:
-        for i, shape in enumerate(shapes):
-            var = popxl.variable(rng.standard_normal(shape).astype(np.float32), name=f"w{i}")
-            grad = popxl.variable(rng.standard_normal(shape).astype(np.float32), name=f"g{i}")
-            facts, graph = opt.create_graph(var, var.spec, lr=lr, weight_decay=0.0, bias_correction=False)
-            graph.bind(facts.init()).call(var, grad)
-    return ir
+from tutorial_programs import adam_per_variable
 
 
 def test_mnist_adam_graphs_collapse_from_eight_to_five():
-    ir = _tutorial_adam_per_variable()
+    ir = adam_per_variable()
     assert len(ir.graphs) == 1 + 8
     work = after(ir, ["dedup_subgraphs"])
     assert len(work.graphs) == 1 + 5  # one per distinct shape: 784x512, 512, 512x512, 512x10, 10
     callees = [op.called.id for op in work.main.ops]
     assert len(set(callees)) == 5 and callees[1] == callees[3] == callees[5] and callees[2] == callees[4]
     assert set(work.meta["dedup"]) == {op.called.id for op in ir.main.ops} - set(callees)
-    assert_same(run(_tutorial_adam_per_variable(), runs=1), run(work, runs=1))
+    assert_same(run(adam_per_variable(), runs=1), run(work, runs=1))
 
 
 GOLDEN_MAIN = """\
@@ -51,7 +36,7 @@ Graph :
 
 def test_golden_call_sites_retarget_and_different_hyper_parameters_stay_apart():
     def build():
-        ir = _tutorial_adam_per_variable([(3,), (3,)])
+        ir = adam_per_variable([(3,), (3,)])
         with ir.main_graph:  # same shapes, another learning rate: a different graph
             var = popxl.variable(np.ones(3, np.float32), name="w2")
             facts, graph = custom_optimiser.Adam().create_graph(var, var.spec, lr=1e-4, weight_decay=0.0,

@@ -10,7 +10,7 @@ from compiler.ops import run_reference
 from compiler.ops.multi_kernel import group_kernels
 from compiler.popxl import ops
 from pass_helpers import assert_same, at_level, check_level, kinds, run
-from test_dedup import MNIST_SHAPES, _tutorial_adam_per_variable
+from tutorial_programs import MNIST_SHAPES, adam_per_variable
 
 GOLDEN = """\
 Graph : 
@@ -57,13 +57,13 @@ def test_golden_two_sizes_one_launch_sharing_the_learning_rate():
 
 
 def test_mnist_tutorial_adam_steps_become_one_launch_over_eight_parameters():
-    work = check_level(_tutorial_adam_per_variable, 3, runs=1)
+    work = check_level(adam_per_variable, 3, runs=1)
     assert kinds(work.main) == ["MultiKernel"]
     k = work.main.ops[0]
     assert [tuple(s) for s in k.attrs["shapes"]] == MNIST_SHAPES and len(k.attrs["members"]) == 8
     written = [v.storage for v in k.outputs]
     assert len(written) == len(set(written)) == 3 * 8  # w, m, v of every parameter, once each
-    assert_same(run(at_level(_tutorial_adam_per_variable(), 2), runs=1), run(work, runs=1))
+    assert_same(run(at_level(adam_per_variable(), 2), runs=1), run(work, runs=1))
 
 
 def test_the_reference_is_one_fused_kernel_per_group():

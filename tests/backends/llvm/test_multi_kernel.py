@@ -17,23 +17,13 @@ from compiler.popxl import ops
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "examples"))
-import custom_optimiser  # noqa: E402
 from llvmcheck import compare  # noqa: E402
+from tutorial_programs import MNIST_SHAPES as MNIST  # noqa: E402
+from tutorial_programs import adam_per_variable  # noqa: E402
 
 
 def _adam_per_variable(shapes):
-    def build():
-        ir = popxl.Ir()
-        rng = np.random.default_rng(0)
-        opt = custom_optimiser.Adam(cache=False)
-        with ir.main_graph:
-            for i, shape in enumerate(shapes):
-                var = popxl.variable(rng.standard_normal(shape).astype(np.float32), name=f"w{i}")
-                grad = popxl.variable(rng.standard_normal(shape).astype(np.float32), name=f"g{i}")
-                facts, graph = opt.create_graph(var, var.spec, lr=1e-3, weight_decay=0.0, bias_correction=False)
-                graph.bind(facts.init()).call(var, grad)
-        return ir
-    return build
+    return lambda: adam_per_variable(shapes)
 
 
 def _sgd(shapes):
@@ -56,9 +46,6 @@ def _sgd(shapes):
 
 def _kinds(build) -> list[str]:
     return [op.kind for op in optimise(build(), CompileOptions(level=3)).main.ops]
-
-
-MNIST = [(784, 512), (512,), (512, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
