@@ -199,8 +199,9 @@ def test_other_dtypes_compute_like_torch(dtype, ours, ref, kw, exact_sqrt):
                 np.testing.assert_array_equal(x, y, err_msg=f"step {step}")
 
 
+@pytest.mark.parametrize("exact_sqrt", [False, True], ids=["fused", "exact_sqrt"])
 @pytest.mark.parametrize("layout", ["channels_last", "transposed"])
-def test_dense_non_contiguous_parameters(layout):
+def test_dense_non_contiguous_parameters(layout, exact_sqrt):
     """Any dense layout works in place: the update runs over the tensors' memory order."""
     torch.manual_seed(0)
     if layout == "channels_last":
@@ -209,13 +210,15 @@ def test_dense_non_contiguous_parameters(layout):
         p0 = torch.randn(6, 7).t()
     a, b = torch.nn.Parameter(p0.clone(memory_format=torch.preserve_format)), torch.nn.Parameter(p0.clone())
     ptr = a.data_ptr()
-    oa, ob = Adam([a], lr=0.1), torch.optim.Adam([b], lr=0.1)
+    oa, ob = Adam([a], lr=0.1, exact_sqrt=exact_sqrt), torch.optim.Adam([b], lr=0.1)
     for _ in range(5):
         g = torch.randn(p0.shape)  # contiguous: laid out unlike the parameter, read through a copy
         a.grad, b.grad = g.clone(), g.clone()
         oa.step()
         ob.step()
     assert a.data_ptr() == ptr and a.stride() == p0.stride()
+    if exact_sqrt:  # the square root taken over the same memory order as the compiled kernels
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
     np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
