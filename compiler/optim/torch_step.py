@@ -1,0 +1,154 @@
+"""The compiled step() shared by the torch.optim drop-ins (compiler/optim/torch.py).
+
+`CompiledStep.step` collects, over the param groups, a kernel key (per group: compile-time options
+and per-parameter specs) and the buffers in kernel order (zero-copy numpy views of the parameters,
+gradients and state), compiles one kernel per distinct key, and runs it. Subclasses say what a group
+needs (`_group_spec`, `_ensure_state`) and build the kernel (`_build`); `Runtime` keeps what lives
+between steps. torch is needed to import this module.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from compiler.driver import CompileOptions
+from compiler.popxl import ops
+
+from .kernels import Kernel, KernelBuilder
+from .tensor_views import ParamViews, flat_view
+
+
+class Runtime:
+    """What a drop-in keeps between steps (rebuilt lazily after copy/pickle, which keep torch's fields only)."""
+
+    def __init__(self, options: CompileOptions | None) -> None:
+        self.options = options or CompileOptions(device="cpu")
+        self.kernels: dict[tuple, Kernel] = {}
+        self.records: dict[int, ParamViews] = {}  # id(param) -> its views (params of the last step only)
+        self.hyper: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+        self.roots: dict[int, tuple[torch.Tensor, np.ndarray]] = {}  # exact_sqrt: id(param) -> sqrt buffer
+        self.compiles = 0
+
+    def kernel(self, key: tuple, build: Callable[[KernelBuilder], None]) -> Kernel:
+        """The compiled kernel for `key`, compiled by `build` the first time."""
+        k = self.kernels.get(key)
+        if k is None:
+            k = self.kernels[key] = Kernel(build, self.options)
+            self.compiles += 1
+        return k
+
+    def root(self, p: torch.Tensor, src: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """A 1-D scratch tensor the size and dtype of `src` (and its numpy view) for torch.sqrt's result."""
+        r = self.roots.get(id(p))
+        if r is None or r[0].numel() != src.numel() or r[0].dtype != src.dtype:
+            t = torch.empty(src.numel(), dtype=src.dtype)
+            r = self.roots[id(p)] = (t, flat_view(t, "sqrt buffer", ""))
+        return r
+
+    def hyper_views(self, gi: int, values: tuple[float, ...]) -> list[np.ndarray]:
+        """0-d float64 views (kernel inputs) holding group gi's current hyper-parameters."""
+        h = self.hyper.get(gi)
+        if h is None or h[0].size != len(values):
+            a = np.zeros(len(values), np.float64)
+            h = self.hyper[gi] = (a, [a[i:i + 1].reshape(()) for i in range(len(values))])
+        h[0][:] = values
+        return h[1]
+
+
+class CompiledStep:
+    """The replaced step(): collect (kernel key, buffers) over the groups, compile once per key, run."""
+
+    _suggestion = "use torch.optim's own optimizer for such tensors"
+
+    def _init_compiled(self, compile_options: CompileOptions | None, kw: dict) -> None:
+        for opt in ("differentiable", "capturable"):
+            if kw.get(opt):
+                raise ValueError(f"{type(self).__name__}({opt}=True) is not supported by the compiled step; "
+                                 f"use torch.optim.{type(self).__name__}")
+        self.__dict__["_compiled_rt"] = Runtime(compile_options)
+        self._step_supports_amp_scaling = False  # fused=True is accepted (the step is fused) but not AMP's path
+
+    def _rt(self) -> Runtime:
+        rt = self.__dict__.get("_compiled_rt")
+        if rt is None:
+            rt = self.__dict__["_compiled_rt"] = Runtime(None)
+        return rt
+
+    @property
+    def compiles(self) -> int:
+        """How many kernels this optimizer has compiled (lr changes never add one)."""
+        return self._rt().compiles
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        rt = self._rt()
+        key, arrays = self._collect(rt)
+        if arrays:
+            self._run(rt, key, arrays)
+        return loss
+
+    def _run(self, rt: Runtime, key: tuple, arrays: list[np.ndarray]) -> None:
+        rt.kernel(key, lambda kb: self._build(kb, key)).run(arrays)
+
+    def _collect(self, rt: Runtime) -> tuple[tuple, list[np.ndarray]]:
+        """The kernel key (per group: options and per-parameter specs) and the buffers in kernel order:
+        per group its hyper-parameters, then per parameter: param, grad, state tensors."""
+        key: list = []
+        arrays: list[np.ndarray] = []
+        records: dict[int, ParamViews] = {}
+        for gi, group in enumerate(self.param_groups):
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            flags, hyper, names = self._group_spec(group)
+            arrays += rt.hyper_views(gi, hyper)
+            specs = []
+            for p in ps:
+                st, extra = self._ensure_state(p, group)
+                tensors = [st[n] for n in names]
+                rec = rt.records.get(id(p))
+                if rec is None or not rec.valid(p, tensors):
+                    i = next(i for i, q in enumerate(group["params"]) if q is p)
+                    where = f"parameter {i} of param_groups[{gi}] ({tuple(p.shape)}, {p.dtype})"
+                    rec = ParamViews(p, names, tensors, where, self._suggestion)
+                records[id(p)] = rec
+                arrays.append(rec.views[0])
+                arrays.append(rec.grad(self._suggestion))
+                arrays += rec.views[1:]
+                specs.append(rec.spec + extra)
+            key.append((flags, tuple(specs)))
+        rt.records = records
+        return tuple(key), arrays
+
+    def _group_spec(self, group: dict) -> tuple[tuple, tuple[float, ...], tuple[str, ...]]:
+        """(compile-time options, hyper-parameter values, names of the state tensors in kernel order)."""
+        raise NotImplementedError
+
+    def _ensure_state(self, p: torch.Tensor, group: dict) -> tuple[dict, tuple]:
+        """torch's lazy state initialisation; returns the state and extra compile-time facts about it."""
+        raise NotImplementedError
+
+    def _build(self, kb: KernelBuilder, key: tuple) -> None:
+        raise NotImplementedError
+
+
+def scalar_dtype(group: dict) -> torch.dtype:
+    """The dtype torch gives state['step'] (torch.optim.optimizer._get_scalar_dtype)."""
+    if group.get("fused") or torch.get_default_dtype() != torch.float64:
+        return torch.float32
+    return torch.float64
+
+
+def call_graph(kb: KernelBuilder, cache: dict, gkey: tuple, make: Callable[..., Callable], options: tuple,
+            args: list) -> None:
+    """Call the subgraph for gkey (make(*options), traced on first use) with args."""
+    g = cache.get(gkey)
+    if g is None:
+        g = cache[gkey] = kb.ir.create_graph(make(*options), *args)
+    ops.call(g, *args)
