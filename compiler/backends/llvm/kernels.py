@@ -43,7 +43,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 19
 
 def emit_elementwise(module: ir.Module, op: Op, name: str, threads: int = 1) -> ir.Function:
     """The kernel `name(p0, ..., pn)`; with threads > 1, large loops run on two threads."""
-    body, outer = _emit_body(module, op, name + ".body")
+    body, outer = emit_body(module, op, name + ".body")
     params = storages_of(op)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params)), name)
     fn.linkage = "internal"
@@ -59,7 +59,7 @@ def emit_elementwise(module: ir.Module, op: Op, name: str, threads: int = 1) -> 
     return fn
 
 
-def _emit_body(module: ir.Module, op: Op, name: str) -> tuple[ir.Function, int]:
+def emit_body(module: ir.Module, op: Op, name: str) -> tuple[ir.Function, int]:
     """`name(p0..pn, lo, hi, store_uniform)`: the loop nest over outer indices [lo, hi); single-element
     results are stored only when store_uniform is set (once, after every part has run)."""
     expr: Expr = expr_for(op)

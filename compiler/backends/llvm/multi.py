@@ -1,9 +1,11 @@
 """MultiKernel (level 3, passes/fuse_horizontal.py): one elementwise kernel over many groups of buffers.
 
-Each group is lowered as the FusedKernel it stands for (compiler/ops/multi_kernel.group_kernels);
-groups with the same sizes, dtypes and buffer-sharing pattern share one kernel function. Groups large
-enough to split their own loop over two threads do so one after another; the other groups, which
-touch disjoint storages, are divided between the two threads by size when there is enough work.
+Each group is the FusedKernel it stands for (compiler/ops/multi_kernel.group_kernels), lowered as a loop
+body over a range of its outer index (kernels.emit_body); groups with the same sizes, dtypes and
+buffer-sharing pattern share one body. With two threads and enough work, the groups' element spaces are
+laid end to end and cut in two equal halves (one group may be cut inside), so the two threads get the
+same amount of work whatever the sizes of the groups; single-element results (an optimizer's step)
+are stored once per group after the join.
 """
 from __future__ import annotations
 
@@ -15,19 +17,21 @@ from llvmlite import ir
 from compiler.ir import Op
 from compiler.ops.multi_kernel import group_kernels
 
-from .kernels import PARALLEL_MIN_ELEMENTS, emit_elementwise, storages_of
-from .parallel import run_kernels_split
+from .kernels import emit_body, storages_of
+from .loops import c64
+from .parallel import run_ranges_split
 from .special import special
 
 if TYPE_CHECKING:
     from .lower import GraphLowering, ModuleLowering
 
-# independent groups touching at least this many elements in all are spread over two threads
+# groups touching at least this many elements in all run on two threads
 PARALLEL_MIN_GROUP_ELEMENTS = 1 << 16
+I1 = ir.IntType(1)
 
 
 def _signature(sub: Op) -> tuple:
-    """What the emitted kernel depends on besides the (shared) expression."""
+    """What the emitted loop body depends on besides the (shared) expression."""
     values = list(sub.inputs) + sub.results
     params = storages_of(sub)
     return (tuple(sub.attrs["shape"]), tuple((v.spec.shape, v.dtype) for v in values),
@@ -36,27 +40,23 @@ def _signature(sub: Op) -> tuple:
 
 @special("MultiKernel")
 def _multi_kernel(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
-    fns: dict[tuple, ir.Function] = {}
-    small: list[tuple[ir.Function, list[ir.Value]]] = []
-    weights: list[int] = []
+    bodies: dict[tuple, tuple[ir.Function, int]] = {}
+    parts: list[tuple[ir.Function, list[ir.Value], int, int]] = []
     for sub in group_kernels(op):
-        size = prod(sub.attrs["shape"])
-        big = m.threads > 1 and size >= PARALLEL_MIN_ELEMENTS
-        key = _signature(sub) + (big,)
-        fn = fns.get(key)
-        if fn is None:
-            fn = fns[key] = emit_elementwise(m.module, sub, m.kernel_name(), m.threads if big else 1)
+        key = _signature(sub)
+        if key not in bodies:
+            bodies[key] = emit_body(m.module, sub, m.kernel_name() + ".body")
+        body, outer = bodies[key]
         seen: dict[int, ir.Value] = {}
         for v in list(sub.inputs) + sub.results:
             seen.setdefault(v.storage, gl.p(v))
-        args = list(seen.values())
-        if big:
-            gl.b.call(fn, args)
-        else:
-            small.append((fn, args))
-            weights.append(sum(v.spec.nelms for v in sub.inputs))
-    if m.threads > 1 and len(small) >= 2 and sum(weights) >= PARALLEL_MIN_GROUP_ELEMENTS:
-        run_kernels_split(gl.b, m.module, small, weights, m.kernel_name() + ".groups")
+        size = prod(sub.attrs["shape"])
+        parts.append((body, list(seen.values()), outer, max(size // max(outer, 1), 1)))
+    b = gl.b
+    if m.threads > 1 and sum(n * inner for _, _, n, inner in parts) >= PARALLEL_MIN_GROUP_ELEMENTS:
+        run_ranges_split(b, m.module, parts, m.kernel_name() + ".groups")
+        for body, args, _, _ in parts:  # the single-element results, once per group
+            b.call(body, args + [c64(0), c64(0), ir.Constant(I1, 1)])
     else:
-        for fn, args in small:
-            gl.b.call(fn, args)
+        for body, args, outer, _ in parts:
+            b.call(body, args + [c64(0), c64(outer), ir.Constant(I1, 1)])

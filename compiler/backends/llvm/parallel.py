@@ -126,37 +126,55 @@ def split_point(weights: list[int]) -> int:
     return min(max(mid, 1), len(weights) - 1)
 
 
-def run_kernels_split(b: ir.IRBuilder, module: ir.Module, calls: list[tuple[ir.Function, list[ir.Value]]],
-                      weights: list[int], name: str) -> None:
-    """Call independent kernels fn(*pointers): the later part (by weight) on a second thread. The kernels
-    touch only their pointer arguments (no workspace), so both threads can run at once."""
-    mid = split_point(weights)
-    later = calls[mid:]
-    slots = [a for _, args in later for a in args]
-    argty = ir.LiteralStructType([PTR] * len(slots))
+def run_ranges_split(b: ir.IRBuilder, module: ir.Module, parts: list[tuple[ir.Function, list[ir.Value], int, int]],
+                     name: str) -> None:
+    """Run loop bodies body(*pointers, lo, hi, store_uniform=0) over outer indices [0, n) for each part
+    (body, pointers, n, elements per outer index), their element spaces laid end to end and cut in two
+    halves (at a multiple of 64 inside a flat part): the second half on a new thread. The bodies touch
+    disjoint storages (MultiKernel groups). Single-element results are not stored here: call
+    body(..., 0, 0, 1) afterwards."""
+    half = sum(n * inner for _, _, n, inner in parts) // 2
+    first: list[tuple[int, int, int]] = []  # (part, lo, hi) in outer indices
+    second: list[tuple[int, int, int]] = []
+    at = 0
+    for k, (_, _, n, inner) in enumerate(parts):
+        cut = min(max(-(-(half - at) // inner), 0), n)
+        if 0 < cut < n and inner == 1 and n >= 128:
+            cut = min((cut + 63) // 64 * 64, n)
+        if cut > 0:
+            first.append((k, 0, cut))
+        if cut < n:
+            second.append((k, cut, n))
+        at += n * inner
+    ptrs = [a for k, _, _ in second for a in parts[k][1]]
+    argty = ir.LiteralStructType([PTR] * max(len(ptrs), 1))
     thunk_ty = ir.FunctionType(PTR, [PTR])
     thunk = ir.Function(module, thunk_ty, name)
     thunk.linkage = "internal"
     tb = ir.IRBuilder(thunk.append_basic_block("entry"))
     sp = tb.bitcast(thunk.args[0], argty.as_pointer())
-    k = 0
-    for fn, args in later:
-        tb.call(fn, [tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, k + j)])) for j in range(len(args))])
-        k += len(args)
+    j = 0
+    for k, lo, hi in second:
+        fn, args = parts[k][:2]
+        loaded = [tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, j + i)])) for i in range(len(args))]
+        tb.call(fn, loaded + [c64(lo), c64(hi), ir.Constant(I1, 0)])
+        j += len(args)
     tb.ret(ir.Constant(PTR, None))
     st = b.alloca(argty)
-    for j, a in enumerate(slots):
-        b.store(a, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, j)]))
+    for i, a in enumerate(ptrs):
+        b.store(a, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
     create = _decl(module, "pthread_create", ir.FunctionType(I32, [I64.as_pointer(), PTR, thunk_ty.as_pointer(), PTR]))
     join = _decl(module, "pthread_join", ir.FunctionType(I32, [I64, PTR.as_pointer()]))
     tid = b.alloca(I64)
     rc = b.call(create, [tid, ir.Constant(PTR, None), thunk, b.bitcast(st, PTR)])
     ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
-    for fn, args in calls[:mid]:
-        b.call(fn, args)
+    for k, lo, hi in first:
+        fn, args = parts[k][:2]
+        b.call(fn, args + [c64(lo), c64(hi), ir.Constant(I1, 0)])
     with b.if_else(ok) as (then, otherwise):
         with then:
             b.call(join, [b.load(tid), ir.Constant(PTR.as_pointer(), None)])
         with otherwise:  # no thread: run the rest here
-            for fn, args in later:
-                b.call(fn, args)
+            for k, lo, hi in second:
+                fn, args = parts[k][:2]
+                b.call(fn, args + [c64(lo), c64(hi), ir.Constant(I1, 0)])

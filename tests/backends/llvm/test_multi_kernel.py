@@ -1,7 +1,7 @@
 """MultiKernel (level 3) compiled, against the interpreter: the MNIST tutorial's eight Adam steps as one
-launch (float16 state, the scalar step stored once per group), groups large enough to split their own
-loop over two threads, many small groups divided between the threads, groups of equal size sharing a
-kernel function, and one thread."""
+launch (float16 state, the scalar step stored once per group), groups' element spaces cut into two
+equal halves for two threads (a large group cut inside, many small groups), too little work for a
+second thread, groups of equal size sharing a loop body, and one thread."""
 from __future__ import annotations
 
 import sys
@@ -56,10 +56,11 @@ def test_mnist_adam_steps_as_one_launch(threads):
 
 
 @pytest.mark.parametrize("shapes", [
-    [(1 << 19,), (3,), (1 << 19,)],  # two groups that split their own loops, one small group
+    [(1 << 19,), (3,), (1 << 19,)],  # the cut falls inside a large group
+    [(100_003,), (1000, 7)],  # odd sizes, a 2-d group
     [(1000,)] * 40 + [(7,)] * 30,  # many small groups over two threads; equal sizes share a kernel
     [(5,), (5,)],  # too little work for a second thread
-], ids=["big", "many-small", "tiny"])
+], ids=["big", "odd", "many-small", "tiny"])
 def test_groups_on_two_threads_match_the_interpreter(shapes):
     build = _sgd(shapes)
     assert _kinds(build) == ["MultiKernel"]
