@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .lower import GraphLowering, ModuleLowering
 
 VW = 16  # float32 lanes of one AVX-512 register (LLVM splits it on narrower machines)
+# float32 matmuls with at least this many multiply-adds (~0.2 ms on one thread, well above the cost of
+# starting a thread) split their rows over two threads (measured: benchmarks/mnist_train.py --threads 2)
+PARALLEL_MIN_MACS = 1 << 23
 ROWS, VECS = 4, 4
 VEC = ir.VectorType(F32, VW)
 
@@ -158,6 +161,10 @@ def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     batch = tuple(y.shape[: len(y.shape) - (2 - (len(a.shape) == 1) - (len(w.shape) == 1))])
     a_b = broadcast_strides(ash[:-2], batch) if batch else ()
     w_b = broadcast_strides(wsh[:-2], batch) if batch else ()
+    if (a.dtype == w.dtype == dt == DType.float32 and not batch and not (ta and tb) and m.threads > 1
+            and M >= 2 * ROWS and M * N * K >= PARALLEL_MIN_MACS):
+        _matmul_two_threads(m, gl, op, M, K, N, ta, tb)
+        return
     ct = compute_type(dt)
     fn, b = kernel(m, 3)
     A, W, Y = typed(b, fn.args[0], a.dtype), typed(b, fn.args[1], w.dtype), typed(b, fn.args[2], dt)
@@ -210,3 +217,32 @@ def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
                             store(b, round_to(b, b.load(b.gep(C, [j])), dt), Y, b.add(crow, j), dt)
     b.ret_void()
     gl.b.call(fn, [gl.p(a), gl.p(w), gl.p(y)])
+
+
+def _rows_kernel(m: "ModuleLowering", op: Op, M: int, K: int, N: int, ta: bool, tb: bool, r0: int, rows: int
+                 ) -> ir.Function:
+    """A float32 kernel (A, W, Y) computing rows [r0, r0 + rows) of Y = op(A) @ op(W); every element is
+    summed in the same order as by the whole-matrix kernel, so splitting changes no bit."""
+    fn, b = kernel(m, 3)
+    A, W, Y = (typed(b, fn.args[k], DType.float32) for k in range(3))
+    if not tb:
+        def a_index(i, k):  # element (r0 + i, k) of op(A)
+            i = b.add(i, c64(r0))
+            return b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k)
+        emit_f32(m.module, b, A, W, Y, rows, K, N, a_index, c64(0), c64(r0 * N))
+    else:
+        emit_f32_nt(m.module, b, A, W, Y, rows, K, N, c64(r0 * K), c64(0), c64(r0 * N))
+    b.ret_void()
+    return fn
+
+
+def _matmul_two_threads(m: "ModuleLowering", gl: "GraphLowering", op: Op, M: int, K: int, N: int, ta: bool,
+                        tb: bool) -> None:
+    """A large 2-d float32 matmul: the top rows of the result on this thread, the bottom ones on a second."""
+    from .parallel import run_two
+
+    cut = (M // 2 + ROWS - 1) // ROWS * ROWS
+    args = [gl.p(v) for v in (op.inputs[0], op.inputs[1], op.outputs[0])]
+    top = _rows_kernel(m, op, M, K, N, ta, tb, 0, cut)
+    bottom = _rows_kernel(m, op, M, K, N, ta, tb, cut, M - cut)
+    run_two(gl.b, m.module, [(top, args, [])], [(bottom, args, [])], m.kernel_name() + ".rows")

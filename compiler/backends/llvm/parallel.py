@@ -146,7 +146,20 @@ def run_ranges_split(b: ir.IRBuilder, module: ir.Module, parts: list[tuple[ir.Fu
         if cut < n:
             second.append((k, cut, n))
         at += n * inner
-    ptrs = [a for k, _, _ in second for a in parts[k][1]]
+    def calls(ranges: list[tuple[int, int, int]]) -> list[Job]:
+        return [(parts[k][0], parts[k][1], [c64(lo), c64(hi), ir.Constant(I1, 0)]) for k, lo, hi in ranges]
+    run_two(b, module, calls(first), calls(second), name)
+
+
+# a call: (function, pointer arguments, constant arguments after them)
+Job = tuple[ir.Function, list[ir.Value], list[ir.Constant]]
+
+
+def run_two(b: ir.IRBuilder, module: ir.Module, here: list[Job], there: list[Job], name: str) -> None:
+    """Run the calls `there` on a new thread while the calls `here` run on this one, then join; if no
+    thread can be created, run `there` here afterwards. The two lists must not touch the same memory
+    (except reading it)."""
+    ptrs = [a for _, args, _ in there for a in args]
     argty = ir.LiteralStructType([PTR] * max(len(ptrs), 1))
     thunk_ty = ir.FunctionType(PTR, [PTR])
     thunk = ir.Function(module, thunk_ty, name)
@@ -154,27 +167,25 @@ def run_ranges_split(b: ir.IRBuilder, module: ir.Module, parts: list[tuple[ir.Fu
     tb = ir.IRBuilder(thunk.append_basic_block("entry"))
     sp = tb.bitcast(thunk.args[0], argty.as_pointer())
     j = 0
-    for k, lo, hi in second:
-        fn, args = parts[k][:2]
-        loaded = [tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, j + i)])) for i in range(len(args))]
-        tb.call(fn, loaded + [c64(lo), c64(hi), ir.Constant(I1, 0)])
+    for fn, args, extra in there:
+        loaded = [tb.bitcast(tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, j + i)])), a.type)
+                  for i, a in enumerate(args)]
+        tb.call(fn, loaded + extra)
         j += len(args)
     tb.ret(ir.Constant(PTR, None))
     st = b.alloca(argty)
     for i, a in enumerate(ptrs):
-        b.store(a, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
+        b.store(b.bitcast(a, PTR), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
     create = _decl(module, "pthread_create", ir.FunctionType(I32, [I64.as_pointer(), PTR, thunk_ty.as_pointer(), PTR]))
     join = _decl(module, "pthread_join", ir.FunctionType(I32, [I64, PTR.as_pointer()]))
     tid = b.alloca(I64)
     rc = b.call(create, [tid, ir.Constant(PTR, None), thunk, b.bitcast(st, PTR)])
     ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
-    for k, lo, hi in first:
-        fn, args = parts[k][:2]
-        b.call(fn, args + [c64(lo), c64(hi), ir.Constant(I1, 0)])
+    for fn, args, extra in here:
+        b.call(fn, args + extra)
     with b.if_else(ok) as (then, otherwise):
         with then:
             b.call(join, [b.load(tid), ir.Constant(PTR.as_pointer(), None)])
         with otherwise:  # no thread: run the rest here
-            for k, lo, hi in second:
-                fn, args = parts[k][:2]
-                b.call(fn, args + [c64(lo), c64(hi), ir.Constant(I1, 0)])
+            for fn, args, extra in there:
+                b.call(fn, args + extra)

@@ -186,3 +186,23 @@ def test_init_and_lamb_square():
         z = ops.init((4, 3), popxl.float32)
         return {"z": z + 1.0, "sq": ops.lamb_square(t["x"])}
     compare(program({"x": x}, body), atol=1e-4)
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("m,k,n", [(128, 784, 512), (32, 512, 784), (206, 301, 137)])
+def test_large_matmuls_split_rows_over_two_threads_bit_for_bit(m, k, n, ta, tb):
+    """float32 matmuls above PARALLEL_MIN_MACS compute their top and bottom rows on two threads; each
+    element is summed exactly as by one thread, so the results are identical, and within the bound of
+    the interpreter."""
+    from compiler.backends.llvm.matmul import PARALLEL_MIN_MACS
+
+    assert m * k * n >= PARALLEL_MIN_MACS
+    a = _normal((k, m) if ta else (m, k), np.float32, 1)
+    b = _normal((n, k) if tb else (k, n), np.float32, 2)
+    body = lambda t: {"y": out(emit_op("MatMul", {"a": t["a"], "b": t["b"]},  # noqa: E731
+                                       {"transpose_a": ta, "transpose_b": tb}))}
+    ref, two = _run_both(program({"a": a, "b": b}, body), threads=2)
+    _, one = _run_both(program({"a": a, "b": b}, body), threads=1)
+    np.testing.assert_array_equal(two["out_y"], one["out_y"])
+    bound = 4 * k * 2**-23 * (np.abs(a.T if ta else a).astype(np.float64) @ np.abs(b.T if tb else b).astype(np.float64))
+    _within(two["out_y"], ref["out_y"], bound, np.float32, "two threads")
