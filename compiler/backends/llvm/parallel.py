@@ -1,7 +1,9 @@
-"""Split a loop over two threads: the second half runs on a pthread, the first on the caller.
-
-The body is `body(p0..pn, lo, hi, store_uniform)`; both halves run with store_uniform = 0 and a
-final call with an empty range stores the single-element results once, after the join.
+"""Two threads for native code: `run_two` runs one list of calls on a new pthread while another runs on
+the caller, then joins (or runs both on the caller if no thread can be created). On top of it: a loop
+split in halves (`run_split`), groups of independent graph calls (`run_calls_split`) and MultiKernel
+groups cut into equal halves (`run_ranges_split`). Loop bodies are `body(p0..pn, lo, hi, store_uniform)`;
+the halves run with store_uniform = 0 and a final call with an empty range stores the single-element
+results once, after the join.
 """
 from __future__ import annotations
 
@@ -19,34 +21,12 @@ def _decl(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
 
 
 def run_split(module: ir.Module, b: ir.IRBuilder, body: ir.Function, args: list[ir.Value], outer: int) -> None:
-    n = len(args)
-    argty = ir.LiteralStructType([PTR] * n + [I64, I64])
-    thunk_ty = ir.FunctionType(PTR, [PTR])
-    thunk = ir.Function(module, thunk_ty, body.name + ".thunk")
-    thunk.linkage = "internal"
-    tb = ir.IRBuilder(thunk.append_basic_block("entry"))
-    sp = tb.bitcast(thunk.args[0], argty.as_pointer())
-    vals = [tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, k)])) for k in range(n + 2)]
-    tb.call(body, vals + [ir.Constant(I1, 0)])
-    tb.ret(ir.Constant(PTR, None))
-
-    create = _decl(module, "pthread_create", ir.FunctionType(I32, [I64.as_pointer(), PTR, thunk_ty.as_pointer(), PTR]))
-    join = _decl(module, "pthread_join", ir.FunctionType(I32, [I64, PTR.as_pointer()]))
+    """body(*args, lo, hi, store_uniform) over [0, outer): each half on its own thread, then the
+    single-element results stored once."""
     mid = (outer // 2 + 63) // 64 * 64 if outer >= 128 else outer // 2  # keep the split vector-aligned
-    st = b.alloca(argty)
-    for k, a in enumerate(args):
-        b.store(a, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, k)]))
-    b.store(c64(mid), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, n)]))
-    b.store(c64(outer), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, n + 1)]))
-    tid = b.alloca(I64)
-    rc = b.call(create, [tid, ir.Constant(PTR, None), thunk, b.bitcast(st, PTR)])
-    ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
-    with b.if_else(ok) as (then, otherwise):
-        with then:  # first half here, second half on the new thread
-            b.call(body, args + [c64(0), c64(mid), ir.Constant(I1, 0)])
-            b.call(join, [b.load(tid), ir.Constant(PTR.as_pointer(), None)])
-        with otherwise:  # no thread available: run it all here
-            b.call(body, args + [c64(0), c64(outer), ir.Constant(I1, 0)])
+    off = ir.Constant(I1, 0)
+    run_two(b, module, [(body, args, [c64(0), c64(mid), off])], [(body, args, [c64(mid), c64(outer), off])],
+            body.name + ".thunk")
     b.call(body, args + [c64(0), c64(0), ir.Constant(I1, 1)])
 
 
@@ -79,40 +59,11 @@ def independent_calls(ops: list, start: int, planned: dict[int, tuple[int, int]]
 
 def run_calls_split(b: ir.IRBuilder, module: ir.Module, fns: list[ir.Function], arrays: list[ir.Value],
                     ws: ir.Value, ws_copy: ir.Value, ctx: ir.Value, weights: list[int], name: str) -> None:
-    """Run graph calls fns[k](arrays[k], ws, ctx): the later part on a second thread with its own
-    workspace copy."""
+    """Run graph calls fns[k](arrays[k], ws, ctx): the later part (by weight) on a second thread with its
+    own workspace copy."""
     mid = split_point(weights)
-    later = list(range(mid, len(fns)))
-    argty = ir.LiteralStructType([PTR] * (2 + len(later)))
-    thunk_ty = ir.FunctionType(PTR, [PTR])
-    thunk = ir.Function(module, thunk_ty, name)
-    thunk.linkage = "internal"
-    tb = ir.IRBuilder(thunk.append_basic_block("entry"))
-    sp = tb.bitcast(thunk.args[0], argty.as_pointer())
-    ws2 = tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, 0)]))
-    ctx2 = tb.bitcast(tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, 1)])), ctx.type)
-    for j, k in enumerate(later):
-        arr = tb.load(tb.gep(sp, [ir.Constant(I32, 0), ir.Constant(I32, j + 2)]))
-        tb.call(fns[k], [tb.bitcast(arr, fns[k].args[0].type), ws2, ctx2])
-    tb.ret(ir.Constant(PTR, None))
-    st = b.alloca(argty)
-    b.store(ws_copy, b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, 0)]))
-    b.store(b.bitcast(ctx, PTR), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, 1)]))
-    for j, k in enumerate(later):
-        b.store(b.bitcast(arrays[k], PTR), b.gep(st, [ir.Constant(I32, 0), ir.Constant(I32, j + 2)]))
-    create = _decl(module, "pthread_create", ir.FunctionType(I32, [I64.as_pointer(), PTR, thunk_ty.as_pointer(), PTR]))
-    join = _decl(module, "pthread_join", ir.FunctionType(I32, [I64, PTR.as_pointer()]))
-    tid = b.alloca(I64)
-    rc = b.call(create, [tid, ir.Constant(PTR, None), thunk, b.bitcast(st, PTR)])
-    ok = b.icmp_signed("==", rc, ir.Constant(I32, 0))
-    for k in range(mid):
-        b.call(fns[k], [arrays[k], ws, ctx])
-    with b.if_else(ok) as (then, otherwise):
-        with then:
-            b.call(join, [b.load(tid), ir.Constant(PTR.as_pointer(), None)])
-        with otherwise:  # no thread: run the rest here
-            for k in later:
-                b.call(fns[k], [arrays[k], ws, ctx])
+    run_two(b, module, [(fns[k], [arrays[k], ws, ctx], []) for k in range(mid)],
+            [(fns[k], [arrays[k], ws_copy, ctx], []) for k in range(mid, len(fns))], name)
 
 
 def split_point(weights: list[int]) -> int:
