@@ -44,6 +44,23 @@ def _tensor_hyper(gen: "Generator", b: Builder, exact: bool, kind: str) -> int |
     return p[0] if p else None
 
 
+def _hypers_into(gen: "Generator", b: Builder, step: dict, hypers: dict, exact: bool, choose: bool = False) -> bool:
+    """Record each hyper-parameter in `step` (choose: first pick one of its listed choices): a float as is,
+    a "T"/"B"/"S" kind as a tensor input found in the program (False if there is none)."""
+    for name, v in hypers.items():
+        if choose:
+            v = gen.rng.choice(v)
+        if isinstance(v, str):
+            k = _tensor_hyper(gen, b, exact, v)
+            if k is None:
+                return False
+            step["tensors"].append(name)
+            step["in"].append(k)
+        else:
+            step["floats"][name] = v
+    return True
+
+
 def update_step(gen: "Generator", b: Builder) -> dict | bool:
     r = gen.rng
     fn = r.choice(list(UPDATES))
@@ -60,15 +77,8 @@ def update_step(gen: "Generator", b: Builder) -> dict | bool:
             return False
         j, x = q
     step: dict = {"op": "update", "fn": fn, "in": [i, j], "floats": {}, "tensors": []}
-    for name, v in r.choice(FACTORS[fn]).items():
-        if v in ("T", "S"):
-            k = _tensor_hyper(gen, b, t.exact, v)
-            if k is None:
-                return False
-            step["tensors"].append(name)
-            step["in"].append(k)
-        else:
-            step["floats"][name] = v
+    if not _hypers_into(gen, b, step, r.choice(FACTORS[fn]), t.exact):
+        return False
     if fn not in NO_X and _scale(x.bound):
         step["xscale"] = _scale(x.bound)
     if fn == "sparse_accumulate_":
@@ -95,16 +105,8 @@ def adam_step(gen: "Generator", b: Builder) -> dict | bool:
                   "dtype_m": r.choice([w.t.dtype.name, "float32", "float16"]),
                   "dtype_v": r.choice([w.t.dtype.name, "float32"]), "graph": r.random() < 0.5,
                   "floats": {}, "tensors": []}
-    for name, choices in ADAM_HYPERS.items():
-        v = r.choice(choices)
-        if v in ("T", "B"):
-            k = _tensor_hyper(gen, b, False, v)
-            if k is None:
-                return False
-            step["tensors"].append(name)
-            step["in"].append(k)
-        else:
-            step["floats"][name] = v
+    if not _hypers_into(gen, b, step, ADAM_HYPERS, False, choose=True):
+        return False
     if _scale(g.bound):
         step["xscale"] = _scale(g.bound)
     step["out"] = [gen.new_id(), gen.new_id(), gen.new_id()]
