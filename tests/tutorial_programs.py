@@ -6,6 +6,17 @@ import numpy as np
 import custom_optimiser
 from compiler import popxl
 
+# the tutorial's second Adam graph (a Tensor learning rate), as PopXL's print_schedule shows it
+TUTORIAL_TENSOR_LR_SCHEDULE = """\
+Graph : Adam_subgraph(1)
+  (%1, %2, %3, first_order=%4, second_order=%5, step=%6) -> () {
+    Accumulate.104 (%4 [(2, 2) float16], %2 [(2, 2) float32]) -> (%7 [(2, 2) float16])
+    Accumulate.105 (%5 [(2, 2) float32], %2 [(2, 2) float32]) -> (%8 [(2, 2) float32])
+    AdamUpdater.106 (%4 [(2, 2) float16], %5 [(2, 2) float32], %6 [() float32]) -> (%9 [(2, 2) float16])
+    Neg.107 (%3 [() float32]) -> (%10 [() float32])
+    ScaledAddLhsInplace.108 (%1 [(2, 2) float32], %9 [(2, 2) float16], %10 [() float32]) -> (%11 [(2, 2) float32])
+  }"""
+
 MNIST_SHAPES = [(784, 512), (512,), (512, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
 
 

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import custom_optimiser  # noqa: E402
 
 from compiler import popxl  # noqa: E402
+from tutorial_programs import TUTORIAL_TENSOR_LR_SCHEDULE  # noqa: E402
 
 FLOAT_LR = """\
 Graph : Adam_subgraph(0)
@@ -21,21 +22,11 @@ Graph : Adam_subgraph(0)
     ScaledAddLhsInplace.103 (%1 [(2, 2) float32], %8 [(2, 2) float16]) -> (%9 [(2, 2) float32])
   }"""
 
-TENSOR_LR = """\
-Graph : Adam_subgraph(1)
-  (%1, %2, %3, first_order=%4, second_order=%5, step=%6) -> () {
-    Accumulate.104 (%4 [(2, 2) float16], %2 [(2, 2) float32]) -> (%7 [(2, 2) float16])
-    Accumulate.105 (%5 [(2, 2) float32], %2 [(2, 2) float32]) -> (%8 [(2, 2) float32])
-    AdamUpdater.106 (%4 [(2, 2) float16], %5 [(2, 2) float32], %6 [() float32]) -> (%9 [(2, 2) float16])
-    Neg.107 (%3 [() float32]) -> (%10 [() float32])
-    ScaledAddLhsInplace.108 (%1 [(2, 2) float32], %9 [(2, 2) float16], %10 [() float32]) -> (%11 [(2, 2) float32])
-  }"""
-
 
 def test_schedules_print_exactly_as_popxl():
     _, h = custom_optimiser.build_ir()
     assert h["adam"].print_schedule() == FLOAT_LR
-    assert h["adam_lr"].print_schedule() == TENSOR_LR
+    assert h["adam_lr"].print_schedule() == TUTORIAL_TENSOR_LR_SCHEDULE
 
 
 def test_tensor_reprs():
