@@ -1,0 +1,1 @@
+"""Benchmarks: each script writes its figures with common.write_result; report.py renders them."""
