@@ -16,16 +16,18 @@ import numpy as np
 
 from .artifact import Manifest
 from .buffers import aligned_empty, describe_bad_array, first_overlap
+from .native_runtime import BAD_ABI_VERSION, make_runtime
 
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                          ctypes.c_int64)
+                          ctypes.c_int64, ctypes.c_void_p)
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
 
 
 class Executor:
-    def __init__(self, manifest: Manifest, address: int, owner: Any) -> None:
+    def __init__(self, manifest: Manifest, address: int, owner: Any, threads: int = 0) -> None:
         self.manifest = manifest
+        self._rt = make_runtime(threads)  # the optc_runtime every call gets (thread count: run-time)
         self._owner = owner  # keeps the code mapped
         self._fn = _ENTRY(address)
         self._ws = aligned_empty(max(manifest.ws_size, 64))
@@ -85,8 +87,11 @@ class Executor:
             outs[name] = o
             self._d2h[k] = o.ctypes.data if o.nbytes else self._ws.ctypes.data
         rc = self._fn(_addressof(ptrs), _addressof(self._h2d), _addressof(self._d2h), self._ws.ctypes.data,
-                      iterations)
+                      iterations, _addressof(self._rt))
         del keep
+        if rc == BAD_ABI_VERSION:
+            raise RuntimeError("the compiled program expects another optc_runtime ABI version; clear the compile "
+                               "cache and recompile")
         if rc:
             msg = m.errors[rc - 1] if 0 < rc <= len(m.errors) else f"unknown error code {rc}"
             raise IndexError(f"compiled program stopped: {msg}")

@@ -19,14 +19,16 @@ import custom_optimiser  # noqa: E402
 C_MAIN = r"""
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "optc.h"
-/* argv: dir, then per variable its byte size; reads dir/var<k>.bin, runs once, writes dir/out<k>.bin */
+/* argv: dir, thread count ("null": no optc_runtime; "badabi": a wrong abi_version), then per variable its
+ * byte size; reads dir/var<k>.bin, runs once, writes dir/out<k>.bin */
 int main(int argc, char **argv) {
     int n = OPTC_NUM_VARIABLES;
     void *vars[OPTC_NUM_VARIABLES > 0 ? OPTC_NUM_VARIABLES : 1];
     char path[4096];
     for (int k = 0; k < n; k++) {
-        long bytes = atol(argv[2 + k]);
+        long bytes = atol(argv[3 + k]);
         vars[k] = aligned_alloc(64, (bytes + 63) / 64 * 64);
         snprintf(path, sizeof path, "%s/var%d.bin", argv[1], k);
         FILE *f = fopen(path, "rb");
@@ -34,14 +36,16 @@ int main(int argc, char **argv) {
         fclose(f);
     }
     void *ws = aligned_alloc(64, OPTC_WORKSPACE_BYTES > 0 ? OPTC_WORKSPACE_BYTES : 64);
-    int rc = optc_run(vars, NULL, NULL, ws, 1);
+    optc_runtime rt = {OPTC_ABI_VERSION, atoi(argv[2]), NULL, NULL};
+    if (!strcmp(argv[2], "badabi")) rt.abi_version = OPTC_ABI_VERSION + 1;
+    int rc = optc_run(vars, NULL, NULL, ws, 1, strcmp(argv[2], "null") ? &rt : NULL);
     for (int k = 0; k < n; k++) {
         snprintf(path, sizeof path, "%s/out%d.bin", argv[1], k);
         FILE *f = fopen(path, "wb");
-        fwrite(vars[k], 1, atol(argv[2 + k]), f);
+        fwrite(vars[k], 1, atol(argv[3 + k]), f);
         fclose(f);
     }
-    return rc;
+    return rc < 0 ? 100 - rc : rc;
 }
 """
 
@@ -65,7 +69,8 @@ def test_c_program_matches_python(tmp_path, which):
     emit(ir, "so", tmp_path / "liboptc.so")
     emit(ir, "header", tmp_path / "optc.h")
     header = (tmp_path / "optc.h").read_text()
-    assert "int32_t optc_run(void **vars" in header and "updated in place" in header
+    assert "int32_t optc_run(void **vars" in header and "const optc_runtime *rt" in header
+    assert "updated in place" in header
     (tmp_path / "main.c").write_text(C_MAIN)
     exe = tmp_path / "main"
     subprocess.run(["gcc", "-O1", "-o", str(exe), str(tmp_path / "main.c"), f"-I{tmp_path}", f"-L{tmp_path}",
@@ -74,12 +79,15 @@ def test_c_program_matches_python(tmp_path, which):
     for k, vid in enumerate(vids):
         np.ascontiguousarray(ir.variables[vid]).tofile(tmp_path / f"var{k}.bin")
     sizes = [str(ir.variables[vid].nbytes) for vid in vids]
-    subprocess.run([str(exe), str(tmp_path), *sizes], check=True)
     want, _ = run_session(build(), "cpu")
     names = [ir.main.values[vid].name for vid in vids]
-    for k, (vid, name) in enumerate(zip(vids, names)):
-        got = np.fromfile(tmp_path / f"out{k}.bin", dtype=ir.variables[vid].dtype).reshape(ir.variables[vid].shape)
-        np.testing.assert_array_equal(got, want[name], err_msg=name)
+    for threads in ("null", "0", "1", "3"):  # one library, any thread count at run time
+        subprocess.run([str(exe), str(tmp_path), threads, *sizes], check=True)
+        for k, (vid, name) in enumerate(zip(vids, names)):
+            got = np.fromfile(tmp_path / f"out{k}.bin", dtype=ir.variables[vid].dtype).reshape(ir.variables[vid].shape)
+            np.testing.assert_array_equal(got, want[name], err_msg=f"{name}, threads {threads}")
+    # a runtime struct from another ABI version is refused (-1) before anything runs
+    assert subprocess.run([str(exe), str(tmp_path), "badabi", *sizes]).returncode == 101
     if which == "tutorial":
         assert any(np.allclose(d, 0.998001, rtol=1e-6) for d in want.values() if d.shape == (2, 2))
 

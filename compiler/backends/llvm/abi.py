@@ -1,17 +1,21 @@
 """The C ABI of compiled programs: the buffer layout, runtime error codes, and the C header.
 
-  int32_t <prefix>_run(void **vars, void **h2d, void **d2h, void *workspace, int64_t iterations)
+  int32_t <prefix>_run(void **vars, void **h2d, void **d2h, void *workspace, int64_t iterations,
+                       const optc_runtime *rt)
 
-runs the main graph `iterations` times. `vars` holds one pointer per variable (Layout.var_ids
+runs the main graph `iterations` times (entry.py builds it). `vars` holds one pointer per variable (Layout.var_ids
 order), `h2d`/`d2h` one pointer per host stream (iterations x stream bytes, Layout.h2d/d2h order;
 sorted by name), `workspace` Layout.ws_size bytes, 64-byte aligned, for intermediates. It returns
 0, or k >= 1 when a runtime check failed (Layout.errors[k - 1] says which op and why); the run
-then stops after the iteration in which the check failed.
+then stops after the iteration in which the check failed. `rt` (runtime/native_runtime.py) carries
+the thread count and the collective hooks; NULL means defaults; -1 is returned when its
+abi_version is not ours.
 """
 from __future__ import annotations
 
 from compiler.ir import DType, Ir, Op, TensorSpec
 from runtime.artifact import Manifest
+from runtime.native_runtime import ABI_VERSION, BAD_ABI_VERSION
 
 # ops whose kernels check data-dependent indices (out of range would read or write out of bounds)
 CHECKED = {"NlllWithSoftmaxGradDirect": "a label is outside [0, number of classes) and is not ignore_index",
@@ -68,6 +72,8 @@ def header(ir: Ir, layout: Manifest) -> str:
         f"#define {P}_NUM_INPUT_STREAMS {len(layout.h2d)}",
         f"#define {P}_NUM_OUTPUT_STREAMS {len(layout.d2h)}",
         "",
+        *RUNTIME_DECL,
+        "",
         "/* vars[k]:",
     ]
     for k, (vid, spec, name) in enumerate(zip(layout.var_ids, layout.var_specs, layout.var_names)):
@@ -78,14 +84,16 @@ def header(ir: Ir, layout: Manifest) -> str:
         lines.append(f" * {title}, each iterations x:")
         for k, (n, s) in enumerate(zip(names, specs)):
             lines.append(f" *   [{k}] {n!r}: {_c_type(s.dtype)} {_shape(s)} ({s.nbytes} bytes per iteration)")
-    lines.append(" * Return codes: 0 = success")
+    lines.append(f" * Return codes: 0 = success, {BAD_ABI_VERSION} = rt->abi_version is not OPTC_ABI_VERSION")
     for k, msg in enumerate(layout.errors):
         lines.append(f" *   {k + 1} = {msg}")
     lines += [
         " */",
         "",
-        "/* Runs the program `iterations` times; returns 0 on success, else an error code listed above. */",
-        f"int32_t {p}_run(void **vars, void **h2d, void **d2h, void *workspace, int64_t iterations);",
+        "/* Runs the program `iterations` times; returns 0 on success, else an error code listed above.",
+        " * rt may be NULL (all defaults). Concurrent calls need distinct workspaces. */",
+        f"int32_t {p}_run(void **vars, void **h2d, void **d2h, void *workspace, int64_t iterations,",
+        "                const optc_runtime *rt);",
         "",
         "#ifdef __cplusplus",
         "}",
@@ -94,6 +102,22 @@ def header(ir: Ir, layout: Manifest) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# shared by every generated header (guarded, so several programs' headers can be included together)
+RUNTIME_DECL = [
+    "#ifndef OPTC_RUNTIME_DEFINED",
+    "#define OPTC_RUNTIME_DEFINED",
+    f"#define OPTC_ABI_VERSION {ABI_VERSION}",
+    "/* What every call gets at run time; the same library runs with any thread count. */",
+    "typedef struct optc_runtime {",
+    "    int32_t abi_version;    /* OPTC_ABI_VERSION */",
+    "    int32_t num_threads;    /* threads for parallel regions; 0 = OpenMP default (OMP_NUM_THREADS, else all CPUs) */",
+    "    void *collective_ctx;   /* reserved for collectives: NULL when the program has none */",
+    "    void *collective_hooks; /* reserved for collectives: NULL when the program has none */",
+    "} optc_runtime;",
+    "#endif",
+]
 
 
 def _c_type(dt: DType) -> str:

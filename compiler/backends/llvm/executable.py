@@ -98,7 +98,7 @@ class LLVMExecutable:
             self._mod = None
         self.layout = layout
         address, engine = load_object(obj, layout.entry, tm)
-        self._executor = Executor(layout, address, engine)
+        self._executor = Executor(layout, address, engine, self.threads)
 
     @property
     def llvm_ir(self) -> str:

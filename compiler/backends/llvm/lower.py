@@ -17,10 +17,11 @@ from runtime.artifact import Manifest
 
 from . import indexed, matmul, multi, reduce, special  # noqa: F401  (each registers its op kinds)
 from .abi import error_sites, layout_of
+from .entry import define_entry
 from .kernels import emit_elementwise
-from .loops import c64, for_range
+from .loops import c64
 from .parallel import independent_calls, run_calls_split
-from .types import CTX, CTX_ITERATION, CTX_STATUS, I8, I32, I64, PTR
+from .types import CTX, CTX_STATUS, I8, I32, I64, PTR
 
 ALIGN = 64
 # groups of independent calls touching at least this many elements run on two threads
@@ -94,34 +95,12 @@ class ModuleLowering:
             self.graph_fns[g.id].linkage = "internal"
         for g in graphs:
             self._define(g, self.graph_fns[g.id])
-        self._define_run(self.graph_fns[self.ir.main.id])
+        define_entry(self.module, self.prefix, self.graph_fns[self.ir.main.id])
         half = _align(self.layout.ws_size)
         self.ws_half.initializer = ir.Constant(I64, half)
         self.ws_half.global_constant = True
         self.layout.ws_size = 2 * half  # a copy for the second thread of parallel call groups
         return self.module
-
-    def _define_run(self, step: ir.Function) -> None:
-        """int32_t run(vars, h2d, d2h, ws, iterations): the step per iteration, stopping after a failed check."""
-        fnty = ir.FunctionType(I32, [PTR.as_pointer()] * 3 + [PTR, I64])
-        fn = ir.Function(self.module, fnty, f"{self.prefix}_run")
-        vars_, h2d, d2h, ws, iterations = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        status = b.alloca(I32)
-        b.store(ir.Constant(I32, 0), status)
-        ctx = b.alloca(CTX)
-        for k, v in enumerate([status, h2d, d2h]):
-            b.store(v, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, k)]))
-        stop = fn.append_basic_block("stop")
-        with for_range(b, iterations, "it") as it:
-            b.store(it, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, CTX_ITERATION)]))
-            b.call(step, [vars_, ws, ctx])
-            go_on = fn.append_basic_block("it.ok")
-            b.cbranch(b.icmp_signed("!=", b.load(status), ir.Constant(I32, 0)), stop, go_on)
-            b.position_at_end(go_on)
-        b.branch(stop)
-        b.position_at_end(stop)
-        b.ret(b.load(status))
 
     def kernel_name(self) -> str:
         self._kernels += 1

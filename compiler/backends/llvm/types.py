@@ -12,9 +12,14 @@ from compiler.ir import DType
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType(I8)
-# what every graph function gets besides its buffers: {int32_t *status; void **h2d; void **d2h; int64_t iteration}
-CTX = ir.LiteralStructType([I32.as_pointer(), PTR.as_pointer(), PTR.as_pointer(), I64])
-CTX_STATUS, CTX_H2D, CTX_D2H, CTX_ITERATION = range(4)
+# what every graph function gets besides its buffers: {int32_t *status; void **h2d; void **d2h;
+# int64_t iteration; const optc_runtime *rt (may be NULL); int32_t threads (0 = OpenMP default)}
+CTX = ir.LiteralStructType([I32.as_pointer(), PTR.as_pointer(), PTR.as_pointer(), I64, PTR, I32])
+CTX_STATUS, CTX_H2D, CTX_D2H, CTX_ITERATION, CTX_RUNTIME, CTX_THREADS = range(6)
+# the C struct optc_runtime (runtime/native_runtime.py): {int32_t abi_version, num_threads; void *collective_ctx,
+# *collective_hooks}
+RUNTIME = ir.LiteralStructType([I32, I32, PTR, PTR])
+RT_ABI_VERSION, RT_NUM_THREADS, RT_COLLECTIVE_CTX, RT_COLLECTIVE_HOOKS = range(4)
 
 _INT_BITS = {DType.int8: 8, DType.uint8: 8, DType.int16: 16, DType.uint16: 16, DType.int32: 32,
              DType.uint32: 32, DType.int64: 64, DType.uint64: 64}
