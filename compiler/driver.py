@@ -1,78 +1,104 @@
-"""compile(ir, options): verify -> passes -> backend -> an executable. The one place they meet."""
+"""The one junction: verify -> passes -> a backend's `lower` -> an artifact -> `runtime.load`.
+
+Front ends and tools call only this module to compile; backends never run passes and the runtime
+never sees a front end. Nothing falls back: a broken part of ours raises. Backends load on first use
+(the ONNX one needs the optional onnx package and says so when it is missing).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import importlib
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+import runtime
 from compiler.ir import Ir, verify
 from compiler.ir.clone import clone
+from compiler.options import DEVICES, CompileOptions
+from passes.pipeline import run_pipeline
+from runtime import Executable, Interpretable
 
-DEVICES = ("cpu", "interpreter")
+# backend name -> the module whose `lower(optimised_ir, options)` makes its artifact
+BACKENDS = {"llvm": "compiler.backends.llvm.backend", "onnx": "compiler.backends.onnx",
+            "poplar": "compiler.backends.poplar"}
 
-
-@dataclass
-class CompileOptions:
-    """Every compile-time choice, as explicit fields (no environment variables)."""
-
-    device: str = "cpu"
-    level: int = 2  # pipeline level 0-3 (0: no passes)
-    skip: tuple[str, ...] = ()  # pass names to leave out
-    verify_each: bool = False  # verify the IR after every pass
-    cache_dir: str | None = None  # compiled-code cache; None = the user cache dir
-    use_cache: bool = True
-    threads: int | None = None  # worker threads for long loops; None = decide by size
-    check_finite: bool = False  # opt-in: name the first tensor that goes NaN/Inf
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Executable(Protocol):
-    ir: Ir
-
-    def run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
-            ) -> dict[str, np.ndarray]: ...
+__all__ = ["CompileOptions", "Executable", "compile", "optimise", "lower", "emit", "emit_all", "export_onnx",
+           "emit_poplar", "reference_executable", "save_checkpoint", "load_checkpoint"]
 
 
 def optimise(ir: Ir, options: CompileOptions) -> Ir:
     """A copy of `ir` with the pass pipeline applied (the user's Ir is left as built)."""
     work = clone(ir)
     if options.level > 0:
-        try:
-            from passes.pipeline import run_pipeline
-        except ImportError:  # passes not available: run as built
-            return work
         run_pipeline(work, level=options.level, skip=options.skip, verify_each=options.verify_each)
     return work
 
 
+def lower(ir: Ir, backend: str, options: CompileOptions | None = None) -> Any:
+    """Verify `ir`, run the pipeline once and hand the result to `backend`'s lower: NativeCode
+    ("llvm"), an onnx.ModelProto ("onnx") or a Poplar program in memory ("poplar")."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    options = options or CompileOptions()
+    verify(ir, "before compilation")
+    return importlib.import_module(BACKENDS[backend]).lower(optimise(ir, options), options)
+
+
 def compile(ir: Ir, options: CompileOptions | None = None) -> Executable:
+    """Something to run `ir` with: native code for device "cpu", the interpreter for "interpreter"."""
     options = options or CompileOptions()
     if options.device not in DEVICES:
         raise ValueError(f"unknown device {options.device!r}; supported: {', '.join(DEVICES)}")
+    if options.device == "cpu":
+        return runtime.load(lower(ir, "llvm", options))
     verify(ir, "before compilation")
-    if options.check_finite and options.device == "interpreter":
+    if options.check_finite:
         # name the user's own ops when something goes non-finite: run the program as built
-        options = CompileOptions(**{**options.__dict__, "level": 0})
-    work = optimise(ir, options)
-    if options.device == "interpreter":
-        from runtime.interpreter_exec import InterpreterExecutable
-
-        return InterpreterExecutable(work, options)
-    try:
-        from compiler.backends.llvm.executable import LLVMExecutable
-    except ImportError:
-        from runtime.interpreter_exec import InterpreterExecutable
-
-        return InterpreterExecutable(work, options)
-    return LLVMExecutable(work, options)
+        return runtime.load(Interpretable(clone(ir), check_finite=True))
+    return runtime.load(Interpretable(optimise(ir, options)))
 
 
 def reference_executable(ir: Ir, options: CompileOptions) -> Executable:
     """The numpy interpreter over `ir` as built (used to name the op behind a non-finite value)."""
-    from runtime.interpreter_exec import InterpreterExecutable
+    return runtime.load(Interpretable(ir, check_finite=options.check_finite))
 
-    return InterpreterExecutable(ir, options)
+
+def emit(ir: Ir, kind: str, path: str | Path, options: CompileOptions | None = None) -> Path:
+    """Write one ahead-of-time LLVM output (ll, asm, obj, so, header) of the optimised `ir` to `path`."""
+    from compiler.backends.llvm import emit as llvm_emit
+
+    options = options or CompileOptions()
+    if kind not in llvm_emit.KINDS:  # before any work: a typo should not cost a compile
+        raise ValueError(f"unknown output kind {kind!r}; choose one of {', '.join(llvm_emit.KINDS)}")
+    verify(ir, "before compilation")
+    return llvm_emit.write(optimise(ir, options), (kind,), [Path(path)], options)[0]
+
+
+def emit_all(ir: Ir, out_dir: str | Path, options: CompileOptions | None = None) -> list[Path]:
+    """Write every ahead-of-time LLVM output into `out_dir` (one compile)."""
+    from compiler.backends.llvm import emit as llvm_emit
+
+    options = options or CompileOptions()
+    verify(ir, "before compilation")
+    paths = llvm_emit.default_paths(out_dir, options.prefix)
+    return llvm_emit.write(optimise(ir, options), llvm_emit.KINDS, paths, options)
+
+
+def export_onnx(ir: Ir, path: str | Path, options: CompileOptions | None = None) -> Any:
+    """Write the ONNX model of one step of the optimised `ir` to `path`; returns the model."""
+    model = lower(ir, "onnx", options)  # says what to install when onnx is missing
+    import onnx
+
+    onnx.save(model, str(path))
+    return model
+
+
+def emit_poplar(ir: Ir, out_dir: str | Path, options: CompileOptions | None = None) -> list[Path]:
+    """Write the Poplar C++ program folder of the optimised `ir` into `out_dir`."""
+    from compiler.backends import poplar
+
+    return poplar.write(lower(ir, "poplar", options), out_dir)
 
 
 def save_checkpoint(path: Any, arrays: dict[str, np.ndarray]) -> Any:

@@ -46,13 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     import custom_optimiser
 
     lines = report("tutorial Adam (examples/custom_optimiser.py)", custom_optimiser.build_ir()[0])
-    try:
-        import mnist_adam
+    import mnist_adam
 
-        lines += report("MNIST training step, batch 8 (examples/mnist_adam.py)", mnist_adam.build_ir()[0])
-        lines += report("MNIST training step, batch 128", mnist_adam.train_ir(128)[0])
-    except ImportError as e:  # pragma: no cover
-        lines.append(f"(MNIST example unavailable: {e})")
+    lines += report("MNIST training step, batch 8 (examples/mnist_adam.py)", mnist_adam.build_ir()[0])
+    lines += report("MNIST training step, batch 128", mnist_adam.train_ir(128)[0])
     print("\n".join(lines))
     return 0
 

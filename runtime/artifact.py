@@ -1,4 +1,4 @@
-"""What a compiled program needs besides its machine code: the manifest of its buffers.
+"""Artifacts the runtime loads (NativeCode, Interpretable) and the manifest of a program's buffers.
 
 A manifest lists the variables (value ids, specs, names) in the order of the entry point's `vars`
 table, the host streams in the order of its `h2d` / `d2h` tables, the workspace size, and the
@@ -9,8 +9,9 @@ cached object always reports the current program's names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Union
 
-from compiler.ir import TensorSpec
+from compiler.ir import Ir, TensorSpec
 
 
 @dataclass
@@ -38,3 +39,26 @@ class Manifest:
         """Whether a cached entry's manifest fields agree with this (freshly derived) manifest."""
         return cached.get("prefix") == self.prefix and cached.get("num_errors") == len(self.errors) and \
             isinstance(cached.get("ws_size"), int) and cached["ws_size"] >= 0
+
+
+@dataclass
+class NativeCode:
+    """What the LLVM backend hands the runtime: an object file for this CPU and its manifest."""
+
+    obj: bytes
+    manifest: Manifest
+    ir: Ir  # the optimised IR the code was compiled from
+    threads: int = 1  # worker threads the code was compiled for (the run-time context tells it)
+    cache_hit: bool = False  # taken from the compile cache rather than compiled now
+    source: Callable[[], str] | None = None  # the optimised LLVM IR text, produced on demand
+
+
+@dataclass
+class Interpretable:
+    """An optimised IR for the numpy reference interpreter (device "interpreter")."""
+
+    ir: Ir
+    check_finite: bool = False  # name the first op whose result holds NaN or Inf
+
+
+Artifact = Union[NativeCode, Interpretable]

@@ -1,13 +1,12 @@
-"""Runs an optimised Ir with the numpy reference interpreter."""
+"""InterpreterExecutable: runs an optimised Ir with the numpy reference interpreter (interpreter.py)."""
 from __future__ import annotations
 
 import threading
-from typing import Any
-
 import numpy as np
 
-from compiler.backends.reference import StreamIO, run_graph
 from compiler.ir import Ir
+
+from .interpreter import StreamIO, run_graph
 
 
 class NonFiniteError(FloatingPointError):
@@ -15,13 +14,13 @@ class NonFiniteError(FloatingPointError):
 
 
 class InterpreterExecutable:
-    def __init__(self, ir: Ir, options: Any) -> None:
+    def __init__(self, ir: Ir, check_finite: bool = False) -> None:
         self.ir = ir
-        self.options = options
+        self.check_finite = check_finite
         self._lock = threading.Lock()  # one run at a time: runs update the caller's variables in place
 
     def _observer(self):
-        if not getattr(self.options, "check_finite", False):
+        if not self.check_finite:
             return None
 
         def check(op, results):

@@ -17,6 +17,7 @@ from pathlib import Path
 from compiler.ir import Graph, Ir
 from compiler.ir.clone import clone
 from compiler.ir.serialize import IRFormatError
+from passes.pipeline import LEVELS, run_pipeline
 
 
 class TargetError(ValueError):
@@ -65,32 +66,21 @@ def load_target(target: str) -> Ir:
 
 def pass_names() -> list[str]:
     """Every pass `--after` accepts, in pipeline order."""
-    from passes.pipeline import LEVELS
-
     return list(LEVELS[max(LEVELS)])
 
 
 def after_passes(ir: Ir, after: str | None = None, level: int | None = None) -> Ir:
     """A copy of `ir` after the pass pipeline: up to and including pass `after` (of the level-3 pipeline), or the
     whole pipeline at `level`. `ir` itself is not changed."""
-    try:
-        from passes.pipeline import LEVELS, run_pipeline
-    except ImportError as e:
-        raise TargetError(f"the pass pipeline (passes.pipeline) is not available in this checkout ({e}); "
-                          "leave out --after/--pipeline/--diff to see the IR as built") from None
     work = clone(ir)
     if after is not None and after not in pass_names():
         raise TargetError(f"unknown pass {after!r}; --after takes one of: {', '.join(pass_names())}")
     if after is None and level is not None and level not in LEVELS:
         raise TargetError(f"unknown pipeline level {level}; levels: {', '.join(map(str, sorted(LEVELS)))}")
-    try:
-        if after is not None:
-            run_pipeline(work, level=max(LEVELS), stop_after=after)
-        elif level is not None:
-            run_pipeline(work, level=level)
-    except ImportError as e:
-        raise TargetError(f"a pass of the pipeline cannot be imported ({e}); this checkout's passes/ is incomplete: "
-                          "leave out --after/--pipeline/--diff to see the IR as built") from None
+    if after is not None:
+        run_pipeline(work, level=max(LEVELS), stop_after=after)
+    elif level is not None:
+        run_pipeline(work, level=level)
     return work
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from compiler import popxl
-from compiler.backends.llvm.emit import emit
+from compiler.driver import emit
 from conftest import run_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))

@@ -1,21 +1,20 @@
 """compile command line (LLVM, ONNX, Poplar through one TARGET convention) and the demo artefacts."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from compiler.ir import Ir, print_schedule
-from tools.compile import backend
+from tools.compile import main as optc
 from tools.target import TargetError, load_target
 
 
 @pytest.mark.parametrize("kind, marker, saved", [("header", "optc_", False), ("ll", "define ", True)],
                          ids=["header_from_python", "ll_from_saved_ir"])
 def test_emit_llvm(cli, tmp_path, kind, marker, saved):
-    pytest.importorskip("compiler.backends.llvm.emit")
     target = "examples/custom_optimiser.py"
     if saved:
         load_target(target).save(tmp_path / "p.json")
@@ -28,26 +27,34 @@ def test_emit_llvm(cli, tmp_path, kind, marker, saved):
 
 def test_onnx_target(cli, tmp_path):
     onnx = pytest.importorskip("onnx")
-    pytest.importorskip("compiler.backends.onnx")
     r = cli("tools.compile", "examples/custom_optimiser.py", "--target", "onnx", "-o", tmp_path / "p.onnx")
     assert r.returncode == 0, r.stderr
     onnx.checker.check_model(onnx.load(str(tmp_path / "p.onnx")))
 
 
-def test_poplar_target_writes_a_program_or_says_it_is_missing(cli, tmp_path):
+def test_poplar_target_writes_a_program(cli, tmp_path):
     r = cli("tools.compile", "examples/custom_optimiser.py", "--target", "poplar", "-o", tmp_path / "pop")
-    if importlib.util.find_spec("compiler.backends.poplar") is None:
-        assert r.returncode == 2 and "the poplar backend (compiler.backends.poplar) cannot be loaded" in r.stderr
-    else:
-        assert r.returncode == 0, r.stderr
-        assert any((tmp_path / "pop").iterdir())
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "pop" / "program.cpp").exists()
 
 
-def test_missing_backend_is_a_clear_error():
-    with pytest.raises(TargetError, match=r"the nope backend \(compiler\.backends\.nope\) cannot be loaded: No module"):
-        backend("compiler.backends.nope", "export", "nope")
-    with pytest.raises(TargetError, match=r"has no nothing_here\(\)"):
-        backend("compiler.ir", "nothing_here", "ir")
+def _unimportable(monkeypatch, name: str, *importers: str) -> None:
+    """Make `import name` fail as if it were not installed (and forget the modules that imported it)."""
+    for mod in [m for m in sys.modules if any(m == n or m.startswith(n + ".") for n in (name, *importers))]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_missing_optional_package_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    _unimportable(monkeypatch, "onnx", "compiler.backends.onnx")
+    assert optc(["examples/custom_optimiser.py", "--target", "onnx", "-o", str(tmp_path / "p.onnx")]) == 2
+    assert "ONNX export needs the onnx package: pip install onnx" in capsys.readouterr().err
+
+
+def test_a_broken_module_of_ours_fails_loudly(monkeypatch, tmp_path):
+    _unimportable(monkeypatch, "compiler.backends.poplar")
+    with pytest.raises(ModuleNotFoundError, match="compiler.backends.poplar"):
+        optc(["examples/custom_optimiser.py", "--target", "poplar", "-o", str(tmp_path / "pop")])
 
 
 @pytest.mark.parametrize("body, func, error", [

@@ -1,7 +1,8 @@
 """ONNX export: one step of the program as a standard ONNX model (opset 11, the newest PopART's builder
 accepts), checked with onnx.checker.
 
-    export(ir, path, options=None) -> onnx.ModelProto   (runs the pass pipeline first; default level 2)
+    lower(optimised_ir, options) -> onnx.ModelProto   (compiler/driver.py runs the passes first;
+                                                       driver.export_onnx writes the file)
 
 Naming convention of the model (also in its doc_string and, machine-readable, in its metadata_props
 "optgraph.variables" / "optgraph.streams" / "optgraph.steps_per_run"):
@@ -19,6 +20,6 @@ expressions, node for node, each node rounded to its own dtype (float16 nodes co
 explicit Casts, exactly as the reference does); float16 matmul, reductions and softmax accumulate in
 float32. bfloat16 cannot be expressed in opset 11 and is refused.
 """
-from .export import OPSET, export, to_model
+from .export import OPSET, lower, to_model
 
-__all__ = ["export", "to_model", "OPSET"]
+__all__ = ["lower", "to_model", "OPSET"]

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
-
 import numpy as np
-import onnx
+
+try:
+    import onnx
+except ModuleNotFoundError as e:  # an optional third-party dependency: say what to install
+    raise ModuleNotFoundError("ONNX export needs the onnx package: pip install onnx "
+                              "(pip install -e '.[test]' installs it)", name="onnx") from e
 from onnx import helper, numpy_helper
 
 from compiler.ir import DType, Graph, Ir, Op
+from compiler.options import CompileOptions
 from compiler.ops import get
 from compiler.ops.multi_kernel import group_kernels
 
@@ -133,10 +136,6 @@ def to_model(ir: Ir) -> onnx.ModelProto:
     return model
 
 
-def export(ir: Ir, path: str | Path, options: Any = None) -> onnx.ModelProto:
-    """Run the pass pipeline (options.level; default 2), write the ONNX model of one step to `path`, return it."""
-    from compiler.driver import CompileOptions, optimise
-
-    model = to_model(optimise(ir, options or CompileOptions(level=2)))
-    onnx.save(model, str(path))
-    return model
+def lower(ir: Ir, options: CompileOptions) -> onnx.ModelProto:
+    """The ONNX model of one step of the optimised `ir` (compiler/driver.py runs the passes first)."""
+    return to_model(ir)

@@ -1,9 +1,9 @@
 """Poplar C++ program generation: the IR as a program an IPU user builds with the Poplar SDK and runs.
 
-    emit_program(ir, out_dir, options=None) -> [paths written]
+    lower(optimised_ir, options) -> Emitted        (in memory; compiler/driver.py runs the passes first)
+    write(emitted, out_dir) -> [paths written]
 
-runs the pass pipeline (`compiler.driver.optimise`, level 2 unless `options` says otherwise) and writes
-into `out_dir`:
+writes into `out_dir`:
   program.cpp      the program (see program.py for its layout, docs/poplar_mapping.md for op -> PopLibs)
   CMakeLists.txt   builds it against the Poplar SDK
   data/*.bin       initial values too large to write into the source (raw little-endian)
@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
 from compiler.ir import Ir
+from compiler.options import CompileOptions
 
 from .files import CMAKE, README
 from .kernel import KernelCode
@@ -29,17 +28,14 @@ from .types import PoplarError
 NAME = "program"
 
 
-def emit(ir: Ir, options: Any = None) -> Emitted:
-    """The program for `ir` after the pass pipeline, in memory (what emit_program writes)."""
-    from compiler.driver import CompileOptions, optimise
-
-    return emit_source(optimise(ir, options or CompileOptions(level=2)), NAME)
+def lower(ir: Ir, options: CompileOptions) -> Emitted:
+    """The program for the optimised `ir`, in memory (what `write` puts in a folder)."""
+    return emit_source(ir, NAME)
 
 
-def emit_program(ir: Ir, out_dir: str | Path, options: Any = None) -> list[Path]:
-    """Write the Poplar program for `ir` into `out_dir`; returns the paths written."""
+def write(em: Emitted, out_dir: str | Path) -> list[Path]:
+    """Write the Poplar program folder into `out_dir`; returns the paths written."""
     out = Path(out_dir)
-    em = emit(ir, options)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
 
@@ -61,4 +57,4 @@ def emit_program(ir: Ir, out_dir: str | Path, options: Any = None) -> list[Path]
     return paths
 
 
-__all__ = ["emit_program", "emit", "Emitted", "KernelCode", "PoplarError"]
+__all__ = ["lower", "write", "Emitted", "KernelCode", "PoplarError"]

@@ -1,4 +1,4 @@
-"""LLVMExecutable at its boundary: overlapping buffers, arrays that change between calls, runtime index
+"""NativeExecutable (runtime/native_exec.py) at its boundary: overlapping buffers, arrays that change between calls, runtime index
 checks (labels, sparse indices) raised as Python errors like the interpreter's, concurrent runs, and a
 cached object reporting the current program's names."""
 from __future__ import annotations

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ortrun import interface, run_steps  # noqa: E402
 
 from compiler import popxl  # noqa: E402
-from compiler.backends.onnx import OPSET, export, to_model  # noqa: E402
+from compiler.backends.onnx import OPSET, to_model  # noqa: E402
 from compiler.driver import CompileOptions, optimise  # noqa: E402
+from compiler.driver import export_onnx as export  # noqa: E402
 from compiler.popxl import ops  # noqa: E402
 from compiler.testing import build, inputs, random_program  # noqa: E402
 from compiler.testing.differential import REFERENCE, RUNS, compare  # noqa: E402

@@ -27,7 +27,8 @@ sys.path.insert(0, str(HERE))
 from popsim import Machine, Seq, run_program  # noqa: E402
 
 from compiler import popxl  # noqa: E402
-from compiler.backends.poplar import PoplarError, emit, emit_program  # noqa: E402
+from compiler import driver  # noqa: E402
+from compiler.backends.poplar import PoplarError  # noqa: E402
 from compiler.driver import CompileOptions  # noqa: E402
 from compiler.ops import run_reference  # noqa: E402
 from compiler.popxl import ops  # noqa: E402
@@ -44,6 +45,11 @@ INCLUDE = HERE / "include"
 GOLDEN = HERE / "golden"
 
 
+def poplar_program(ir, options=None):
+    """The Poplar program of `ir` after the pass pipeline, in memory."""
+    return driver.lower(ir, "poplar", options)
+
+
 def _mnist_ir():
     np.random.seed(0)
     return mnist_adam.build_ir()[0]
@@ -58,7 +64,7 @@ def _programs() -> dict[str, tuple]:
 
 @pytest.mark.parametrize("level", [0, 2])
 def test_golden_tutorial_adam(tmp_path, level):
-    paths = emit_program(custom_optimiser.build_ir()[0], tmp_path, CompileOptions(level=level))
+    paths = driver.emit_poplar(custom_optimiser.build_ir()[0], tmp_path, CompileOptions(level=level))
     assert {p.name for p in paths} == {"program.cpp", "CMakeLists.txt", "README.md", "manifest.json"}
     text = (tmp_path / "program.cpp").read_text()
     golden = GOLDEN / f"adam_level{level}.cpp"
@@ -74,9 +80,9 @@ def test_emitted_programs_compile_against_the_api_declarations(tmp_path):
     for name in ("adam_level2", "mnist_level0", "mnist_level3"):  # fused, unfused and horizontally fused code
         make, level = _programs()[name]
         files.append(tmp_path / f"{name}.cpp")
-        files[-1].write_text(emit(make(), CompileOptions(level=level)).source)
+        files[-1].write_text(poplar_program(make(), CompileOptions(level=level)).source)
     files.append(tmp_path / "random24.cpp")  # 30 op kinds, bool / float16 / float32, calls by reference
-    files[-1].write_text(emit(build(random_program(24)).ir, CompileOptions(level=2)).source)
+    files[-1].write_text(poplar_program(build(random_program(24)).ir, CompileOptions(level=2)).source)
     cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", f"-I{INCLUDE}"]
     r = subprocess.run(cmd + [str(f) for f in files], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[:4000]
@@ -132,7 +138,7 @@ def check_kernels(em, rng) -> int:
 @pytest.mark.parametrize("name", list(_programs()))
 def test_expression_trees_match_the_reference(name):
     make, level = _programs()[name]
-    assert check_kernels(emit(make(), CompileOptions(level=level)), np.random.default_rng(0)) > 0
+    assert check_kernels(poplar_program(make(), CompileOptions(level=level)), np.random.default_rng(0)) > 0
 
 
 # random programs the IPU can take (others use float64); a refused seed is skipped, not failed
@@ -144,7 +150,7 @@ def test_expression_trees_of_random_programs(seed):
     ran = 0
     for level in (0, 2):
         try:
-            em = emit(build(random_program(seed)).ir, CompileOptions(level=level))
+            em = poplar_program(build(random_program(seed)).ir, CompileOptions(level=level))
         except PoplarError as e:
             pytest.skip(str(e))
         ran += check_kernels(em, np.random.default_rng(seed))
@@ -165,7 +171,7 @@ def _interpreter(ir, feeds: list[dict]) -> tuple[dict, list[dict]]:
                                         ("mnist_level3", 1)])
 def test_whole_program_on_the_numpy_model(tmp_path, name, steps):
     make, level = _programs()[name]
-    emit_program(make(), tmp_path, CompileOptions(level=level))
+    driver.emit_poplar(make(), tmp_path, CompileOptions(level=level))
     rng = np.random.default_rng(1)
     feeds = [{"image": rng.standard_normal((8, 28, 28)).astype(np.float32),
               "labels": rng.integers(0, 10, 8).astype(np.int32)} if name.startswith("mnist") else {}
@@ -187,7 +193,7 @@ def test_random_programs_on_the_numpy_model(tmp_path, seed):
     for level in (0, 2):
         ctx = build(prog)
         try:
-            em = emit(ctx.ir, CompileOptions(level=level))
+            em = poplar_program(ctx.ir, CompileOptions(level=level))
         except PoplarError as e:
             pytest.skip(str(e))
         nht = ctx.ir.num_host_transfers
@@ -216,7 +222,7 @@ def test_float64_is_refused_with_what_to_do():
         v = popxl.variable(np.ones(4), popxl.float64, name="w64")
         ops.var_updates.accumulate_(v, v)
     with pytest.raises(PoplarError, match="w64.*no float64.*float32"):
-        emit(ir)
+        poplar_program(ir)
 
 
 def test_cli_writes_a_buildable_folder(tmp_path):
@@ -266,7 +272,7 @@ EDGE_CASES = {
 @pytest.mark.parametrize("case", list(EDGE_CASES))
 def test_kernel_edge_cases(tmp_path, case):
     n, body, inplace, shapes = EDGE_CASES[case]
-    em = emit(_fused_program(n, body, inplace, shapes), CompileOptions(level=0))
+    em = poplar_program(_fused_program(n, body, inplace, shapes), CompileOptions(level=0))
     statements = "\n".join(em.kernels[0].statements)
     if case == "swap":
         assert "seq.add(Copy(" in statements  # one result went through a temporary
@@ -274,7 +280,7 @@ def test_kernel_edge_cases(tmp_path, case):
         assert statements.count("popops::map(") >= 1  # inner nodes were stored in temporaries
     assert all(s.count("pe::_21") == 0 for s in em.kernels[0].statements)
     check_kernels(em, np.random.default_rng(0))
-    emit_program(_fused_program(n, body, inplace, shapes), tmp_path, CompileOptions(level=0))
+    driver.emit_poplar(_fused_program(n, body, inplace, shapes), tmp_path, CompileOptions(level=0))
     got, _ = run_program((tmp_path / "program.cpp").read_text(), tmp_path / "data", {}, 2)
     want, _ = _interpreter(_fused_program(n, body, inplace, shapes), [{}, {}])
     for k, w in want.items():

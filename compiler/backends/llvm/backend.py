@@ -1,0 +1,86 @@
+"""The LLVM backend's door: `lower(optimised_ir, options) -> NativeCode`, an object file for this CPU
+and its manifest, compiled now or taken from the compile cache (runtime/cache.py)."""
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import llvmlite.binding as llvm
+
+from compiler.ir import Ir
+from compiler.ir.hashing import ir_digest
+from compiler.options import CompileOptions
+from compiler.version import __version__
+from runtime.artifact import Manifest, NativeCode
+from runtime.cache import CompileCache
+
+from . import target
+from .abi import layout_of
+from .lower import lower as lower_module
+
+
+def compile_module(irx: Ir, prefix: str = "optc", threads: int = 2
+                   ) -> tuple[llvm.ModuleRef, Manifest, llvm.TargetMachine]:
+    """Lower, verify and optimise (O3, vectorisers on) for the host CPU."""
+    target.init()
+    module, layout = lower_module(irx, prefix, threads)
+    tm = target.target_machine()
+    mod = llvm.parse_assembly(str(module))
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    target.optimise(mod, tm)
+    return mod, layout, tm
+
+
+@functools.cache
+def code_version() -> str:
+    """A hash of the code that decides what gets compiled (op definitions, this backend, the runtime
+    ABI), so a changed compiler never reuses objects built by an older one."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for d in (here, here.parents[1] / "ops", here.parents[2] / "runtime"):
+        for f in sorted(d.glob("*.py")):
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(irx: Ir, threads: int, prefix: str = "optc") -> str:
+    return CompileCache.key(ir_digest(irx), target.host_cpu(), threads, __version__, code_version(), prefix)
+
+
+def threads_of(options: CompileOptions) -> int:
+    t = options.threads
+    if t is None:
+        return 2
+    if not isinstance(t, int) or t < 1:
+        raise ValueError(f"CompileOptions.threads must be a positive integer or None, got {t!r}")
+    return min(t, 2)  # kernels split work in two at most
+
+
+def lower(irx: Ir, options: CompileOptions) -> NativeCode:
+    """Native code for the optimised `irx`: from the cache when an entry for the same IR, CPU,
+    compiler and thread count is there and intact, otherwise compiled now (and stored)."""
+    threads = threads_of(options)
+    prefix = options.prefix
+    target.init()
+    cache = CompileCache(options.cache_dir) if options.use_cache else None
+    key = cache_key(irx, threads, prefix) if cache else ""
+    layout = layout_of(irx, prefix)
+    hit = cache.load(key) if cache else None
+
+    def source() -> str:
+        return str(compile_module(irx, prefix, threads)[0])
+
+    if hit is not None and layout.matches(hit[1]):
+        layout.ws_size = hit[1]["ws_size"]
+        return NativeCode(hit[0], layout, irx, threads, cache_hit=True, source=source)
+    mod, layout, tm = compile_module(irx, prefix, threads)
+    obj = tm.emit_object(mod)
+    if cache:
+        try:
+            cache.store(key, obj, layout.to_json())
+        except OSError:
+            pass  # an unwritable cache only costs the next compile
+    return NativeCode(obj, layout, irx, threads, cache_hit=False, source=lambda: str(mod))

@@ -1,0 +1,23 @@
+"""CompileOptions: every compile-time choice in one dataclass (no environment variables).
+
+The driver, the backends and the runtime all read this one type; the command-line tools map their
+flags onto it. The compiled-code cache is configured here too (`cache_dir`, `use_cache`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEVICES = ("cpu", "interpreter")
+
+
+@dataclass
+class CompileOptions:
+    device: str = "cpu"  # "cpu": native code through LLVM; "interpreter": the numpy reference
+    level: int = 2  # pipeline level 0-3 (0: no passes)
+    skip: tuple[str, ...] = ()  # pass names to leave out
+    verify_each: bool = False  # verify the IR after every pass
+    cache_dir: str | None = None  # compiled-code cache; None = the user cache dir (runtime/cache.py)
+    use_cache: bool = True
+    threads: int | None = None  # worker threads for long loops; None = decide by size
+    check_finite: bool = False  # opt-in: name the first tensor that goes NaN/Inf
+    prefix: str = "optc"  # symbol prefix of the native entry points (ahead-of-time output)
