@@ -30,7 +30,7 @@ from compiler.ir import Ir, verify
 from compiler.ir.clone import clone
 from compiler.ir.hashing import graph_key
 from compiler.ir.printer import print_schedule
-import compiler.backends.llvm.executable, passes.pipeline  # imports are not the program's depth
+import compiler.backends.llvm.backend, runtime, passes.pipeline  # imports are not the program's depth
 sys.setrecursionlimit(200)
 ir, streams, _, loss = deep_mlp.train_ir({layers})
 verify(ir, "deep")
