@@ -108,3 +108,23 @@ def test_deep_mlp_trains_on_cpu_like_the_interpreter():
     np.testing.assert_allclose(got["cpu"], got["interpreter"], rtol=1e-4)
     assert got["cpu"][-1] < got["cpu"][0]
 
+
+
+def _lowered(layers: int):
+    from compiler.backends.llvm.lower import ModuleLowering
+    from compiler.driver import CompileOptions, optimise
+
+    ir, *_ = deep_mlp.train_ir(layers)
+    m = ModuleLowering(optimise(ir, CompileOptions()), "optc", 2)
+    return m, str(m.build())
+
+
+def test_each_distinct_kernel_is_lowered_once():
+    small, small_text = _lowered(3)
+    big, big_text = _lowered(9)
+    # the same kernel shapes: six more layers add calls, not kernels
+    assert big.kernels.distinct == small.kernels.distinct
+    assert big.kernels.calls > small.kernels.calls + 6 * 4
+    defined = [ln for ln in big_text.splitlines() if ln.startswith("define")]
+    assert sum(".op\"(" in ln for ln in defined) == big.kernels.distinct
+    assert all("noinline" in ln for ln in defined if ".op\"(" in ln)

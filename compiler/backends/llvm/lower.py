@@ -20,6 +20,7 @@ from .abi import error_sites, layout_of
 from .entry import define_entry
 from .kernels import emit_elementwise
 from .loops import c64
+from .outline import FLAT_KINDS, KernelTable
 from .parallel import independent_calls, run_calls_split
 from .types import CTX, CTX_STATUS, I8, I32, I64, PTR
 
@@ -43,6 +44,18 @@ class GraphLowering:
         self.planned: dict[int, tuple[int, int]] = {}  # storage -> byte range in this graph's region
         self.base = mod.layout.ws_size
         self.offset = 0
+
+    @classmethod
+    def for_kernel(cls, mod: "ModuleLowering", fn: ir.Function, storages: list[int]) -> "GraphLowering":
+        """The scope of an outlined kernel `fn(s0..sn, scratch, ctx)` (outline.py): storage k is
+        parameter k and scratch slots are offsets from the caller's scratch pointer."""
+        self = cls.__new__(cls)
+        self.mod, self.g, self.fn = mod, None, fn
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.ptr = dict(zip(storages, fn.args))
+        self.ws, self.ctx = fn.args[-2], fn.args[-1]
+        self.planned, self.base, self.offset = {}, 0, 0
+        return self
 
     def slot(self, nbytes: int) -> ir.Value:
         """A 64-byte aligned scratch buffer in this graph's workspace region."""
@@ -81,6 +94,7 @@ class ModuleLowering:
         self.graph_fns: dict[str, ir.Function] = {}
         self._kernels = 0
         self._consts: dict[int, ir.GlobalVariable] = {}
+        self.kernels = KernelTable()  # one noinline function per distinct op signature
         self.memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
         self.memset = self.module.declare_intrinsic("llvm.memset", [PTR, I64])
         # offset of the second thread's workspace copy, known once every graph is laid out
@@ -191,6 +205,12 @@ class ModuleLowering:
                 k += 1
 
     def emit_op(self, gl: GraphLowering, op: Op) -> None:
+        if op.kind in FLAT_KINDS:
+            self.lower_op(gl, op)
+        else:
+            self.kernels.call(self, gl, op, self.lower_op)
+
+    def lower_op(self, gl: GraphLowering, op: Op) -> None:
         rule = special.SPECIAL.get(op.kind)
         if rule is not None:
             rule(self, gl, op)

@@ -1,0 +1,87 @@
+"""Each distinct kernel once: an op's whole lowering is outlined into a `noinline` function, one per
+signature, and graph functions stay flat lists of calls.
+
+Why: LLVM's O3 pipeline costs time per instruction it sees. A 16-layer MLP lowered op by op (and
+inlined) gave one 31k-line step function, although its layers use a handful of kernel shapes. With
+one function per signature, compile time grows with the number of distinct kernels; a layer that
+repeats an existing shape adds only call instructions.
+
+A signature is everything the lowering rules read: the op kind, roles and attributes (names and
+member labels ignored, as in structural hashing), every operand's shape and dtype, which operands
+share a storage and with which version offset, the in-place effects, the op's error code (the
+status value a failed check stores) and the thread count the module is built for. The outlined
+function is `void k(i8* s0, ..., i8* sn, i8* scratch, ctx* c)`: one pointer per distinct storage,
+then the caller's scratch area (sized by the first lowering) and the context (status, streams).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from llvmlite import ir
+
+from compiler.ir import Op
+from compiler.ir.hashing import _IGNORED_ATTRS, canon
+
+from .kernels import storages_of
+from .types import CTX, PTR
+
+if TYPE_CHECKING:
+    from .lower import GraphLowering, ModuleLowering
+
+# ops that are already one call or one memcpy in their graph's function (or read the graph's stream
+# tables by name): outlining them would add a call and save nothing
+FLAT_KINDS = frozenset({"Call", "HostLoad", "HostStore", "Init", "Reshape", "Identity"})
+
+
+def signature(m: "ModuleLowering", op: Op) -> tuple:
+    """What the emitted code of `op` depends on (ops with equal signatures share one function)."""
+    storages = storages_of(op)
+    values = list(op.inputs) + op.results
+    first: dict[int, int] = {}
+    for v in values:
+        first[v.storage] = min(first.get(v.storage, v.version), v.version)
+    attrs = tuple(sorted((a, canon(x)) for a, x in op.attrs.items() if a not in _IGNORED_ATTRS))
+    operands = tuple((v.spec.shape, v.dtype.name, storages.index(v.storage), v.version - first[v.storage])
+                     for v in values)
+    return (op.kind, op.roles, attrs, len(op.inputs), len(op.outputs), operands, op.modifies,
+            tuple(sorted(op.aliases.items())), tuple(sorted(op.updates)), m.error_codes.get(op.id),
+            m.threads)
+
+
+class Outlined:
+    """One outlined kernel: its function and the scratch bytes each call needs."""
+
+    def __init__(self, fn: ir.Function, scratch: int) -> None:
+        self.fn, self.scratch = fn, scratch
+
+
+class KernelTable:
+    """The module's outlined kernels by signature, and how often each was reused."""
+
+    def __init__(self) -> None:
+        self.by_signature: dict[tuple, Outlined] = {}
+        self.calls = 0
+
+    @property
+    def distinct(self) -> int:
+        return len(self.by_signature)
+
+    def call(self, m: "ModuleLowering", gl: "GraphLowering", op: Op,
+             lower_into: Callable[["GraphLowering", Op], None]) -> None:
+        """Emit a call to op's kernel from `gl`, lowering the kernel first if its signature is new."""
+        key = signature(m, op)
+        kern = self.by_signature.get(key)
+        storages = storages_of(op)
+        if kern is None:
+            fnty = ir.FunctionType(ir.VoidType(), [PTR] * (len(storages) + 1) + [CTX.as_pointer()])
+            fn = ir.Function(m.module, fnty, m.kernel_name() + ".op")
+            fn.linkage = "internal"
+            fn.attributes.add("noinline")
+            inner = type(gl).for_kernel(m, fn, storages)
+            lower_into(inner, op)
+            inner.b.ret_void()
+            kern = self.by_signature[key] = Outlined(fn, inner.offset)
+        self.calls += 1
+        first = {v.storage: v for v in reversed(list(op.inputs) + op.results)}
+        scratch = gl.slot(kern.scratch) if kern.scratch else gl.ws
+        gl.b.call(kern.fn, [gl.p(first[s]) for s in storages] + [scratch, gl.ctx])
