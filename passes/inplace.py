@@ -17,7 +17,6 @@ from compiler.ops import get
 from .alias_analysis import AliasInfo
 from .fuse_elementwise import iteration_shape
 from .registry import register
-from .rewrite import retarget
 
 
 def _candidate(op: Op) -> bool:
@@ -25,11 +24,12 @@ def _candidate(op: Op) -> bool:
     return d.decompose is not None and d.elementwise and op.called is None
 
 
-def inplace_op(g: Graph, op: Op, k: int, info: AliasInfo) -> bool:
+def decide(op: Op, k: int, info: AliasInfo) -> list[tuple[int, int]]:
+    """(output j, input i) pairs op k may write in place: y_j goes into x_i's buffer."""
     shape = iteration_shape(op)
     taken = {op.inputs[i].storage for i in op.modifies}
-    changed = False
-    for j, r in enumerate(list(op.outputs)):
+    out = []
+    for j, r in enumerate(op.outputs):
         if r.version != 0 or j in op.aliases or r.spec.nelms <= 1 or r.shape != shape:
             continue
         for i, x in enumerate(op.inputs):
@@ -37,26 +37,46 @@ def inplace_op(g: Graph, op: Op, k: int, info: AliasInfo) -> bool:
             if (x.spec != r.spec or s in taken or not info.is_local_temporary(s) or info.last_access(s) != k
                     or info.newest(s) is not x or sum(y.storage == s for y in op.inputs) != 1):
                 continue
-            new = op.graph.new_value(r.spec, r.name, "op", op, s, x.version + 1)
-            retarget(g, r, new)
-            g.values.pop(r.id, None)
-            op.outputs[j] = new
-            op.modifies = tuple(sorted(op.modifies + (i,)))
-            op.aliases[j] = i
+            out.append((j, i))
             taken.add(s)
-            changed = True
             break
-    return changed
+    return out
+
+
+def apply(g: Graph, op: Op, j: int, i: int, info: AliasInfo) -> None:
+    """Make op's output j the next version of its input i's storage (retarget through `info`'s index of
+    the unedited graph: readers of y, later versions of y's storage)."""
+    r, x = op.outputs[j], op.inputs[i]
+    t = r.storage
+    new = g.new_value(r.spec, r.name, "op", op, x.storage, x.version + 1)
+    for v in info.values_of(t):
+        if v is not r:  # later in-place versions of y's storage move along (never replaced themselves)
+            v.storage, v.version = x.storage, v.version + new.version
+    for reader in info.readers.get((t, 0), ()):
+        reader.inputs = [new if v is r else v for v in reader.inputs]
+    for acc in info.accesses.get(t, ()):
+        if acc.op.handles is not None:
+            acc.op.handles = tuple(new if h is r else h for h in acc.op.handles)
+    if t in info.output_storages:
+        g.outputs = [new if v is r else v for v in g.outputs]
+    g.values.pop(r.id, None)
+    op.outputs[j] = new
+    op.modifies = tuple(sorted(op.modifies + (i,)))
+    op.aliases[j] = i
 
 
 def inplace_graph(g: Graph) -> bool:
-    changed = False
+    """Decide every in-placing on one alias analysis, then apply them in op order.
+
+    Deciding on the unedited graph is exact: applying a pair renames y's storage t to x's storage s,
+    and every fact a later decision reads (temporary or not, last access, newest version, operand
+    count) is the same for s after the edit as for t before it, because s is never touched after
+    the op that in-places into it. One analysis keeps the pass linear in the number of ops."""
     info = AliasInfo(g)
-    for k, op in enumerate(g.ops):
-        if _candidate(op) and inplace_op(g, op, k, info):
-            info = AliasInfo(g)
-            changed = True
-    return changed
+    todo = [(op, d) for k, op in enumerate(g.ops) if _candidate(op) for d in decide(op, k, info)]
+    for op, (j, i) in todo:
+        apply(g, op, j, i, info)
+    return bool(todo)
 
 
 @register("inplace")
