@@ -15,10 +15,14 @@ from compiler.ir import Op
 
 
 class Contraction:
-    def __init__(self, deps: nx.DiGraph) -> None:
+    def __init__(self, deps: nx.DiGraph, position: dict[Op, int] | None = None) -> None:
+        """position: a topological numbering of deps (the schedule); with it, `blocker` searches only
+        groups that start before the last member of the groups it checks."""
         self.deps = deps
         self.parent: dict[Op, Op] = {op: op for op in deps.nodes}
         self.members: dict[Op, list[Op]] = {op: [op] for op in deps.nodes}
+        self.first: dict[Op, int] | None = None if position is None else {op: position[op] for op in deps.nodes}
+        self.last: dict[Op, int] | None = None if position is None else dict(self.first)  # type: ignore[arg-type]
 
     def find(self, op: Op) -> Op:
         while self.parent[op] is not op:
@@ -35,13 +39,16 @@ class Contraction:
     def blocker(self, reps: Iterable[Op]) -> Op | None:
         """An op outside the groups `reps` on a path from one of them to another, or None if merging is legal."""
         inside = {self.find(r) for r in reps}
+        # every dependency edge goes forward in a topological numbering, so a group whose first member
+        # comes after the last member inside cannot lead back inside: the search stops there
+        limit = None if self.last is None else max(self.last[r] for r in inside)
         stack: list[tuple[Op, Op]] = []
         for r in inside:
             stack += [(s, s) for s in self.successors(r) if s not in inside]
         seen: set[Op] = set()
         while stack:
             node, first = stack.pop()
-            if node in seen:
+            if node in seen or (limit is not None and self.first[node] > limit):  # type: ignore[index]
                 continue
             seen.add(node)
             for s in self.successors(node):
@@ -58,6 +65,9 @@ class Contraction:
         for r in rs[1:]:
             self.parent[r] = root
             self.members[root] += self.members.pop(r)
+            if self.first is not None and self.last is not None:
+                self.first[root] = min(self.first[root], self.first.pop(r))
+                self.last[root] = max(self.last[root], self.last.pop(r))
         return root
 
     def groups(self) -> list[list[Op]]:

@@ -29,7 +29,7 @@ from compiler.ops.primitives import Expr
 
 from .contraction import Contraction
 from .registry import register
-from .rewrite import replace_group
+from .rewrite import replace_groups
 from .schedule import dependency_graph, topological_order
 
 
@@ -104,8 +104,9 @@ class Fuser:
     def __init__(self, g: Graph) -> None:
         self.g = g
         self.deps = dependency_graph(g)
-        self.c = Contraction(self.deps)
         self.pos = {op: k for k, op in enumerate(g.ops)}
+        forward = all(self.pos[a] < self.pos[b] for a, b in self.deps.edges)  # the schedule is topological
+        self.c = Contraction(self.deps, self.pos if forward else None)
         self.foot: dict[Op, Footprint] = {}
         self.refusals: list[str] = []
 
@@ -156,11 +157,24 @@ def _members(op: Op) -> tuple[str, ...]:
     return tuple(op.attrs["members"]) if op.kind == "FusedKernel" else (op.label,)
 
 
-def build_kernel(g: Graph, members: list[Op]) -> tuple[Op, list[tuple[Value, Value]]]:
-    """The FusedKernel for `members` (in schedule order) and (old value, kernel result) pairs to retarget."""
+def readers_of(g: Graph) -> dict[int, list[Op]]:
+    """value id -> the ops that read it (None stands for a graph output)."""
+    readers: dict[int, list[Op]] = {}
+    for op in g.ops:
+        for v in op.inputs:
+            readers.setdefault(v.id, []).append(op)
+    for v in g.outputs:
+        readers.setdefault(v.id, []).append(None)  # type: ignore[arg-type]
+    return readers
+
+
+def build_kernel(g: Graph, members: list[Op], readers: dict[int, list[Op]] | None = None
+                 ) -> tuple[Op, list[tuple[Value, Value]]]:
+    """The FusedKernel for `members` (in schedule order) and (old value, kernel result) pairs to retarget.
+    `readers` (readers_of(g), taken before any group was replaced) saves a scan of the graph per group."""
     mset = set(members)
-    outside = {v.id for v in g.outputs}
-    outside |= {v.id for op in g.ops if op not in mset for v in op.inputs}
+    readers = readers_of(g) if readers is None else readers
+    outside = {v.id for op in members for v in op.results if any(r not in mset for r in readers.get(v.id, ()))}
     inputs: list[Value] = []
     e, node = Expr(), {}
     for op in members:
@@ -202,9 +216,8 @@ def fuse_graph(g: Graph) -> bool:
     fuser = Fuser(g)
     groups = fuser.groups()
     g.info["fusion_refusals"] = fuser.refusals
-    for members in groups:
-        kernel, pairs = build_kernel(g, members)
-        replace_group(g, members, kernel, pairs)
+    readers = readers_of(g)
+    replace_groups(g, [(members, *build_kernel(g, members, readers)) for members in groups])
     if groups:
         g.ops = topological_order(g)
     return bool(groups)
