@@ -51,13 +51,19 @@ def refusal(call: Op) -> str | None:
     return None
 
 
-def _enables_fusion(g: Graph, call: Op) -> bool:
-    outs = {v.id for v in call.outputs}
-    feeds = any(v.producer is not None and v.producer in g.ops and _elementwise(v.producer) for v in call.inputs)
-    return feeds or any(_elementwise(op) and any(v.id in outs for v in op.inputs) for op in g.ops)
+def _enables_fusion(g: Graph, call: Op, present: set[Op] | None = None, ew_reads: set[int] | None = None
+                    ) -> bool:
+    """Whether an elementwise op of g feeds the call or reads one of its outputs. `present` (g's ops) and
+    `ew_reads` (value ids elementwise ops read) may be passed in, so checking every call stays linear;
+    the caller adds the ops each inlining creates."""
+    present = set(g.ops) if present is None else present
+    if ew_reads is None:
+        ew_reads = {v.id for op in g.ops if _elementwise(op) for v in op.inputs}
+    feeds = any(v.producer is not None and v.producer in present and _elementwise(v.producer) for v in call.inputs)
+    return feeds or any(v.id in ew_reads for v in call.outputs)
 
 
-def inline_call(ir: Ir, g: Graph, call: Op) -> None:
+def inline_call(ir: Ir, g: Graph, call: Op) -> list[Op]:
     h = call.called
     assert h is not None
     m: dict[int, Value] = {v.id: x for v, x in zip(h.inputs, call.inputs)}
@@ -82,13 +88,19 @@ def inline_call(ir: Ir, g: Graph, call: Op) -> None:
     substitute_ops(g, [call], list(copies.values()))
     g.constraints += [(copies[a], copies[b]) for a, b in h.constraints if a in copies and b in copies]
     drop_ops(g, [call])
+    return list(copies.values())
 
 
 def inline_graph(ir: Ir, g: Graph) -> bool:
     changed = False
+    present = set(g.ops)
+    ew_reads = {v.id for op in g.ops if _elementwise(op) for v in op.inputs}
     for call in [op for op in g.ops if op.kind == "Call" and op.called is not None]:
-        if refusal(call) is None and _enables_fusion(g, call):
-            inline_call(ir, g, call)
+        if refusal(call) is None and _enables_fusion(g, call, present, ew_reads):
+            for op in inline_call(ir, g, call):  # later calls see the copies, as in a fresh scan
+                present.add(op)
+                if _elementwise(op):
+                    ew_reads.update(v.id for v in op.inputs)
             changed = True
     return changed
 
