@@ -142,7 +142,7 @@ def replace_groups(g: Graph, edits: list[tuple[list[Op], Op, list[tuple[Value, V
     rt = Retargeter(g)
     for _members, op, _pairs in edits:  # every kernel's values first: an earlier group's retarget may
         rt.add_values(op.results)       # shift the versions a later kernel writes
-    for _members, op, pairs in edits:
+    for _members, _op, pairs in edits:
         for old, new in pairs:
             rt.retarget(old, new)
     first = {members[0]: op for members, op, _ in edits}
