@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import ROOT
 
 from compiler import popxl
@@ -23,6 +24,7 @@ CHILD = """
 import hashlib, json, sys, tempfile, os
 sys.path[:0] = [{root!r}, {examples!r}]
 import numpy as np
+import pytest
 import deep_mlp
 from compiler import popxl
 from compiler.driver import CompileOptions, optimise
@@ -52,8 +54,8 @@ print(json.dumps(out))
 """
 
 
-def _child(layers: int, device: str) -> dict:
-    code = CHILD.format(root=str(ROOT), examples=str(ROOT / "examples"), layers=layers, device=device)
+def _child(layers: int, device: str, child: str = CHILD) -> dict:
+    code = child.format(root=str(ROOT), examples=str(ROOT / "examples"), layers=layers, device=device)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -78,6 +80,30 @@ def test_recursion_limit_200_changes_nothing():
     assert got["losses"] == want
     assert got["schedule"] == _schedule_digest(ir)
     assert got["loaded_ops"] == sum(len(g.ops) for g in ir.graphs.values())
+
+
+# 1,000 layers (about 9,000 ops): built, compiled for the CPU and run, under recursion limit 200
+THOUSAND = """
+import json, sys
+sys.path[:0] = [{root!r}, {examples!r}]
+import deep_mlp
+from compiler import popxl
+import compiler.backends.llvm.backend, runtime, passes.pipeline
+sys.setrecursionlimit(200)
+ir, streams, _, loss = deep_mlp.train_ir({layers})
+x, y = deep_mlp.batch(64)
+with popxl.Session(ir, {device!r}) as s:
+    print(json.dumps(dict(losses=[float(s.run(dict(zip(streams, [x, y])))[loss]) for _ in range(3)])))
+"""
+
+
+@pytest.mark.slow
+def test_a_thousand_layer_program_builds_compiles_and_runs():
+    losses = _child(1000, "cpu", THOUSAND)["losses"]
+    # 1,000 gelu layers with small weights pass almost nothing on: the first loss is ln(10), and the
+    # head's update still lowers it
+    assert abs(losses[0] - np.log(10)) < 1e-3
+    assert losses[2] < losses[1] < losses[0]
 
 
 def test_clone_of_a_deep_program_is_independent_and_equal():
