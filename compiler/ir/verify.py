@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .graph import Graph
 from .ir import Ir
+from .verify_program import program_problems
 
 
 class VerificationError(Exception):
@@ -90,5 +91,6 @@ def verify(ir: Ir, context: str = "") -> None:
     for vid in ir.variables:
         if vid not in ir.main.values:
             problems.append(f"variable %{vid} is not a value of the main graph")
+    problems += program_problems(ir)
     if problems:
         raise VerificationError(problems, context)

@@ -180,6 +180,20 @@ _CMP = {Prim.lt: np.less, Prim.le: np.less_equal, Prim.gt: np.greater, Prim.ge: 
         Prim.eq: np.equal, Prim.ne: np.not_equal}
 
 
+def cast_array(x: np.ndarray, dtype: DType) -> np.ndarray:
+    """numpy's astype, except float -> integer, which every device defines the same way: truncate
+    toward zero, saturate out-of-range values to the integer type's min / max (so negative -> 0 for
+    unsigned types), and NaN -> 0 (LLVM's fptosi.sat / fptoui.sat; numpy leaves these undefined)."""
+    npdt = dtype.numpy
+    if not (x.dtype.kind == "f" or str(x.dtype) == "bfloat16") or not dtype.is_int:
+        return x.astype(npdt)
+    info = np.iinfo(npdt)
+    f = x.astype(np.float64)
+    hi, lo = f >= float(info.max), f <= float(info.min)  # float(max) rounds up for 64-bit types
+    mid = np.asarray(np.trunc(np.where(np.isnan(f) | hi | lo, 0.0, f))).astype(npdt)
+    return np.where(hi, npdt.type(info.max), np.where(lo, npdt.type(info.min), mid)).astype(npdt)
+
+
 def evaluate(expr: Expr, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """Run `expr` with numpy, rounding every node to its own dtype (the reference)."""
     vals: list[np.ndarray] = []
@@ -193,7 +207,7 @@ def evaluate(expr: Expr, inputs: list[np.ndarray]) -> list[np.ndarray]:
             elif n.prim is Prim.const:
                 r = np.asarray(n.attr, dtype=npdt)
             elif n.prim is Prim.cast:
-                r = vals[n.args[0]].astype(npdt)
+                r = cast_array(vals[n.args[0]], n.dtype)
             elif n.prim in UNARY:
                 r = _np_unary(n.prim, vals[n.args[0]])
             elif n.prim is Prim.div:

@@ -103,6 +103,13 @@ def emit(
     aliases = {o: roles.index(r) for o, r in d.aliases.items() if r in roles}
     if kind == "Call" and called is not None:
         modifies = tuple(sorted(called.by_ref))
+    for i in modifies:
+        v = list(inputs.values())[i]
+        if v.kind == "constant":
+            src = user_source()
+            raise OpError(f"{kind}: {v.name!r} {v.spec} is a constant, and {kind} would write it in place "
+                          f"(input {roles[i]!r}); constants never change: use a variable (popxl.variable) "
+                          f"for state that is updated{f' (at {src})' if src else ''}")
     return graph.make_op(
         kind, list(inputs.values()), out_specs, roles=roles, attrs=attrs, modifies=modifies,
         aliases=aliases, called=called, name=name, out_names=out_names, source=user_source(),
@@ -143,6 +150,13 @@ def check_loaded_op(op: Op) -> str | None:
     except Exception as e:  # a type rule meeting roles or attrs it does not know
         return f"the {op.kind} type rule rejects inputs {list(op.roles)} ({type(e).__name__}: {e})"
     got = [v.spec for v in op.outputs]
+    if op.kind not in ("Call", "FusedKernel", "MultiKernel"):  # those carry their own effects
+        roles = list(op.roles)
+        mods = tuple(sorted(roles.index(r) for r in d.modifies if r in roles))
+        als = {o: roles.index(r) for o, r in d.aliases.items() if r in roles}
+        if tuple(sorted(op.modifies)) != mods or op.aliases != als:
+            return (f"modifies inputs {sorted(op.modifies)} with aliases {op.aliases}, but a {op.kind} "
+                    f"modifies {list(mods)} with aliases {als}")
     if got != want:
         return (f"outputs are {', '.join(map(str, got)) or 'none'} but the {op.kind} type rule gives "
                 f"{', '.join(map(str, want)) or 'none'}")

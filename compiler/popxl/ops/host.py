@@ -33,4 +33,10 @@ def host_store(d2h_stream: DeviceToHostStream, t: Tensor) -> None:
     if t.spec != d2h_stream.spec:
         raise ValueError(f"host_store: tensor {t.name!r} {t.spec} does not match stream {d2h_stream.name!r} "
                          f"{d2h_stream.spec}")
+    g = gcg()._g
+    if g is not gcg().ir.main:
+        raise ValueError("host_store can only be used in the main graph")
+    if any(op.kind == "HostStore" and op.attrs.get("stream") == d2h_stream.name for op in g.ops):
+        raise ValueError(f"host_store: stream {d2h_stream.name!r} already has a host_store; one step sends one "
+                         "batch per stream, so store this tensor into a d2h_stream of its own")
     emit_op("HostStore", {"t": t}, {"stream": d2h_stream.name}, name="host_store")
