@@ -1,11 +1,14 @@
 """Checkpoints: every variable of a program (weights, optimizer state, step counters) in one file.
 
-Format (version 1): a numpy `.npz` archive (a zip of `.npy` files, readable with `np.load`) with one
-array per variable, keyed by the variable's name, plus `__manifest__`, a 0-d string array holding
-JSON:
+Format (version 2): a numpy `.npz` archive (a zip of `.npy` files, readable with `np.load`) with one
+array per variable, under the key `v<k>` (k: its position in the manifest), plus `__manifest__`, a 0-d
+string array holding JSON:
 
-    {"format": "optgraph-checkpoint", "version": 1,
-     "variables": [{"name": "w", "shape": [4, 8], "dtype": "float32"}, ...]}
+    {"format": "optgraph-checkpoint", "version": 2,
+     "variables": [{"name": "w", "key": "v0", "shape": [4, 8], "dtype": "float32"}, ...]}
+
+Keys are not names because `.npz` cannot keep names apart that differ by a ".npy" suffix (`x` and
+`x.npy` would swap). Version 1 files (keyed by name, no "key") are still read.
 
 bfloat16 arrays are stored as their uint16 bit patterns (the manifest keeps the real dtype).
 
@@ -28,7 +31,7 @@ import numpy as np
 
 from .atomic import atomic_write
 
-FORMAT, VERSION = "optgraph-checkpoint", 1
+FORMAT, VERSION = "optgraph-checkpoint", 2
 MANIFEST = "__manifest__"
 
 
@@ -47,8 +50,10 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
     if MANIFEST in arrays:
         raise CheckpointError(f"a variable may not be called {MANIFEST!r}")
     manifest = {"format": FORMAT, "version": VERSION,
-                "variables": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays.items()]}
-    payload = {n: (a.view(np.uint16) if str(a.dtype) == "bfloat16" else np.asarray(a)) for n, a in arrays.items()}
+                "variables": [{"name": n, "key": f"v{k}", "shape": list(a.shape), "dtype": str(a.dtype)}
+                              for k, (n, a) in enumerate(arrays.items())]}
+    payload = {f"v{k}": (a.view(np.uint16) if str(a.dtype) == "bfloat16" else np.asarray(a))
+               for k, a in enumerate(arrays.values())}
     payload[MANIFEST] = np.asarray(json.dumps(manifest))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: np.savez(f, **payload), durable=True)
@@ -75,24 +80,51 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     if not isinstance(manifest.get("version"), int) or not 1 <= manifest["version"] <= VERSION:
         raise CheckpointError(f"{path}: checkpoint version {manifest.get('version')!r} is not one this "
                               f"compiler reads (1..{VERSION})")
-    out = {}
-    for entry in manifest.get("variables", []):
-        name, dtype = entry.get("name"), entry.get("dtype")
-        if name not in data:
-            raise CheckpointError(f"{path}: the manifest lists {name!r} but the archive has no such array")
-        a = data[name]
+    entries = manifest.get("variables")
+    if not isinstance(entries, list):
+        raise CheckpointError(f"{path}: the manifest's \"variables\" is {type(entries).__name__}, not a list: "
+                              "the file is damaged")
+    out: dict[str, np.ndarray] = {}
+    used: set[str] = set()
+    for k, entry in enumerate(entries):
+        problem = _entry_problem(entry, manifest["version"])
+        if problem:
+            raise CheckpointError(f"{path}: manifest entry {k} {problem}: the file is damaged")
+        name, dtype = entry["name"], entry["dtype"]
+        key = entry.get("key", name)
+        if name in out or key in used:
+            raise CheckpointError(f"{path}: the manifest lists {name!r} (array {key!r}) twice: the file is damaged")
+        if key not in data:
+            raise CheckpointError(f"{path}: the manifest lists {name!r} but the archive has no array {key!r}")
+        a = data[key]
         if dtype == "bfloat16":
             import ml_dtypes
 
+            if a.dtype != np.uint16:
+                raise CheckpointError(f"{path}: {name!r} is bfloat16 but stored as {a.dtype}: the file is damaged")
             a = a.view(ml_dtypes.bfloat16)
-        if str(a.dtype) != dtype or list(a.shape) != entry.get("shape"):
+        if str(a.dtype) != dtype or list(a.shape) != entry["shape"]:
             raise CheckpointError(f"{path}: {name!r} is {a.dtype}{a.shape} but the manifest says "
-                                  f"{dtype}{tuple(entry.get('shape') or ())}: the file is damaged")
+                                  f"{dtype}{tuple(entry['shape'])}: the file is damaged")
         out[name] = a
-    extra = sorted(set(data) - set(out))
+        used.add(key)
+    extra = sorted(set(data) - used)
     if extra:
         raise CheckpointError(f"{path}: arrays {extra} are not in the manifest: the file is damaged")
     return manifest, out
+
+
+def _entry_problem(entry: object, version: int) -> str | None:
+    if not isinstance(entry, dict):
+        return f"is {type(entry).__name__}, not an object"
+    if not isinstance(entry.get("name"), str) or not isinstance(entry.get("dtype"), str):
+        return "needs a string \"name\" and \"dtype\""
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        return f"has shape {shape!r}, not a list of non-negative integers"
+    if version >= 2 and not isinstance(entry.get("key"), str):
+        return "needs a string \"key\" (the array's name in the archive)"
+    return None
 
 
 def load(path: str | os.PathLike, expected: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:

@@ -242,6 +242,9 @@ def _ref_nll(x: A, a: D, op: Op) -> list[np.ndarray]:
     l1 = labels.reshape(-1)
     ignore = a.get("ignore_index")
     keep = np.ones_like(l1, dtype=bool) if ignore is None else (l1 != ignore)
+    if np.any(keep & ((l1 < 0) | (l1 >= probs.shape[-1]))):  # uint64 labels >= 2**63 are negative here
+        raise IndexError(f"{op.name!r} ({op.label}): a label is outside [0, number of classes) and is not "
+                         "ignore_index")
     safe = np.where(keep, l1, 0)
     red = a.get("reduction", "mean")
     n = max(int(keep.sum()), 1) if red == "mean" else 1

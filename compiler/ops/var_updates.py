@@ -290,6 +290,9 @@ def _ref_sparse_acc(x: dict[str, np.ndarray], a: dict[str, Any], op: Any) -> lis
     idx = x["indices"].astype(np.int64)
     axis = a.get("axis", 0)
     moved = np.moveaxis(t, axis, 0)
+    if np.any((idx < -moved.shape[0]) | (idx >= moved.shape[0])):
+        raise IndexError(f"{op.name!r} ({op.label}): an index is outside [-n, n) for the accumulated axis of "
+                         f"length n = {moved.shape[0]}")
     np.add.at(moved, idx, np.moveaxis(upd, axis, 0))  # duplicates accumulate
     return [t]
 

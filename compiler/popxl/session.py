@@ -10,6 +10,7 @@ from compiler.ir import Ir
 from compiler.ir.ambiguity import check_ambiguity
 
 from .creation import DeviceToHostStream, HostToDeviceStream
+from .host_indices import check_batch, host_index_checks
 from .tensor import Tensor
 
 SUPPORTED = ("cpu", "interpreter")
@@ -47,6 +48,7 @@ class Session:
         self._dirty = False  # device newer than host
         self.weights_to_host_on_exit = weights_to_host_on_exit
         self._loads = {op.attrs["stream"] for op in ir.main.ops if op.kind == "HostLoad"}
+        self._index_checks = host_index_checks(ir)
 
     # ------------------------------------------------------------ lifetime
     def __enter__(self) -> "Session":
@@ -56,7 +58,8 @@ class Session:
         return self
 
     def __exit__(self, exc_type: Any, *exc: object) -> None:
-        if self._attached == 1 and exc_type is None and self.weights_to_host_on_exit:
+        # also on an exception (Ctrl-C in a training loop): the steps that completed are kept
+        if self._attached == 1 and self.weights_to_host_on_exit:
             self.weights_to_host()
         self._attached -= 1
 
@@ -106,12 +109,15 @@ class Session:
             raise ValueError("Must be attached to device before calling a runtime function. "
                              "Use `with session:` around session.run(...)")
         streams = self._check_inputs(inputs)
+        check_batch(self._index_checks, streams)  # a bad host-fed index: refused before anything changes
         nht = self.ir.num_host_transfers
-        if self.options.check_finite and self.device != "interpreter":
-            outs = self._run_checked(streams, nht)
-        else:
-            outs = self._exe.run(self._dev, streams, nht)
-        self._dirty = True
+        try:
+            if self.options.check_finite and self.device != "interpreter":
+                outs = self._run_checked(streams, nht)
+            else:
+                outs = self._exe.run(self._dev, streams, nht)
+        finally:  # a run that failed partway may have changed the device state: report that real state
+            self._dirty = True
         handles = getattr(self.ir, "_stream_handles", {})
         result = {}
         for name, s in self.ir.streams.items():

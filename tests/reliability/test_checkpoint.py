@@ -99,7 +99,7 @@ def test_checkpoint_holds_every_variable_with_a_manifest(tmp_path):
     path = s.save_checkpoint(tmp_path / "ck")  # ".npz" is added
     assert path == tmp_path / "ck.npz"
     manifest, data = read(tmp_path / "ck")
-    assert manifest["format"] == "optgraph-checkpoint" and manifest["version"] == 1
+    assert manifest["format"] == "optgraph-checkpoint" and manifest["version"] == 2
     want = {ir.main.values[v].name: s._host[v] for v in ir.variables}
     assert [e["name"] for e in manifest["variables"]] == list(want)
     for e in manifest["variables"]:
@@ -146,7 +146,7 @@ def _damaged(tmp: Path) -> dict[str, Path]:
     out["no manifest"] = tmp / "plain.npz"
     with zipfile.ZipFile(good) as z, zipfile.ZipFile(tmp / "lying.npz", "w") as o:  # manifest names a missing array
         for item in z.infolist():
-            if item.filename != "m.npy":
+            if item.filename != "v1.npy":  # the second variable's array
                 o.writestr(item, z.read(item.filename))
     out["manifest lists a missing array"] = tmp / "lying.npz"
     return out

@@ -1,5 +1,6 @@
 """Ops that index memory with data: the cross-entropy gradient (labels) and sparse accumulation
-(indices). Negative indices wrap once, as numpy indexing does; anything else out of range is never
+(indices). Negative sparse indices wrap once, as numpy indexing does; labels must be in [0, classes)
+(a negative label is a bug, as in torch and PopART). Anything else out of range is never
 dereferenced: the kernel stores the op's error code in the status word (the run then reports it)."""
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ def _index(b: ir.IRBuilder, base: ir.Value, k: ir.Value, dt: DType) -> ir.Value:
     return v
 
 
-def _wrap_and_check(b: ir.IRBuilder, j: ir.Value, n: int, status: ir.Value, code: ir.Constant
+def _wrap_and_check(b: ir.IRBuilder, j: ir.Value, n: int, status: ir.Value, code: ir.Constant, wrap: bool = True
                     ) -> tuple[ir.Value, ir.Value]:
-    """(j wrapped into [0, n) if it was in [-n, 0), whether it is valid); invalid sets the status."""
-    j = b.select(b.icmp_signed("<", j, c64(0)), b.add(j, c64(n)), j)
+    """(j wrapped into [0, n) if it was in [-n, 0) and `wrap`, whether it is valid); invalid sets the status."""
+    if wrap:
+        j = b.select(b.icmp_signed("<", j, c64(0)), b.add(j, c64(n)), j)
     ok = b.and_(b.icmp_signed(">=", j, c64(0)), b.icmp_signed("<", j, c64(n)))
     with b.if_then(b.not_(ok)):
         b.store(code, b.bitcast(status, I32.as_pointer()))
@@ -75,7 +77,7 @@ def _nll(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     if C:
         with for_range(b, R, "r") as r:
             lv, keep = kept(r)
-            safe, valid = _wrap_and_check(b, lv, C, status, m.error_code(op))
+            safe, valid = _wrap_and_check(b, lv, C, status, m.error_code(op), wrap=False)
             keep = b.and_(keep, valid) if ignore is not None else valid
             picked = load(b, P, b.add(b.mul(r, c64(C)), safe), probs.dtype)
             per = b.fneg(b.call(logf, [b.fadd(picked, ir.Constant(F32, 1e-7))]))
