@@ -6,9 +6,34 @@ from typing import Any
 import numpy as np
 
 from compiler.ir import DType, TensorSpec, as_dtype
+from compiler.ir.verify_program import MAX_BYTES
 
 from .context import gcg
 from .tensor import Constant, Tensor, Variable
+
+
+def _converted(arr: np.ndarray, to: np.dtype, what: str, hint: str) -> np.ndarray:
+    """`arr` as `to`, refusing values the conversion would change silently (an integer that wraps
+    around, a finite float that becomes infinite)."""
+    with np.errstate(all="ignore"):
+        out = np.array(arr, dtype=to, order="C", copy=True)
+    if not arr.size or arr.dtype.kind not in "iubf":
+        return out
+    src = np.asarray(arr, np.float64) if arr.dtype.kind == "f" else arr
+    if out.dtype.kind in "iu":
+        info = np.iinfo(out.dtype)
+        bad = (src < info.min) | (src > info.max) | (np.isnan(src) if src.dtype.kind == "f" else False)
+        if np.any(bad):
+            v = arr.reshape(-1)[int(np.argmax(np.reshape(bad, -1)))]
+            raise ValueError(f"{what}: the value {v} does not fit {out.dtype} [{info.min}, {info.max}] and would "
+                             f"wrap around; {hint}")
+    elif out.dtype.kind == "f" or str(out.dtype) == "bfloat16":
+        src = np.asarray(arr, np.float64)
+        grew = np.isfinite(src) & ~np.isfinite(np.asarray(out, np.float64))
+        if np.any(grew):
+            v = arr.reshape(-1)[int(np.argmax(grew.reshape(-1)))]
+            raise ValueError(f"{what}: the value {v} is too large for {out.dtype} and would become infinite; {hint}")
+    return out
 
 
 def _data(data: Any, dtype: Any, downcast: bool, what: str) -> np.ndarray:
@@ -16,14 +41,12 @@ def _data(data: Any, dtype: Any, downcast: bool, what: str) -> np.ndarray:
         raise TypeError(f"{what}: data must be host data (numpy array, list or number), got a Tensor")
     arr = np.asarray(data)
     if dtype is None:
-        if downcast and arr.dtype == np.float64:
-            arr = arr.astype(np.float32)
-        elif downcast and arr.dtype == np.int64:
-            arr = arr.astype(np.int32)
-        elif downcast and arr.dtype == np.uint64:
-            arr = arr.astype(np.uint32)
+        wide = {np.dtype(np.float64): np.float32, np.dtype(np.int64): np.int32, np.dtype(np.uint64): np.uint32}
+        if downcast and arr.dtype in wide:  # PopXL's default: 64-bit host data becomes 32-bit
+            return _converted(arr, np.dtype(wide[arr.dtype]), what,
+                              f"pass dtype=popxl.{arr.dtype} (or downcast=False) to keep 64 bits")
         return np.array(arr, order="C", copy=True)
-    return np.array(arr, dtype=as_dtype(dtype).numpy, order="C", copy=True)
+    return _converted(arr, as_dtype(dtype).numpy, what, f"pass data that fits, or a wider dtype than {dtype}")
 
 
 def variable(data: Any, dtype: Any = None, name: str | None = None, downcast: bool = True,
@@ -88,6 +111,9 @@ def _stream(cls: type, shape: Any, dtype: Any, name: str | None, direction: str)
         n = f"{base}__{k}"
         k += 1
     spec = TensorSpec(tuple(shape), as_dtype(dtype))
+    if spec.nbytes > MAX_BYTES:
+        raise ValueError(f"{direction}_stream {base!r}: shape {spec.shape} of {spec.dtype.name} is {spec.nbytes} "
+                         f"bytes per step, more than any host can address ({MAX_BYTES}); check the shape")
     g.ir.add_stream(n, spec, direction)  # type: ignore[arg-type]
     s = cls(spec, n, direction)
     g.ir._stream_handles[n] = s

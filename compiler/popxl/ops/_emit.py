@@ -30,6 +30,11 @@ def emit_op(
     for r, t in ins.items():
         if not isinstance(t, Tensor):
             raise TypeError(f"{kind}: input {r!r} must be a popxl Tensor, got {type(t).__name__}")
+        if t._value.graph.ir is not g._g.ir:
+            raise ValueError(
+                f"{kind}: tensor {t.name!r} belongs to another Ir ({t._value.graph.ir!r}, id {id(t._value.graph.ir):#x}) "
+                f"than the one being built ({g._g.ir!r}, id {id(g._g.ir):#x}); tensors cannot cross Irs: create "
+                "it again in this Ir (e.g. popxl.variable with its data)")
         if t._value.graph is not g._g:
             raise ValueError(
                 f"{kind}: tensor {t.name!r} belongs to graph {t._value.graph.id or 'main'!r} but the op is being "
