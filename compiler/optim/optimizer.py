@@ -254,6 +254,9 @@ def _check_inputs(params: dict, grads: dict) -> None:
     for k, p in params.items():
         if not isinstance(p, np.ndarray):
             raise TypeError(f"parameter {k!r} is a {type(p).__name__}; the step updates numpy arrays in place")
+        if p.dtype.kind != "f" and str(p.dtype) != "bfloat16":  # an update of ints would truncate silently
+            raise TypeError(f"parameter {k!r} is {p.dtype}; optimizers update floating-point parameters "
+                            "(float16, bfloat16, float32, float64): convert it, or leave it out of params")
         if not p.flags.c_contiguous or not p.flags.writeable:
             raise ValueError(f"parameter {k!r} must be a writeable, C-contiguous numpy array (got strides "
                              f"{p.strides}, writeable={p.flags.writeable}); use np.ascontiguousarray and keep "
