@@ -75,14 +75,16 @@ def emit(ir: Ir, kind: str, path: str | Path, options: CompileOptions | None = N
     return llvm_emit.write(optimise(ir, options), (kind,), [Path(path)], options)[0]
 
 
-def emit_all(ir: Ir, out_dir: str | Path, options: CompileOptions | None = None) -> list[Path]:
-    """Write every ahead-of-time LLVM output into `out_dir` (one compile)."""
+def emit_all(ir: Ir, out_dir: str | Path, options: CompileOptions | None = None,
+             kinds: tuple[str, ...] | None = None) -> list[Path]:
+    """Write every ahead-of-time LLVM output (or those in `kinds`) into `out_dir` (one compile)."""
     from compiler.backends.llvm import emit as llvm_emit
 
     options = options or CompileOptions()
+    kinds = llvm_emit.KINDS if kinds is None else tuple(kinds)
     verify(ir, "before compilation")
-    paths = llvm_emit.default_paths(out_dir, options.prefix)
-    return llvm_emit.write(optimise(ir, options), llvm_emit.KINDS, paths, options)
+    paths = llvm_emit.default_paths(out_dir, options.prefix, kinds)
+    return llvm_emit.write(optimise(ir, options), kinds, paths, options)
 
 
 def export_onnx(ir: Ir, path: str | Path, options: CompileOptions | None = None) -> Any:

@@ -1,19 +1,23 @@
 """Compile a program ahead of time.
 
   python -m tools.compile TARGET --emit {ll,asm,obj,so,header,all} -o PATH [--level N] [--prefix NAME]
+  python -m tools.compile TARGET --emit so,header -o DIR [--level N] [--prefix NAME]
   python -m tools.compile TARGET --target poplar -o DIR [--level N]
-  python -m tools.compile TARGET --target onnx -o FILE.onnx [--level N]
+  python -m tools.compile TARGET --target onnx -o FILE.onnx|DIR [--level N]
 
 TARGET is a saved IR or a Python file defining build_ir() (see tools/target.py).
 --emit writes LLVM output for this CPU: LLVM IR (ll), assembly (asm), an object file (obj), a shared
-library (so, needs gcc) or the C header of the entry points (header); `all` writes each into the folder
-PATH. --target poplar writes a Poplar C++ program and its build file into DIR; --target onnx writes an
-ONNX model (PopART's input format). --level picks the pass pipeline (0-3; default 2).
+library (so, needs gcc) or the C header of the entry points (header); several kinds separated by commas,
+or `all`, write each into the folder PATH. --target poplar writes a Poplar C++ program and its build file
+into DIR; --target onnx writes an ONNX model (PopART's input format) to FILE.onnx, or to DIR/NAME.onnx
+when -o is a folder (NAME: the TARGET file's name). --level picks the pass pipeline (0-3; default 2).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from compiler import driver
 from compiler.options import CompileOptions
@@ -23,12 +27,34 @@ from .target import TargetError, load_target
 OPTIONAL = {"onnx", "onnxruntime"}  # third-party packages a backend may need and the user may not have
 
 
+KINDS = ("ll", "asm", "obj", "so", "header")
+
+
+def emit_kinds(text: str) -> tuple[str, ...]:
+    """`so,header` -> ("so", "header"); `all` -> every kind."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in (*KINDS, "all")]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown kind(s) {bad or [text]}; choose from {', '.join(KINDS)} or all, "
+                                         "comma-separated")
+    return KINDS if "all" in kinds else tuple(dict.fromkeys(kinds))
+
+
+def output_file(output: str, target: str, suffix: str) -> str:
+    """-o as a file path: an existing folder (or one ending in '/') gets FOLDER/<target file's name><suffix>."""
+    if os.path.isdir(output) or output.endswith(os.sep):
+        source = target if os.path.exists(target) else target.rpartition(":")[0]
+        return os.path.join(output, Path(source).stem + suffix)
+    return output
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="optc", description=__doc__.splitlines()[0],
                                  epilog="\n".join(__doc__.splitlines()[5:]), formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("target", metavar="TARGET", help="a saved IR (.json) or a Python file defining build_ir()")
     what = ap.add_mutually_exclusive_group(required=True)
-    what.add_argument("--emit", choices=["ll", "asm", "obj", "so", "header", "all"], help="LLVM output for this CPU")
+    what.add_argument("--emit", type=emit_kinds, metavar="{ll,asm,obj,so,header,all}[,...]",
+                      help="LLVM output for this CPU (several: comma-separated)")
     what.add_argument("--target", dest="backend", choices=["onnx", "poplar"], help="an IPU program")
     ap.add_argument("-o", "--output", required=True, metavar="PATH")
     ap.add_argument("--level", type=int, choices=[0, 1, 2, 3], help="pass pipeline level (default 2)")
@@ -43,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         opts.level = args.level
     try:
         ir = load_target(args.target)
-        if args.emit == "all":
-            paths = driver.emit_all(ir, args.output, opts)
+        if args.emit and len(args.emit) > 1:
+            paths = driver.emit_all(ir, args.output, opts, args.emit)
         elif args.emit:
-            paths = [driver.emit(ir, args.emit, args.output, opts)]
+            paths = [driver.emit(ir, args.emit[0], args.output, opts)]
         elif args.backend == "onnx":
-            driver.export_onnx(ir, args.output, opts)
-            paths = [args.output]
+            out = output_file(args.output, args.target, ".onnx")
+            driver.export_onnx(ir, out, opts)
+            paths = [out]
         else:
             paths = driver.emit_poplar(ir, args.output, opts)
         print("\n".join(f"wrote {p}" for p in paths))
@@ -59,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a part of ours is broken: fail loudly
         print(f"optc: error: {e}", file=sys.stderr)
         return 2
-    except (TargetError, ValueError, RuntimeError, NotImplementedError) as e:
+    except (TargetError, ValueError, RuntimeError, NotImplementedError, OSError) as e:
         print(f"optc: error: {e}", file=sys.stderr)
         return 2
 

@@ -154,9 +154,16 @@ def check_loaded_op(op: Op) -> str | None:
         roles = list(op.roles)
         mods = tuple(sorted(roles.index(r) for r in d.modifies if r in roles))
         als = {o: roles.index(r) for o, r in d.aliases.items() if r in roles}
-        if tuple(sorted(op.modifies)) != mods or op.aliases != als:
+        # the kind's own writes must be declared (else an update is lost); the in-placing pass may add
+        # writes to elementwise ops, each the visible output of the same type
+        extra = [i for i in op.modifies if i not in mods]
+        if not set(mods) <= set(op.modifies) or any(op.aliases.get(o) != i for o, i in als.items()) or (
+                extra and not d.elementwise) or any(
+                not any(j == i and op.outputs[o].spec == op.inputs[i].spec for o, j in op.aliases.items()
+                        if o < len(op.outputs)) for i in extra):
             return (f"modifies inputs {sorted(op.modifies)} with aliases {op.aliases}, but a {op.kind} "
-                    f"modifies {list(mods)} with aliases {als}")
+                    f"modifies {list(mods)} with aliases {als} (in-placed elementwise ops may add writes "
+                    "into inputs of their output's type)")
     if got != want:
         return (f"outputs are {', '.join(map(str, got)) or 'none'} but the {op.kind} type rule gives "
                 f"{', '.join(map(str, want)) or 'none'}")

@@ -53,5 +53,5 @@ def _link_shared(obj: bytes, path: Path, prefix: str) -> None:
             raise RuntimeError(f"linking {path} failed:\n{r.stderr}")
 
 
-def default_paths(out_dir: str | os.PathLike, prefix: str) -> list[Path]:
-    return [Path(out_dir) / FILE_NAMES[k].format(prefix) for k in KINDS]
+def default_paths(out_dir: str | os.PathLike, prefix: str, kinds: tuple[str, ...] = KINDS) -> list[Path]:
+    return [Path(out_dir) / FILE_NAMES[k].format(prefix) for k in kinds]
