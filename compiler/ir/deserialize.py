@@ -20,6 +20,7 @@ from .op import Op
 from .spec import TensorSpec
 from .value import Value
 from .verify import VerificationError, verify
+from .verify_program import attr_problems
 
 FORMAT = "optgraph-ir"
 VERSION = 1
@@ -145,6 +146,9 @@ class Reader:
 
     def check(self, ir: Ir) -> None:
         for op, at in self.op_at.items():
+            bad = attr_problems(op, "")  # before the type rules, which would trip over a wrong-typed attribute
+            if bad:
+                raise FormatError(at + ("attrs",), "; ".join(p.lstrip(": ") for p in bad))
             for chk in OP_CHECKS:
                 problem = chk(op)
                 if problem:

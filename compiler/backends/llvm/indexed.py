@@ -28,13 +28,14 @@ def _index(b: ir.IRBuilder, base: ir.Value, k: ir.Value, dt: DType) -> ir.Value:
     return v
 
 
-def _wrap_and_check(b: ir.IRBuilder, j: ir.Value, n: int, status: ir.Value, code: ir.Constant, wrap: bool = True
-                    ) -> tuple[ir.Value, ir.Value]:
-    """(j wrapped into [0, n) if it was in [-n, 0) and `wrap`, whether it is valid); invalid sets the status."""
+def _wrap_and_check(b: ir.IRBuilder, j: ir.Value, n: int, status: ir.Value, code: ir.Constant, wrap: bool = True,
+                    used: ir.Value | None = None) -> tuple[ir.Value, ir.Value]:
+    """(j wrapped into [0, n) if it was in [-n, 0) and `wrap`, whether it is valid); invalid sets the status
+    (only where `used`: an ignored label may be anything)."""
     if wrap:
         j = b.select(b.icmp_signed("<", j, c64(0)), b.add(j, c64(n)), j)
     ok = b.and_(b.icmp_signed(">=", j, c64(0)), b.icmp_signed("<", j, c64(n)))
-    with b.if_then(b.not_(ok)):
+    with b.if_then(b.not_(ok) if used is None else b.and_(used, b.not_(ok))):
         b.store(code, b.bitcast(status, I32.as_pointer()))
     return b.select(ok, j, c64(0)), ok
 
@@ -77,7 +78,7 @@ def _nll(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     if C:
         with for_range(b, R, "r") as r:
             lv, keep = kept(r)
-            safe, valid = _wrap_and_check(b, lv, C, status, m.error_code(op), wrap=False)
+            safe, valid = _wrap_and_check(b, lv, C, status, m.error_code(op), wrap=False, used=keep)
             keep = b.and_(keep, valid) if ignore is not None else valid
             picked = load(b, P, b.add(b.mul(r, c64(C)), safe), probs.dtype)
             per = b.fneg(b.call(logf, [b.fadd(picked, ir.Constant(F32, 1e-7))]))
