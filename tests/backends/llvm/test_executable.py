@@ -12,7 +12,6 @@ from compiler import popxl
 from compiler.driver import CompileOptions
 from compiler.driver import compile as compile_ir
 from compiler.popxl import ops
-from conftest import run_session
 
 
 def _axpy():
