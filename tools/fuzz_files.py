@@ -224,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[str] = []
     for i in range(0, len(jobs), args.batch):
         outcomes += run_jobs(jobs[i:i + args.batch])
-        print(f"... {len(outcomes)} / {len(jobs)} checks, {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"... {len(outcomes)} / {len(jobs)} checks, {time.perf_counter() - t0:.0f} s: "
+              f"{sum(o.startswith('CRASH') for o in outcomes)} crashes, {sum(o == 'MISMATCH' for o in outcomes)} "
+              f"mismatches, {sum(o.startswith('ERROR') for o in outcomes)} unexpected errors, "
+              f"{sum(o == 'refused' for o in outcomes)} refused at load", flush=True)
     counts: dict[str, int] = {}
     bad = []
     for j, o in zip(jobs, outcomes):
