@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .artifact import Manifest
+from .bound_run import BoundRun
 from .buffers import aligned_empty, describe_bad_array, first_overlap
 from .native_runtime import BAD_ABI_VERSION, make_runtime
 
@@ -50,6 +51,10 @@ class Executor:
         iterations = int(iterations)
         with self._lock:  # one run at a time: the workspace and pointer tables belong to this executor
             return self._run(variables, streams, iterations)
+
+    def bind(self, variables: dict[int, np.ndarray], movable: list[int]) -> BoundRun:
+        """A checked pointer table over `variables` for repeated one-iteration runs (bound_run.py)."""
+        return BoundRun(self, variables, movable)
 
     def _run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
              ) -> dict[str, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .artifact import NativeCode
+from .bound_run import BoundRun
 from .executor import Executor
 from .loader import load_object
 
@@ -30,3 +31,7 @@ class NativeExecutable:
     def run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
             ) -> dict[str, np.ndarray]:
         return self._executor.run(variables, streams, iterations)
+
+    def bind(self, variables: dict[int, np.ndarray], movable: list[int]) -> BoundRun:
+        """A checked pointer table for repeated one-iteration runs (bound_run.py)."""
+        return self._executor.bind(variables, movable)

@@ -63,12 +63,12 @@ class ParamViews:
     """The views of one parameter and its state tensors, reused by later steps while the parameter keeps
     its memory and the state tensors their identity (load_state_dict replaces them: new views)."""
 
-    __slots__ = ("param", "ptr", "state", "views", "where", "flat", "contiguous", "bf16", "spec", "shape")
+    __slots__ = ("param", "ptr", "layout", "state", "views", "where", "flat", "contiguous", "bf16", "spec")
 
     def __init__(self, p: torch.Tensor, names: tuple[str, ...], state: list[torch.Tensor], where: str,
                  suggestion: str) -> None:
         self.param, self.ptr, self.state, self.where = p, p.data_ptr(), tuple(state), where
-        self.shape = p.shape  # a parameter reshaped in place (p.data = p.data.view(...)) needs new checks
+        self.layout = (p.shape, p.stride(), p.dtype)  # p.set_(...) or p.data = p.data.view(...) keep the pointer
         self.views = [flat_view(p, where, suggestion)]
         for name, t in zip(names, state):
             if t.dim() and not same_layout(p, t):
@@ -84,7 +84,8 @@ class ParamViews:
         self.spec = (self.views[0].shape, DTYPES[p.dtype])
 
     def valid(self, p: torch.Tensor, state: list[torch.Tensor]) -> bool:
-        return (self.param is p and self.ptr == p.data_ptr() and p.shape == self.shape and len(state) == len(self.state)
+        return (self.param is p and self.ptr == p.data_ptr() and self.layout == (p.shape, p.stride(), p.dtype)
+                and len(state) == len(self.state)
                 and all(a is b for a, b in zip(state, self.state)))
 
     def grad(self, suggestion: str) -> np.ndarray:
@@ -94,7 +95,8 @@ class ParamViews:
         if g.shape != p.shape:  # torch.optim raises too (the kernel would read it as the parameter's shape)
             raise RuntimeError(f"gradient of {self.where} has shape {tuple(g.shape)}, the parameter "
                                f"{tuple(p.shape)}; they must be the same")
-        if self.contiguous and g.is_cpu and g.layout == torch.strided and g.dtype == p.dtype and g.is_contiguous():
+        if (self.contiguous and g.is_cpu and g.layout == torch.strided and g.dtype == p.dtype and g.is_contiguous()
+                and not g.is_neg()):
             g = g.detach().view(self.flat)  # the common case, without the checks below
             return g.view(torch.int16).numpy().view(ml_dtypes.bfloat16) if self.bf16 else g.numpy()
         if g.layout != torch.strided:

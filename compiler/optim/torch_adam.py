@@ -42,6 +42,9 @@ class AdamStep(CompiledStep):
         hyper = tuple(float(x) for x in (group["lr"], b1, b2, group["eps"], group["weight_decay"]))
         return flags, hyper, self._STATE + (("max_exp_avg_sq",) if amsgrad else ())
 
+    def _fast_path(self, key: tuple) -> bool:
+        return not any(flags[4] for flags, _ in key)  # exact_sqrt calls torch.sqrt between two kernels
+
     def _ensure_state(self, p: torch.Tensor, group: dict) -> tuple[dict, tuple]:
         st = self._state_for(p, group, bool(group["amsgrad"]))
         return st, (DTYPES[st["step"].dtype],)

@@ -17,7 +17,12 @@ from compiler.driver import CompileOptions
 from compiler.popxl import ops
 
 from .kernels import Kernel, KernelBuilder
+from .step_plan import StepPlan
 from .tensor_views import ParamViews, flat_view
+
+# what a slow step bound, for a StepPlan: per stepped group (group, options, hyper array), the
+# parameters with a gradient, their state names, and where each one's gradient is in the buffers
+Layout = tuple[list[tuple[dict, tuple, np.ndarray]], list[torch.Tensor], list[tuple[str, ...]], list[int]]
 
 
 class Runtime:
@@ -30,6 +35,9 @@ class Runtime:
         self.hyper: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
         self.roots: dict[int, tuple[torch.Tensor, np.ndarray]] = {}  # exact_sqrt: id(param) -> sqrt buffer
         self.compiles = 0
+        self.plan: StepPlan | None = None  # the steady-state step (step_plan.py), once there is one
+        self.last_key: tuple | None = None
+        self.slow_steps = 0  # steps that went through _collect (tests check the fast path is taken)
 
     def kernel(self, key: tuple, build: Callable[[KernelBuilder], None]) -> Kernel:
         """The compiled kernel for `key`, compiled by `build` the first time."""
@@ -88,26 +96,53 @@ class CompiledStep:
             with torch.enable_grad():
                 loss = closure()
         rt = self._rt()
-        key, arrays = self._collect(rt)
+        if rt.plan is not None and rt.plan.step(self, self._group_spec):
+            return loss
+        rt.plan = None
+        rt.slow_steps += 1
+        key, arrays, layout = self._collect(rt)
         if arrays:
             self._run(rt, key, arrays)
+            if key == rt.last_key and self._fast_path(key):
+                rt.plan = self._plan(rt, key, arrays, layout)
+        rt.last_key = key
         return loss
+
+    def _fast_path(self, key: tuple) -> bool:
+        """May steps with this key run through a StepPlan (one kernel call, no work in Python between)?"""
+        return True
+
+    def _plan(self, rt: Runtime, key: tuple, arrays: list[np.ndarray], layout: Layout) -> StepPlan | None:
+        """The plan for the steps after this one, or None when the step cannot be one bound call: a
+        backend without pointer tables, a gradient read through a copy, an empty gradient."""
+        kernel = rt.kernels[key]
+        bind = getattr(kernel.exe, "bind", None)
+        groups, params, names, grad_at = layout
+        if bind is None or any(arrays[i].size == 0 or arrays[i].ctypes.data != p.grad.data_ptr()
+                               for i, p in zip(grad_at, params)):
+            return None
+        vids = kernel.vids
+        bound = bind(dict(zip(vids, arrays)), [vids[i] for i in grad_at])
+        return StepPlan(self, bound, groups, params, names)
 
     def _run(self, rt: Runtime, key: tuple, arrays: list[np.ndarray]) -> None:
         rt.kernel(key, lambda kb: self._build(kb, key)).run(arrays)
 
-    def _collect(self, rt: Runtime) -> tuple[tuple, list[np.ndarray]]:
-        """The kernel key (per group: options and per-parameter specs) and the buffers in kernel order:
-        per group its hyper-parameters, then per parameter: param, grad, state tensors."""
+    def _collect(self, rt: Runtime) -> tuple[tuple, list[np.ndarray], Layout]:
+        """The kernel key (per group: options and per-parameter specs), the buffers in kernel order
+        (per group its hyper-parameters, then per parameter: param, grad, state tensors) and where
+        things are in them (for a StepPlan)."""
         key: list = []
         arrays: list[np.ndarray] = []
         records: dict[int, ParamViews] = {}
+        layout: Layout = ([], [], [], [])
         for gi, group in enumerate(self.param_groups):
             ps = [p for p in group["params"] if p.grad is not None]
             if not ps:
                 continue
             flags, hyper, names = self._group_spec(group)
             arrays += rt.hyper_views(gi, hyper)
+            layout[0].append((group, flags, rt.hyper[gi][0]))
             specs = []
             for p in ps:
                 st, extra = self._ensure_state(p, group)
@@ -119,12 +154,15 @@ class CompiledStep:
                     rec = ParamViews(p, names, tensors, where, self._suggestion)
                 records[id(p)] = rec
                 arrays.append(rec.views[0])
+                layout[1].append(p)
+                layout[2].append(names)
+                layout[3].append(len(arrays))
                 arrays.append(rec.grad(self._suggestion))
                 arrays += rec.views[1:]
                 specs.append(rec.spec + extra)
             key.append((flags, tuple(specs)))
         rt.records = records
-        return tuple(key), arrays
+        return tuple(key), arrays, layout
 
     def _group_spec(self, group: dict) -> tuple[tuple, tuple[float, ...], tuple[str, ...]]:
         """(compile-time options, hyper-parameter values, names of the state tensors in kernel order)."""
