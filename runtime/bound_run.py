@@ -85,8 +85,7 @@ class BoundRun:
     def __call__(self) -> None:
         ex = self._ex
         with ex._lock:
-            rc = ex._fn(_addressof(self._table), _addressof(ex._h2d), _addressof(ex._d2h), ex._ws.ctypes.data, 1)
+            rc = ex._fn(_addressof(self._table), _addressof(ex._h2d), _addressof(ex._d2h), ex._ws.ctypes.data, 1,
+                        _addressof(ex._rt))
         if rc:
-            errors = ex.manifest.errors
-            msg = errors[rc - 1] if 0 < rc <= len(errors) else f"unknown error code {rc}"
-            raise IndexError(f"compiled program stopped: {msg}")
+            ex._raise_for(rc)

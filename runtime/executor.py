@@ -94,13 +94,18 @@ class Executor:
         rc = self._fn(_addressof(ptrs), _addressof(self._h2d), _addressof(self._d2h), self._ws.ctypes.data,
                       iterations, _addressof(self._rt))
         del keep
+        if rc:
+            self._raise_for(rc)
+        return outs
+
+    def _raise_for(self, rc: int) -> None:
+        """The error a non-zero return code of the entry point stands for."""
         if rc == BAD_ABI_VERSION:
             raise RuntimeError("the compiled program expects another optc_runtime ABI version; clear the compile "
                                "cache and recompile")
-        if rc:
-            msg = m.errors[rc - 1] if 0 < rc <= len(m.errors) else f"unknown error code {rc}"
-            raise IndexError(f"compiled program stopped: {msg}")
-        return outs
+        errors = self.manifest.errors
+        msg = errors[rc - 1] if 0 < rc <= len(errors) else f"unknown error code {rc}"
+        raise IndexError(f"compiled program stopped: {msg}")
 
     def _checked(self, arr: Any, what: str, shape: tuple[int, ...], dtype: np.dtype, writable: bool) -> int:
         msg = describe_bad_array(what, arr, shape, dtype, writable)
