@@ -72,3 +72,13 @@ def assert_matches_reference(build: Callable[[], Any], inputs: Callable[[Any], d
 @pytest.fixture
 def matches_reference():
     return assert_matches_reference
+
+
+
+# a skip whose reason tests/skip_allowlist.txt does not list fails the session (tests/skip_policy.py)
+from skip_policy import (  # noqa: E402, F401
+    pytest_collectreport,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)

@@ -88,6 +88,14 @@ def test_comparison_is_bit_exact_or_scaled_by_the_tolerance():
     assert "differs" in compare("i", np.arange(3, dtype=np.int32), np.array([0, 1, 3], np.int32), 1.0)
 
 
+def test_tolerance_is_per_element_not_scaled_by_the_largest():
+    """A small float16 element may not be off by a fraction of the array's largest value."""
+    want = np.array([0.01, 16.0], np.float16)
+    assert compare("h", want, np.array([0.0105, 16.1], np.float16), 1e-2) is None  # within 1e-2 * (|w| + 1)
+    for off in (0.1, 0.03):  # old rule: allowed 1e-2 * (0.01 + 16) = 0.16
+        assert "first at (0,)" in (compare("h", want, np.array([off, 16.0], np.float16), 1e-2) or "passed")
+
+
 def test_exactness_classification():
     from compiler import popxl
     from compiler.popxl import ops

@@ -15,7 +15,7 @@ import pytest
 from compiler import popxl
 from compiler.popxl import ops
 from compiler.testing import random_program
-from compiler.testing.differential import REFERENCE, Config, run
+from compiler.testing.differential import REFERENCE, Config, compare, run
 from compiler.testing.program import build
 from runtime.checkpoint import read, save
 
@@ -49,11 +49,13 @@ def test_different_sessions_build_compile_and_run_in_threads_at_once(tmp_path):
         return run(build(random_program(seeds[k], size=8)), Config("cpu", 2), str(tmp_path / f"cache{k % 2}"))
 
     got = _in_threads(work, 4)
-    for w, g in zip(want, got):
-        assert w.keys() == g.keys()
-        for name in w:
-            np.testing.assert_allclose(g[name].astype(np.float64), w[name].astype(np.float64), rtol=1e-2, atol=1e-3,
-                                       err_msg=name)
+    alone = [run(build(random_program(s, size=8)), Config("cpu", 2), str(tmp_path / "alone")) for s in seeds]
+    for seed, w, g, a in zip(seeds, want, got, alone):
+        ctx = build(random_program(seed, size=8))
+        assert w.keys() == g.keys() == a.keys()
+        for name in w:  # bit for bit what the same program compiled alone gives; the reference within fuzz tolerance
+            np.testing.assert_array_equal(g[name], a[name], err_msg=f"seed {seed} {name}")
+            assert compare(name, w[name], g[name], ctx.tol.get(name.split("#")[0], ctx.var_tol)) is None
 
 
 @pytest.mark.parametrize("device", ["interpreter", "cpu"])
@@ -93,7 +95,7 @@ while not os.path.exists({go!r}):
 from compiler import popxl
 s = popxl.Session(ctx.ir, "cpu", options=Config("cpu", 2).options({cache!r}))
 got = run(ctx, Config("cpu", 2), {cache!r})
-print(json.dumps({{"hit": getattr(s._exe, "cache_hit", None),
+print(json.dumps({{"hit": s._exe.cache_hit,
                    "sum": {{k: float(np.asarray(v, np.float64).sum()) for k, v in got.items()}}}}), flush=True)
 """
 
@@ -117,8 +119,7 @@ def test_processes_compiling_the_same_graph_into_one_cache_at_once(tmp_path):
     assert later.returncode == 0, later.stderr[-3000:]
     last = json.loads(later.stdout.strip().splitlines()[-1])
     assert last["sum"] == outs[0]["sum"]
-    if last["hit"] is not None:  # the compile cache (runtime/cache.py) reports hits: the entry is intact
-        assert last["hit"] is True
+    assert last["hit"] is True  # the entry the racing compilers left is intact and used
 
 
 def test_threads_saving_one_checkpoint_leave_one_complete_version(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from compiler.ir import Ir
 from compiler.ir.clone import clone
 from compiler.ir.dot import to_dot
+from passes.pipeline import run_pipeline
 from tools.target import load_target
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (make setup)")
@@ -32,7 +33,6 @@ def test_svg_names_every_op(cli, build, tmp_path, example, after):
     ir = build(example)
     flags = []
     if after:
-        run_pipeline = pytest.importorskip("passes.pipeline").run_pipeline
         run_pipeline(ir, level=3, stop_after=after)
         flags = ["--after", after]
     r = cli("tools.viz", example, "-o", tmp_path / "ir.svg", *flags)
@@ -86,9 +86,8 @@ def _lines(dot_source: str, pattern: str) -> list[str]:
 
 
 def test_drawing_conventions():
-    pipeline = pytest.importorskip("passes.pipeline")
     ir = clone(load_target("examples/custom_optimiser.py"))
-    pipeline.run_pipeline(ir, level=3, stop_after="fuse_elementwise")
+    run_pipeline(ir, level=3, stop_after="fuse_elementwise")
     src = to_dot(ir).source
     graphs = list(ir.graphs.values())
     # in-place writes: one bold red edge per modified input
