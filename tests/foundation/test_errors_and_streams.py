@@ -124,9 +124,29 @@ def test_run_input_errors():
 
 
 def test_weights_move_between_sessions():
-    ir, h, d, acc = _stream_ir(1)
+    """Weights read from one session (get_tensors_data) and written into another (write_variables_data)
+    continue there; each session keeps its own copy."""
+    ir = popxl.Ir()
+    with ir.main_graph:
+        h = popxl.h2d_stream((2, 3), popxl.float32, name="x")
+        acc = popxl.variable(np.zeros((2, 3), np.float32), name="acc")
+        cnt = popxl.variable(np.zeros((), np.float32), name="count")
+        ops.var_updates.accumulate_(acc, ops.host_load(h, "x"))
+        ops.var_updates.accumulate_(cnt, popxl.constant(np.float32(1)))
+    ones = np.ones((2, 3), np.float32)
     s1 = popxl.Session(ir, "interpreter")
     s1.write_variable_data(acc, np.full((2, 3), 5.0, np.float32))
     with s1:
-        s1.run({h: np.ones((2, 3), np.float32)})
-    np.testing.assert_array_equal(s1.get_tensor_data(acc), np.full((2, 3), 6.0, np.float32))
+        s1.run({h: ones})
+    moved = s1.get_tensors_data([acc, cnt])
+    np.testing.assert_array_equal(moved[acc], np.full((2, 3), 6.0, np.float32))
+    s2 = popxl.Session(ir, "cpu")
+    np.testing.assert_array_equal(s2.get_tensor_data(acc), np.zeros((2, 3), np.float32))  # not s1's weights
+    s2.write_variables_data(moved)
+    with s2:
+        s2.run({h: ones})
+        s2.run({h: ones})
+    np.testing.assert_array_equal(s2.get_tensor_data(acc), np.full((2, 3), 8.0, np.float32))
+    assert s2.get_tensor_data(cnt) == 3
+    np.testing.assert_array_equal(s1.get_tensor_data(acc), np.full((2, 3), 6.0, np.float32))  # s1 untouched
+    assert s1.get_tensor_data(cnt) == 1
