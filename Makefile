@@ -47,6 +47,7 @@ bench: setup
 	$(VPY) benchmarks/adam_step.py
 	$(VPY) benchmarks/mnist_train.py
 	$(VPY) benchmarks/torch_optim.py
+	$(VPY) benchmarks/torch_loop.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -10,6 +10,12 @@ numpy views of the parameters, gradients and state to one compiled kernel (one s
 distinct (numel, dtype, options), called per parameter; the backend runs independent calls on two
 threads) and runs it. Hyper-parameters are float64 kernel inputs, so lr schedules never recompile;
 a kernel is compiled per distinct set of parameter sizes/dtypes/options and cached.
+After two steps with the same kernel, a step is one native call over a pointer table bound once
+(step_plan.py): it re-checks only what could invalidate the binding (groups, parameter pointers and
+versions, state tensors, gradients' layout; gradients may move) and falls back to the full path, which
+rebinds or raises, when something changed. Inside a training loop the fixed cost per step is a fraction
+of torch's fused Adam's (GradScaler, clip_grad_norm_, zero_grad either way, torch.compile'd models and
+channels_last weights are covered by tests/optim/test_torch_loop.py).
 The arithmetic is torch's own, op for op (see compiler/optim/aten.py); the one difference is Adam's
 square root, which torch's CPU build takes from MKL (not correctly rounded). `Adam(...,
 exact_sqrt=True)` calls torch.sqrt between two compiled kernels instead, and is then bit for bit
@@ -19,7 +25,8 @@ CPU tensors only; sparse gradients, complex parameters and non-dense parameters 
 UnsupportedTensorError (a RuntimeError and ValueError) naming the tensor. Gradients laid out
 differently from their parameter are copied to its layout first (the one documented copy).
 torch is needed to import this module; importing compiler.optim does not import torch.
-The machinery: torch_step.py (the compiled step shared by all three), torch_adam.py (Adam/AdamW's kernels).
+The machinery: torch_step.py (the compiled step shared by all three), step_plan.py (its steady state),
+torch_adam.py (Adam/AdamW's kernels).
 """
 from __future__ import annotations
 
