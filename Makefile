@@ -43,11 +43,14 @@ demo: setup
 test: setup
 	$(VPY) -m pytest -n 2 -m "not slow"
 
+# every benchmark writes benchmarks/results/<name>/<time>.json; the report renders README.md's tables
+BENCH_FLAGS ?=
 bench: setup
-	$(VPY) benchmarks/adam_step.py
-	$(VPY) benchmarks/mnist_train.py
-	$(VPY) benchmarks/torch_optim.py
-	$(VPY) benchmarks/torch_loop.py
+	$(VPY) benchmarks/adam_step.py $(BENCH_FLAGS)
+	$(VPY) benchmarks/mnist_train.py $(BENCH_FLAGS)
+	$(VPY) benchmarks/torch_optim.py $(BENCH_FLAGS)
+	$(VPY) benchmarks/torch_loop.py $(BENCH_FLAGS)
+	$(VPY) -m benchmarks.report
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

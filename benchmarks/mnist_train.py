@@ -3,18 +3,20 @@ the tutorial's optimiser_step) for one epoch with this compiler (examples/mnist_
 PyTorch eager, from the same initial weights in the same batch order; report test accuracy and training
 steps/s at batch 8 and 128, plus where our step's time goes.
 
-  python benchmarks/mnist_train.py [--data DIR] [--batches 8,128] [--threads 1] [--limit-steps N]
+  python benchmarks/mnist_train.py [--quick] [--data DIR] [--batches 8,128] [--threads 1,2] [--limit-steps N]
 
-PyTorch runs the same update rule (`TutorialAdam`, foreach ops like torch.optim.Adam's default) and, for
-reference, torch.optim.Adam itself (bias-corrected). Steps/s are given twice: over the whole epoch, and as
-the median of interleaved rounds (ours, torch, ours, ...) on the same batches, which shared-machine load
-drift affects least; the ratios use the interleaved figures.
+Headline rows keep the same state dtypes on both sides: our Adam's first moment in float32, like torch's.
+The tutorial's float16 first moment is a separate, labelled column. PyTorch runs the same update rule
+(`TutorialAdam`, foreach ops), torch.optim.Adam (default and fused=True; bias-corrected) and the whole
+step under torch.compile (its first calls, which compile, timed separately). torch runs at its defaults
+apart from the thread count. Steps/s are medians of rounds interleaved in one process on the same
+batches, with a 50 ms pause before each variant (paused) and without (back to back).
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
+from functools import partial
 import sys
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "examples", ROOT / "benchmarks"):
     sys.path.insert(0, str(p))
 import mnist_adam  # noqa: E402
-from common import save, table  # noqa: E402
+from common import PAUSE_S, Table, interleaved_samples, write_result  # noqa: E402
 
 from compiler import popxl  # noqa: E402
 from compiler.data import batches, stats  # noqa: E402
@@ -91,13 +93,17 @@ class TorchTrainer:
         self.opt = (tutorial_adam(self.net.parameters(), lr) if optimiser == "tutorial" else
                     torch.optim.Adam(self.net.parameters(), lr=lr, eps=1e-5, fused=optimiser == "fused"))
         self.loss_fn = torch.nn.CrossEntropyLoss()
+        self._step = torch.compile(self._eager_step) if optimiser == "compiled" else self._eager_step
 
-    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+    def _eager_step(self, x, y):
         self.opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.net(self.torch.from_numpy(x)), self.torch.from_numpy(y.astype(np.int64)))
+        loss = self.loss_fn(self.net(x), y)
         loss.backward()
         self.opt.step()
-        return loss.item()
+        return loss
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        return self._step(self.torch.from_numpy(x), self.torch.from_numpy(y.astype(np.int64))).item()
 
     def accuracy(self, test, mean: float, std: float) -> float:
         correct = total = 0
@@ -121,28 +127,44 @@ def torch_epoch(train, test, mean, std, bs, lr, seed, limit, optimiser) -> dict:
     return {"steps_per_s": steps / dt, "test_accuracy": t.accuracy(test, mean, std)}
 
 
-def interleaved(train, mean, std, bs, lr, seed, threads, rounds: int, per_round: int) -> dict[str, float]:
-    """Median steps/s per round of `per_round` steps, ours and torch's alternating on the same batches."""
+def interleaved(train, mean, std, bs, lr, seed, threads, rounds: int, per_round: int, with_compile: bool) -> dict:
+    """Median steps/s per round of `per_round` steps, every variant on the same batches, round by round,
+    under both protocols (paused, back to back); torch.compile's first-call seconds."""
     data = list(b for _, b in zip(range(per_round), batches(train, bs, mean, std, seed=seed + 1)))
-    np.random.seed(seed)
-    ir, streams, _, _ = mnist_adam.train_ir(bs)
-    sess = popxl.Session(ir, "cpu", options=CompileOptions(threads=threads))
-    feeds = [dict(zip(streams, b)) for b in data]
     init = initial_weights(bs, seed)
-    runners = {"ours": lambda f, x, y: sess.run(f),
-               "torch": (lambda tr: lambda f, x, y: tr.step(x, y))(TorchTrainer(init, lr, "tutorial")),
-               "torch.optim.Adam": (lambda tr: lambda f, x, y: tr.step(x, y))(TorchTrainer(init, lr, "adam")),
-               "torch fused Adam": (lambda tr: lambda f, x, y: tr.step(x, y))(TorchTrainer(init, lr, "fused"))}
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    with sess:
-        for r in range(rounds + 1):
-            for k, run in runners.items():
-                t0 = time.perf_counter()
-                for f, (x, y) in zip(feeds, data):
-                    run(f, x, y)
-                if r:  # round 0 warms up
-                    times[k].append(len(data) / (time.perf_counter() - t0))
-    return {k: statistics.median(v) for k, v in times.items()}
+    runners, sessions = {}, []
+    for name, dtype in (("ours", popxl.float32), ("ours fp16 m", popxl.float16)):
+        np.random.seed(seed)
+        ir, streams, _, _ = mnist_adam.train_ir(bs, lr, dtype)
+        sess = popxl.Session(ir, "cpu", options=CompileOptions(threads=threads))
+        sess.__enter__()
+        sessions.append(sess)
+        feeds = [dict(zip(streams, b)) for b in data]
+        runners[name] = partial(_steps, sess.run, [(f,) for f in feeds])
+    kinds = {"torch": "tutorial", "torch.optim.Adam": "adam", "torch fused Adam": "fused"}
+    if with_compile:
+        kinds["torch.compile"] = "compiled"
+    compile_s = None
+    for name, kind in kinds.items():
+        tr = TorchTrainer(init, lr, kind)
+        if kind == "compiled":  # the first calls compile (and recompile once the optimizer has state)
+            t0 = time.perf_counter()
+            for x, y in data[:3]:
+                tr.step(x, y)
+            compile_s = time.perf_counter() - t0
+        runners[name] = partial(_steps, tr.step, data)
+    out = {"compile_s": compile_s}
+    for protocol, pause in (("paused", PAUSE_S), ("back to back", 0.0)):
+        samples = interleaved_samples(runners, rounds, reps=1, pause_s=pause)
+        out[protocol] = {k: len(data) / statistics.median(v) for k, v in samples.items()}
+    for sess in sessions:
+        sess.__exit__(None, None, None)
+    return out
+
+
+def _steps(step, args: list) -> None:
+    for a in args:
+        step(*a)
 
 
 PIECES = ("forward", "forward+backward", "adam", "step")
@@ -207,52 +229,64 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=mnist_adam.DEFAULT_DATA)
     ap.add_argument("--batches", default="8,128")
-    ap.add_argument("--limit-steps", type=int, default=None, help="train at most N steps per run (quick look)")
+    ap.add_argument("--limit-steps", type=int, default=None, help="train at most N steps per epoch run")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="threads for both ours and torch (default 1: the "
-                    "machine is shared; use 2 on an idle 2-core machine)")
-    ap.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
+    ap.add_argument("--threads", default="1,2", help="thread counts for both ours and torch, one row each")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 7)")
+    ap.add_argument("--quick", action="store_true", help="300-step epochs, 3 rounds")
+    ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile (its compile takes minutes)")
+    ap.add_argument("--results-dir", default=None, help="where to write the result (default benchmarks/results)")
     args = ap.parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads)
+    limit = args.limit_steps or (300 if args.quick else None)
+    rounds = args.rounds or (3 if args.quick else 7)
     train, test = mnist_adam.load_data(args.data)
     mean, std = stats(train)
-    rows, profiles = [], {}
-    load0 = os.getloadavg()[0]
-    for bs in map(int, args.batches.split(",")):
-        opts = CompileOptions(threads=args.threads)
-        ours = mnist_adam.train(args.data, 1, bs, 1e-3, "cpu", args.seed, args.limit_steps, quiet=True, options=opts)
-        tut = torch_epoch(train, test, mean, std, bs, 1e-3, args.seed, args.limit_steps, "tutorial")
-        ref = torch_epoch(train, test, mean, std, bs, 1e-3, args.seed, args.limit_steps, "adam")
-        per_round = 400 if bs <= 32 else 40
-        med = interleaved(train, mean, std, bs, 1e-3, args.seed, args.threads, args.rounds, per_round)
-        profiles[bs] = profile_ours(bs, args.threads, 50 if bs <= 32 else 8)
-        row = {"batch": bs, "ours acc %": round(ours["test_accuracy"], 2), "torch acc %": round(tut["test_accuracy"], 2),
-               "torch.optim.Adam acc %": round(ref["test_accuracy"], 2),
-               "acc diff (pts)": round(ours["test_accuracy"] - tut["test_accuracy"], 2),
-               "ours steps/s (epoch)": round(ours["steps_per_s"], 1), "torch steps/s (epoch)": round(tut["steps_per_s"], 1),
-               "torch.optim.Adam steps/s (epoch)": round(ref["steps_per_s"], 1),
-               "ours steps/s": round(med["ours"], 1), "torch steps/s": round(med["torch"], 1),
-               "torch.optim.Adam steps/s": round(med["torch.optim.Adam"], 1),
-               "torch fused Adam steps/s": round(med["torch fused Adam"], 1),
-               "speed-up vs torch fused Adam": round(med["ours"] / med["torch fused Adam"], 2),
-               "speed-up vs torch": round(med["ours"] / med["torch"], 2),
-               "speed-up vs torch.optim.Adam": round(med["ours"] / med["torch.optim.Adam"], 2),
-               "ours ms/step": profiles[bs]}
-        rows.append(row)
-        print(row, flush=True)
-    cols = ["batch", "ours acc %", "torch acc %", "torch.optim.Adam acc %", "acc diff (pts)", "ours steps/s",
-            "torch steps/s", "torch.optim.Adam steps/s", "torch fused Adam steps/s", "speed-up vs torch",
-            "speed-up vs torch.optim.Adam", "speed-up vs torch fused Adam",
-            "ours steps/s (epoch)", "torch steps/s (epoch)"]
-    print(table(rows, cols))
-    for bs, prof in profiles.items():
-        print(f"batch {bs}: ours ms/step by piece: " + ", ".join(f"{k} {v}" for k, v in prof.items()))
-    meta = {"threads": args.threads, "torch": torch.__version__, "limit_steps": args.limit_steps,
-            "loadavg_start": round(load0, 2), "loadavg_end": round(os.getloadavg()[0], 2)}
-    print(f"wrote {save('mnist_train', {'settings': meta, 'rows': rows})}")
-    return {"rows": rows}
+    cols = ["threads", "batch", "ours", "torch (same rule)", "torch.optim.Adam", "torch fused Adam", "torch.compile",
+            "ours / torch fused", "ours / torch.compile", "ours fp16 m (tutorial)", "ours acc %", "torch acc %"]
+    main_t = Table("main", "MNIST training, steps/s (paused protocol; fp32 Adam state on both sides)", cols,
+                   notes=[f"accuracy: one epoch{f' of at most {limit} steps' if limit else ''}, same initial "
+                          "weights and batch order; ours with fp32 first moment vs torch with the same rule.",
+                          "ours fp16 m: the tutorial's float16 first moment (not like for like)."])
+    b2b = Table("back_to_back", "MNIST training, steps/s timed back to back (no pause)",
+                ["threads", "batch", "ours", "torch (same rule)", "torch fused Adam", "torch.compile", "ours / torch fused"])
+    extra = Table("details", "torch.compile first calls (s) and our step's time by piece (ms, compiled alone)",
+                  ["threads", "batch", "torch.compile first 3 steps s"] + [f"{p} ms" for p in PIECES])
+    for threads in map(int, args.threads.split(",")):
+        torch.set_num_threads(threads)
+        opts = CompileOptions(threads=threads)
+        for bs in map(int, args.batches.split(",")):
+            ours = mnist_adam.train(args.data, 1, bs, 1e-3, "cpu", args.seed, limit, quiet=True, options=opts,
+                                    first_order_dtype=popxl.float32)
+            tut = torch_epoch(train, test, mean, std, bs, 1e-3, args.seed, limit, "tutorial")
+            per_round = 200 if bs <= 32 else 20
+            r = interleaved(train, mean, std, bs, 1e-3, args.seed, threads, rounds, per_round, not args.no_compile)
+            p, b = r["paused"], r["back to back"]
+            main_t.add(**{"threads": threads, "batch": bs, "ours": p["ours"], "torch (same rule)": p["torch"],
+                          "torch.optim.Adam": p["torch.optim.Adam"], "torch fused Adam": p["torch fused Adam"],
+                          "torch.compile": p.get("torch.compile"),
+                          "ours / torch fused": p["ours"] / p["torch fused Adam"],
+                          "ours / torch.compile": p["ours"] / p["torch.compile"] if "torch.compile" in p else None,
+                          "ours fp16 m (tutorial)": p["ours fp16 m"],
+                          "ours acc %": ours["test_accuracy"], "torch acc %": tut["test_accuracy"]})
+            b2b.add(**{"threads": threads, "batch": bs, "ours": b["ours"], "torch (same rule)": b["torch"],
+                       "torch fused Adam": b["torch fused Adam"], "torch.compile": b.get("torch.compile"),
+                       "ours / torch fused": b["ours"] / b["torch fused Adam"]})
+            prof = profile_ours(bs, threads, 20 if bs <= 32 else 4)
+            extra.add(**{"threads": threads, "batch": bs, "torch.compile first 3 steps s": r["compile_s"],
+                         **{f"{k} ms": v for k, v in prof.items()}})
+            print(f"threads {threads} batch {bs}: {main_t.rows[-1]}", flush=True)
+    cmd = "python benchmarks/mnist_train.py" + (" --quick" if args.quick else "") + (
+        " --no-compile" if args.no_compile else "")
+    path = write_result("mnist_train", [main_t, b2b, extra], command=cmd,
+                        settings={"threads": args.threads, "batches": args.batches, "limit_steps": limit,
+                                  "rounds": rounds, "pause_s": PAUSE_S},
+                        notes=[f"{rounds} interleaved rounds of 200 (batch 8) / 20 (batch 128) steps per variant; "
+                               "torch at its defaults apart from torch.set_num_threads(threads)."],
+                        results_dir=args.results_dir)
+    print(f"wrote {path}")
+    return {"path": path, "rows": main_t.rows}
 
 
 if __name__ == "__main__":

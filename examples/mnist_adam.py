@@ -126,14 +126,14 @@ def load_data(data: str):
 
 def train(data: str = DEFAULT_DATA, epochs: int = 1, batch_size: int = 8, lr: float = 1e-3, device: str = "cpu",
           seed: int = 0, limit_steps: int | None = None, test_batch_size: int = 80, quiet: bool = False,
-          options: Optional[CompileOptions] = None) -> dict:
+          options: Optional[CompileOptions] = None, first_order_dtype: popxl.dtype = popxl.float16) -> dict:
     """Train for `epochs` (each at most `limit_steps` steps), then measure test accuracy in a second session."""
     from tqdm import tqdm
 
     np.random.seed(seed)
     train_ds, test_ds = load_data(data)
     mean, std = stats(train_ds)
-    ir, streams, variables, loss_stream = train_ir(batch_size, lr)
+    ir, streams, variables, loss_stream = train_ir(batch_size, lr, first_order_dtype)
     t0 = time.perf_counter()
     session = popxl.Session(ir, device, options=options)
     compile_s = time.perf_counter() - t0
