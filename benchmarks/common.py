@@ -34,6 +34,8 @@ SCHEMA = 1
 # between variants timed in "paused" rounds: long enough for torch's OpenMP workers to stop
 # spinning (their default spin time is a few ms), so one variant does not slow the next
 PAUSE_S = 0.05
+# the load when the benchmark started (this module is imported first thing); write_result adds the end's
+_LOAD_AT_START = round(os.getloadavg()[0], 2)
 
 
 def median_ms(fn: Callable[[], object], repeat: int = 20, warmup: int = 3) -> float:
@@ -120,7 +122,7 @@ def machine() -> dict:
         pass
     info = {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__,
-            "loadavg_1min": round(os.getloadavg()[0], 2)}
+            "loadavg_1min": _LOAD_AT_START}
     try:
         import torch
         info["torch"] = torch.__version__

@@ -233,7 +233,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", default="1,2", help="thread counts for both ours and torch, one row each")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 7)")
-    ap.add_argument("--quick", action="store_true", help="300-step epochs, 3 rounds")
+    ap.add_argument("--quick", action="store_true", help="300-step epochs, 3 short rounds")
     ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile (its compile takes minutes)")
     ap.add_argument("--results-dir", default=None, help="where to write the result (default benchmarks/results)")
     args = ap.parse_args(argv)
@@ -260,7 +260,7 @@ def main(argv=None) -> dict:
             ours = mnist_adam.train(args.data, 1, bs, 1e-3, "cpu", args.seed, limit, quiet=True, options=opts,
                                     first_order_dtype=popxl.float32)
             tut = torch_epoch(train, test, mean, std, bs, 1e-3, args.seed, limit, "tutorial")
-            per_round = 200 if bs <= 32 else 20
+            per_round = (50 if bs <= 32 else 5) if args.quick else (200 if bs <= 32 else 20)
             r = interleaved(train, mean, std, bs, 1e-3, args.seed, threads, rounds, per_round, not args.no_compile)
             p, b = r["paused"], r["back to back"]
             main_t.add(**{"threads": threads, "batch": bs, "ours": p["ours"], "torch (same rule)": p["torch"],
@@ -282,7 +282,8 @@ def main(argv=None) -> dict:
     path = write_result("mnist_train", [main_t, b2b, extra], command=cmd,
                         settings={"threads": args.threads, "batches": args.batches, "limit_steps": limit,
                                   "rounds": rounds, "pause_s": PAUSE_S},
-                        notes=[f"{rounds} interleaved rounds of 200 (batch 8) / 20 (batch 128) steps per variant; "
+                        notes=[f"{rounds} interleaved rounds of {'50 / 5' if args.quick else '200 / 20'} steps "
+                               "(batch 8 / 128) per variant; "
                                "torch at its defaults apart from torch.set_num_threads(threads)."],
                         results_dir=args.results_dir)
     print(f"wrote {path}")

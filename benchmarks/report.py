@@ -70,9 +70,10 @@ def render_table(table: dict) -> str:
 def header(data: dict) -> str:
     m = data["machine"]
     torch = f", torch {m['torch']}" if m.get("torch") else ""
+    start = "not recorded" if m.get("loadavg_1min") is None else m["loadavg_1min"]
     return (f"*{data['time'].replace('T', ' ').rstrip('Z')} UTC, commit `{data['commit']}`, "
             f"`{data['command']}` — {m['cpu']}, {m['cpu_count']} CPUs{torch}; load average "
-            f"{m['loadavg_1min']} at start, {data['loadavg_end']} at end "
+            f"{start} at start, {data['loadavg_end']} at end "
             f"(a load above the CPU count means other jobs shared the cores). "
             f"Source: `{data['_file']}`.*")
 

@@ -64,3 +64,10 @@ def test_report_one_table_by_key_and_clear_errors(tmp_path, capsys):
                                      (16777216, "16,777,216"), (None, "—"), ("1.60x", "1.60x")])
 def test_number_format(x, text):
     assert report.fmt(x) == text
+
+
+def test_readme_benchmark_tables_are_rendered_from_the_committed_results():
+    """No hand-typed figures: every bench block of README.md is exactly what the newest result renders."""
+    assert report.main(["--check"]) == 0, "run `python -m benchmarks.report` (after the benchmarks)"
+    readme = report.README.read_text()
+    assert {m.group("name") for m in report.BLOCK.finditer(readme)} >= {"adam_step", "mnist_train", "torch_optim"}
