@@ -10,7 +10,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[test]'
+	$(VPY) -m pip install -q -e '.[test,mpi]'
 	# torch: the parity tests and benchmarks need it (the on-disk CPU build installs without a download);
 	# a failed install stops here, so the venv is not stamped as ready and the next make retries
 	$(VPY) -m pip install -q torch==2.13.0 || { echo "error: torch 2.13.0 did not install; the torch tests" \

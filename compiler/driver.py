@@ -23,7 +23,7 @@ from runtime import Executable, Interpretable
 BACKENDS = {"llvm": "compiler.backends.llvm.backend", "onnx": "compiler.backends.onnx",
             "poplar": "compiler.backends.poplar"}
 
-__all__ = ["CompileOptions", "Executable", "compile", "optimise", "lower", "emit", "emit_all", "export_onnx",
+__all__ = ["CompileOptions", "Executable", "compile", "replicated", "processes", "optimise", "lower", "emit", "emit_all", "export_onnx",
            "emit_poplar", "reference_executable", "save_checkpoint", "load_checkpoint"]
 
 
@@ -51,12 +51,44 @@ def compile(ir: Ir, options: CompileOptions | None = None) -> Executable:
     if options.device not in DEVICES:
         raise ValueError(f"unknown device {options.device!r}; supported: {', '.join(DEVICES)}")
     if options.device == "cpu":
-        return runtime.load(lower(ir, "llvm", options))
+        return replicated(runtime.load(lower(ir, "llvm", options)), ir, options)
     verify(ir, "before compilation")
     if options.check_finite:
         # name the user's own ops when something goes non-finite: run the program as built
-        return runtime.load(Interpretable(clone(ir), check_finite=True))
-    return runtime.load(Interpretable(optimise(ir, options)))
+        return replicated(runtime.load(Interpretable(clone(ir), check_finite=True)), ir, options)
+    return replicated(runtime.load(Interpretable(optimise(ir, options))), ir, options)
+
+
+def replicated(exe: Any, ir: Ir, options: CompileOptions) -> Any:
+    """With replication > 1: the replicas this process hosts (runtime/replicas.py), meeting the other
+    processes' replicas through MPI when launched by mpiexec (runtime/mpi.py)."""
+    n = ir.replication_factor
+    if n == 1:  # nothing to meet: under mpiexec every process runs its own copy
+        return exe
+    from runtime.mpi import world
+    from runtime.replicas import ReplicatedExecutable
+
+    w = world()
+    rank, procs = (w.rank, w.size) if w is not None else (0, 1)
+    if n % procs:
+        raise ValueError(f"replication_factor {n} is not divisible by the {procs} MPI processes: each process "
+                         f"hosts replication_factor / processes replicas; launch with mpiexec -n P where P "
+                         f"divides {n}")
+    if w is not None:
+        from runtime.program_digest import program_digest
+
+        w.timeout_s = options.collective_timeout_s
+        w.agree(program_digest(ir), "the program (IR digest, replication, variables' initial data)")
+    n_local = n // procs
+    return ReplicatedExecutable(exe, n_local, rank * n_local, n, w)
+
+
+def processes() -> tuple[int, int]:
+    """(rank, number of processes) of the MPI job this process belongs to; (0, 1) without mpiexec."""
+    from runtime.mpi import world
+
+    w = world()
+    return (w.rank, w.size) if w is not None else (0, 1)
 
 
 def reference_executable(ir: Ir, options: CompileOptions) -> Executable:
@@ -104,9 +136,26 @@ def emit_poplar(ir: Ir, out_dir: str | Path, options: CompileOptions | None = No
 
 
 def save_checkpoint(path: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Under mpiexec only rank 0 writes (replicas hold equal values), and every rank returns once the
+    file is complete, so any rank can load it next."""
     from runtime.checkpoint import save
+    from runtime.mpi import world
 
-    return save(path, arrays)
+    w = world()
+    if w is None:
+        return save(path, arrays)
+    out, failure = None, ""
+    if w.rank == 0:
+        try:
+            out = save(path, arrays)
+        except Exception as e:  # the other ranks learn it instead of loading a file that is not there
+            failure = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            w.agree(failure or "saved", "the checkpoint write on rank 0")
+    else:
+        w.agree("saved", "the checkpoint write on rank 0")
+    return out if out is not None else path
 
 
 def load_checkpoint(path: Any, expected: dict[str, tuple[tuple[int, ...], Any]]) -> dict[str, np.ndarray]:

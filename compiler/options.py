@@ -21,3 +21,6 @@ class CompileOptions:
     threads: int | None = None  # worker threads for long loops; None = decide by size
     check_finite: bool = False  # opt-in: name the first tensor that goes NaN/Inf
     prefix: str = "optc"  # symbol prefix of the native entry points (ahead-of-time output)
+    # under mpiexec: how long a collective or start-up check waits for the other processes before it
+    # raises (a rank that died without a word); seconds
+    collective_timeout_s: float = 300.0

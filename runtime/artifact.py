@@ -27,6 +27,9 @@ class Manifest:
     h2d_specs: list[TensorSpec] = field(default_factory=list)
     d2h_specs: list[TensorSpec] = field(default_factory=list)
     updated: set[int] = field(default_factory=set)  # var ids the program writes in place
+    # host transfers of each stream per iteration (several host_loads of one stream; default 1)
+    h2d_per: list[int] = field(default_factory=list)
+    d2h_per: list[int] = field(default_factory=list)
 
     @property
     def entry(self) -> str:

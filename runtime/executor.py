@@ -17,18 +17,26 @@ import numpy as np
 from .artifact import Manifest
 from .bound_run import BoundRun
 from .buffers import aligned_empty, describe_bad_array, first_overlap
-from .native_runtime import BAD_ABI_VERSION, make_runtime
+from .native_runtime import BAD_ABI_VERSION, COLLECTIVE_FAILED, NO_COLLECTIVE_HOOKS, RuntimeStruct, make_runtime
 
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                           ctypes.c_int64, ctypes.c_void_p)
+
+
+class CollectiveFailed(RuntimeError):
+    """A collective hook returned an error (the hook's owner knows why)."""
+
+
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
 
 
 class Executor:
-    def __init__(self, manifest: Manifest, address: int, owner: Any, threads: int = 0) -> None:
+    def __init__(self, manifest: Manifest, address: int, owner: Any, threads: int = 0,
+                 runtime: RuntimeStruct | None = None) -> None:
         self.manifest = manifest
-        self._rt = make_runtime(threads)  # the optc_runtime every call gets (thread count: run-time)
+        # the optc_runtime every call gets (thread count: run-time; collective hooks: runtime/hooks.py)
+        self._rt = runtime if runtime is not None else make_runtime(threads)
         self._owner = owner  # keeps the code mapped
         self._fn = _ENTRY(address)
         self._ws = aligned_empty(max(manifest.ws_size, 64))
@@ -84,11 +92,11 @@ class Executor:
             if isinstance(a, np.ndarray) and not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)
                 keep.append(a)
-            self._h2d[k] = self._checked(a, f"host stream {name!r}", (iterations, *spec.shape), spec.dtype.numpy,
-                                         False)
+            rows = iterations * (m.h2d_per[k] if m.h2d_per else 1)
+            self._h2d[k] = self._checked(a, f"host stream {name!r}", (rows, *spec.shape), spec.dtype.numpy, False)
         outs = {}
         for k, (name, spec) in enumerate(zip(m.d2h, m.d2h_specs)):
-            o = np.empty((iterations, *spec.shape), spec.dtype.numpy)
+            o = np.empty((iterations * (m.d2h_per[k] if m.d2h_per else 1), *spec.shape), spec.dtype.numpy)
             outs[name] = o
             self._d2h[k] = o.ctypes.data if o.nbytes else self._ws.ctypes.data
         rc = self._fn(_addressof(ptrs), _addressof(self._h2d), _addressof(self._d2h), self._ws.ctypes.data,
@@ -100,6 +108,11 @@ class Executor:
 
     def _raise_for(self, rc: int) -> None:
         """The error a non-zero return code of the entry point stands for."""
+        if rc == COLLECTIVE_FAILED:
+            raise CollectiveFailed("compiled program stopped: a collective failed")
+        if rc == NO_COLLECTIVE_HOOKS:
+            raise RuntimeError("the program has collectives but its optc_runtime has no collective hooks; run it "
+                               "through popxl.Session (runtime/replicas.py) or give rt->collective_hooks")
         if rc == BAD_ABI_VERSION:
             raise RuntimeError("the compiled program expects another optc_runtime ABI version; clear the compile "
                                "cache and recompile")

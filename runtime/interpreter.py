@@ -13,25 +13,38 @@ import numpy as np
 
 from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import run_reference
+from compiler.ops.collectives import KINDS as COLLECTIVES
 
 
 class StreamIO:
     """Host-stream data for one run: one batch per HostLoad per iteration."""
 
-    def __init__(self, inputs: dict[str, np.ndarray], iteration: int = 0) -> None:
+    def __init__(self, inputs: dict[str, np.ndarray], iteration: int = 0,
+                 per_iteration: dict[str, int] | None = None) -> None:
         self.inputs = inputs
         self.iteration = iteration
-        self.outputs: dict[str, list[np.ndarray]] = {}
+        self.per = per_iteration or {}  # transfers of a stream per iteration (Ir.transfers_per_execution)
+        self._outputs: dict[str, dict[int, np.ndarray]] = {}
 
-    def load(self, name: str) -> np.ndarray:
-        return self.inputs[name][self.iteration]
+    def _row(self, name: str, transfer: int) -> int:
+        return self.iteration * self.per.get(name, 1) + transfer
 
-    def store(self, name: str, arr: np.ndarray) -> None:
-        self.outputs.setdefault(name, []).append(np.array(arr, copy=True))
+    def load(self, name: str, transfer: int = 0) -> np.ndarray:
+        return self.inputs[name][self._row(name, transfer)]
+
+    def store(self, name: str, arr: np.ndarray, transfer: int = 0) -> None:
+        self._outputs.setdefault(name, {})[self._row(name, transfer)] = np.array(arr, copy=True)
+
+    @property
+    def outputs(self) -> dict[str, list[np.ndarray]]:
+        """Each output stream's batches in transfer order."""
+        return {n: [rows[k] for k in sorted(rows)] for n, rows in self._outputs.items()}
 
 
 # A hook that sees every op result, e.g. the opt-in non-finite check
 Observer = Callable[[Op, list[np.ndarray]], None]
+# Runs a collective op for this replica (runtime/replicas.py): (op, inputs) -> results
+Collective = Callable[[Op, list[np.ndarray]], list[np.ndarray]]
 
 
 def run_graph(
@@ -41,6 +54,7 @@ def run_graph(
     variables: dict[int, np.ndarray],
     streams: StreamIO | None = None,
     observer: Observer | None = None,
+    collective: Collective | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Execute `graph`. Returns (outputs, final values of by-ref inputs in by_ref order).
 
@@ -67,17 +81,19 @@ def run_graph(
         ins = [read(v) for v in op.inputs]
         if op.kind == "Call":
             assert op.called is not None
-            outs, refs = run_graph(ir, op.called, ins, {}, streams, observer)
+            outs, refs = run_graph(ir, op.called, ins, {}, streams, observer, collective)
             results = outs + refs  # updates are sorted by input index == sorted(by_ref)
         elif op.kind == "HostLoad":
             if streams is None:
                 raise RuntimeError("HostLoad outside a session run")
-            results = [np.array(streams.load(op.attrs["stream"]), copy=True)]
+            results = [np.array(streams.load(op.attrs["stream"], op.attrs.get("transfer", 0)), copy=True)]
         elif op.kind == "HostStore":
             if streams is None:
                 raise RuntimeError("HostStore outside a session run")
-            streams.store(op.attrs["stream"], ins[0])
+            streams.store(op.attrs["stream"], ins[0], op.attrs.get("transfer", 0))
             results = []
+        elif collective is not None and op.kind in COLLECTIVES:
+            results = collective(op, ins)
         else:
             results = run_reference(op, ins)
         # a result may be an input's own array (e.g. `X` returned unchanged); copy it before any in-place

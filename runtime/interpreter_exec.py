@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable
+
 import numpy as np
 
 from compiler.ir import Ir
 
-from .interpreter import StreamIO, run_graph
+from .interpreter import Collective, StreamIO, run_graph
 
 
 class NonFiniteError(FloatingPointError):
@@ -31,12 +33,23 @@ class InterpreterExecutable:
                         f"NaN or Inf{f' (built at {op.source})' if op.source else ''}")
         return check
 
-    def run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
-            ) -> dict[str, np.ndarray]:
-        io = StreamIO(streams)
+    def run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int,
+            collective: Collective | None = None) -> dict[str, np.ndarray]:
+        """`collective` runs collective ops for this replica (runtime/replicas.py); replicas of one program
+        run concurrently on separate InterpreterExecutables."""
+        io = StreamIO(streams, per_iteration=self.ir.transfers_per_execution())
         obs = self._observer()
         with self._lock:
             for it in range(iterations):
                 io.iteration = it
-                run_graph(self.ir, self.ir.main, [], variables, io, obs)
+                run_graph(self.ir, self.ir.main, [], variables, io, obs, collective)
         return {k: np.stack(v) for k, v in io.outputs.items()}
+
+    def replica_runner(self, rendezvous: Any, local: int) -> Callable[..., dict[str, np.ndarray]]:
+        """Runs this program as local replica `local`, meeting the others at `rendezvous` (runtime/replicas.py)."""
+        exe = InterpreterExecutable(self.ir, self.check_finite)
+
+        def collective(op: Any, ins: list[np.ndarray]) -> list[np.ndarray]:
+            return [rendezvous.collective(local, op.kind, op.attrs, ins[0])]
+
+        return lambda variables, streams, iterations: exe.run(variables, streams, iterations, collective)

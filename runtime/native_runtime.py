@@ -18,6 +18,10 @@ import ctypes
 ABI_VERSION = 1
 # what the entry point returns when `abi_version` is not ABI_VERSION (error codes of checks are >= 1)
 BAD_ABI_VERSION = -1
+# what it returns when a collective hook returned non-zero (the hook's owner knows why), and when a
+# program with collectives was given no hooks (runtime/hooks.py provides them)
+COLLECTIVE_FAILED = -2
+NO_COLLECTIVE_HOOKS = -3
 
 
 class RuntimeStruct(ctypes.Structure):

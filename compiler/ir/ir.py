@@ -78,6 +78,18 @@ class Ir:
         self.streams[name] = s
         return s
 
+    def transfers_per_execution(self) -> dict[str, int]:
+        """Host transfers of each used stream in one execution of the main graph (its HostLoads or
+        HostStores, numbered by their `transfer` attr); a session.run of num_host_transfers = T executes
+        the main graph T / k times."""
+        per: dict[str, int] = {}
+        for g in self.reachable_graphs():
+            for op in g.ops:
+                if op.kind in ("HostLoad", "HostStore"):
+                    s = op.attrs["stream"]
+                    per[s] = max(per.get(s, 1), op.attrs.get("transfer", 0) + 1)
+        return per
+
     def variable_values(self) -> list[Value]:
         return [self.main.values[i] for i in self.variables]
 

@@ -10,6 +10,7 @@ from .creation import (DeviceToHostStream, HostToDeviceStream, constant, d2h_str
                        variable)
 from .graph import Graph
 from .ir import Ir
+from .replica_grouping import ReplicaGrouping
 from .session import Session
 from .tensor import Constant, Tensor, TensorByRef, Variable
 
@@ -20,6 +21,6 @@ __all__ = [
     "dtypes", "DType", "dtype", "bfloat16", "bool", "double", "float", "float16", "float32", "float64", "half",
     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "TensorSpec", "ops", "transforms",
     "gcg", "gir", "in_sequence", "name_scope", "DeviceToHostStream", "HostToDeviceStream", "constant",
-    "d2h_stream", "graph_input", "h2d_stream", "variable", "Graph", "Ir", "Session", "Constant", "Tensor",
+    "d2h_stream", "graph_input", "h2d_stream", "variable", "Graph", "Ir", "ReplicaGrouping", "Session", "Constant", "Tensor",
     "TensorByRef", "Variable",
 ]

@@ -58,6 +58,16 @@ def variable(data: Any, dtype: Any = None, name: str | None = None, downcast: bo
             f"popxl.variable({name or 't'!r}) was called while building graph {g.name!r}; variables can only be "
             "created in the main graph (`with ir.main_graph:`). Pass it to the subgraph as an input instead.")
     arr = _data(data, dtype, downcast, "variable")
+    groups = getattr(replica_grouping, "num_groups", 1)
+    if groups > 1:  # one value per group along a leading dim (PopXL's layout)
+        if arr.ndim == 0 or arr.shape[0] != groups:
+            raise ValueError(f"popxl.variable({name or 't'!r}): with {replica_grouping} the data needs a leading "
+                             f"dim of {groups} (one value per group), got shape {arr.shape}")
+        v = g.ir.add_variable(arr[0], g.unique_name(name))
+        from .replication import set_grouping
+
+        set_grouping(g.ir, v.id, replica_grouping, arr)
+        return Variable(v, g)
     v = g.ir.add_variable(arr, g.unique_name(name))
     return Variable(v, g)
 

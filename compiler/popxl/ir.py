@@ -13,6 +13,9 @@ from . import context
 from .graph import Graph
 from .tensor import Tensor, TensorByRef
 
+if typing.TYPE_CHECKING:
+    from .replica_grouping import ReplicaGrouping
+
 
 def _qualname(fn: Any) -> str:
     if hasattr(fn, "build") and not inspect.isfunction(fn):
@@ -29,8 +32,10 @@ def _is_by_ref(annotation: Any) -> bool:
 
 class Ir(_Ir):
     def __init__(self, replication: int | str = 1) -> None:
-        if replication == "popdist":
-            replication = 1
+        if replication == "popdist":  # one replica per launched process (PopXL: per poprun instance)
+            from compiler.driver import processes
+
+            replication = processes()[1]
         if not isinstance(replication, int) or replication < 1:
             raise ValueError(f"Ir(replication=...) must be a positive int or 'popdist', got {replication!r}")
         super().__init__(replication)
@@ -56,7 +61,16 @@ class Ir(_Ir):
 
     @property
     def instance_replication_factor(self) -> int:
-        return self.replication_factor
+        """Replicas hosted by this process: replication_factor / MPI processes under mpiexec."""
+        from .replication import local_replicas
+
+        return local_replicas(self)[0]
+
+    def replica_grouping(self, stride: int = 1, group_size: int | None = None) -> "ReplicaGrouping":
+        """Groups of `group_size` replicas (default: all), members `stride` apart."""
+        from .replica_grouping import ReplicaGrouping
+
+        return ReplicaGrouping(self.replication_factor, stride, group_size)
 
     def get_graph(self, gid: str) -> Graph:
         return self._wrapper(self.graphs[gid])

@@ -9,8 +9,12 @@ from compiler.driver import CompileOptions, compile
 from compiler.ir import Ir
 from compiler.ir.ambiguity import check_ambiguity
 
+from compiler.ops.collectives import group_index
+
 from .creation import DeviceToHostStream, HostToDeviceStream
 from .host_indices import check_batch, host_index_checks
+from .replication import (full_shape, group_members, initial_value, local_replicas, merge_outputs, split_streams,
+                          variable_groups)
 from .tensor import Tensor
 
 SUPPORTED = ("cpu", "interpreter")
@@ -43,7 +47,11 @@ class Session:
         self._exe = compile(ir, opts)
         self._var_ids = list(ir.variables)
         self._host = {vid: np.array(ir.variables[vid], copy=True) for vid in self._var_ids}
-        self._dev = {vid: _aligned_copy(self._host[vid]) for vid in self._var_ids}
+        self._replicas, self._first_replica = local_replicas(ir)
+        # one set of device buffers per replica this process hosts; _dev is the first replica's
+        self._devs = [{vid: _aligned_copy(initial_value(ir, vid, self._first_replica + r)) for vid in self._var_ids}
+                      for r in range(self._replicas)]
+        self._dev = self._devs[0]
         self._attached = 0
         self._dirty = False  # device newer than host
         self.weights_to_host_on_exit = weights_to_host_on_exit
@@ -68,13 +76,28 @@ class Session:
         return self._attached > 0
 
     def weights_from_host(self) -> None:
-        for vid in self._var_ids:
-            np.copyto(self._dev[vid], self._host[vid])
+        for r, dev in enumerate(self._devs):
+            for vid in self._var_ids:
+                grouped = self._grouped(vid)
+                np.copyto(dev[vid], self._host[vid] if grouped is None else grouped[r])
         self._dirty = False
+
+    def _grouped(self, vid: int) -> np.ndarray | None:
+        """Host data of a variable with one value per replica group, indexed by local replica."""
+        g = variable_groups(self.ir).get(vid)
+        if g is None:
+            return None
+        stride, size, data = g
+        return np.stack([data[group_index(self._first_replica + r, stride, size)] for r in range(self._replicas)])
 
     def weights_to_host(self) -> None:
         for vid in self._var_ids:
             np.copyto(self._host[vid], self._dev[vid])
+            members = group_members(self.ir, vid, self._first_replica, self._replicas)
+            if members is not None:
+                data = variable_groups(self.ir)[vid][2]
+                for gi, r in enumerate(members):
+                    np.copyto(data[gi], self._devs[r][vid])
         self._dirty = False
 
     # ---------------------------------------------------------------- run
@@ -89,15 +112,16 @@ class Session:
                 raise ValueError(f"Session.run: stream {k.name!r} is not loaded by any host_load in the main graph; "
                                  "remove it from the inputs")
             a = np.asarray(arr)
-            want = ((nht,) if nht > 1 else ()) + tuple(k.shape)
+            want = self._full_input_shape(k.shape)
             if a.shape != want:
+                lead = ("num_host_transfers, " if nht > 1 else "") + ("replicas, " if self._replicas > 1 else "")
                 raise ValueError(
                     f"Session.run: stream {k.name!r} needs an array of shape {want} "
-                    f"({'num_host_transfers, ' if nht > 1 else ''}*stream shape {k.shape}), got {a.shape}")
+                    f"({lead}*stream shape {k.shape}), got {a.shape}")
             if a.dtype != k.dtype.numpy:
                 raise TypeError(f"Session.run: stream {k.name!r} needs dtype {k.dtype.name}, got {a.dtype}; "
                                 f"convert with .astype(np.{k.dtype.numpy})")
-            by_name[k.name] = np.ascontiguousarray(a if nht > 1 else a[None])
+            by_name[k.name] = np.ascontiguousarray(a.reshape((nht, *k.shape)) if self._replicas == 1 else a)
         missing = self._loads - set(by_name)
         if missing:
             raise ValueError(f"Session.run: no data given for stream(s) {sorted(missing)}; every stream read by "
@@ -111,11 +135,14 @@ class Session:
         streams = self._check_inputs(inputs)
         check_batch(self._index_checks, streams)  # a bad host-fed index: refused before anything changes
         nht = self.ir.num_host_transfers
+        iters = self._executions()
+        if hasattr(self._exe, "run_replicas"):
+            return self._run_replicas(streams, iters)
         try:
             if self.options.check_finite and self.device != "interpreter":
-                outs = self._run_checked(streams, nht)
+                outs = self._run_checked(streams, iters)
             else:
-                outs = self._exe.run(self._dev, streams, nht)
+                outs = self._exe.run(self._dev, streams, iters)
         finally:  # a run that failed partway may have changed the device state: report that real state
             self._dirty = True
         handles = getattr(self.ir, "_stream_handles", {})
@@ -125,6 +152,37 @@ class Session:
                 arr = outs[name]
                 result[handles.get(name, name)] = arr if nht > 1 else arr[0]
         return result
+
+    def _run_replicas(self, streams: dict[str, np.ndarray], nht: int) -> dict[DeviceToHostStream, np.ndarray]:
+        shapes = {n: s.spec.shape for n, s in self.ir.streams.items()}
+        try:
+            outs = self._exe.run_replicas(self._devs, split_streams(self.ir, streams, shapes), nht)
+        finally:  # a run that failed partway may have changed the replicas' state
+            self._dirty = True
+        handles = getattr(self.ir, "_stream_handles", {})
+        return {handles.get(n, n): a for n, a in merge_outputs(self.ir, outs).items()}
+
+    def _executions(self) -> int:
+        """Executions of the main graph per run: num_host_transfers / the transfers one execution makes."""
+        per = set(self.ir.transfers_per_execution().values()) or {1}
+        nht = self.ir.num_host_transfers
+        k = max(per)
+        if len(per) > 1 or nht % k:
+            raise ValueError(f"ir.num_host_transfers = {nht} does not fit the program: one execution of the main "
+                             f"graph makes {sorted(self.ir.transfers_per_execution().items())} host transfers "
+                             "(stream: loads or stores); every stream must make the same number k per execution, "
+                             "and num_host_transfers must be a multiple of k")
+        return nht // k
+
+    def expected_inputs(self) -> list[HostToDeviceStream]:
+        """The host-to-device streams `run` needs data for."""
+        handles = getattr(self.ir, "_stream_handles", {})
+        return [handles.get(n, n) for n in sorted(self._loads)]
+
+    def _full_input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The array shape `run` takes for a stream of `shape`: (num_host_transfers?, replicas?, *shape),
+        each leading dim present only when > 1 (replicas: those this process hosts)."""
+        return full_shape(self.ir, tuple(shape))
 
     def _run_checked(self, streams: dict[str, np.ndarray], nht: int) -> dict[str, np.ndarray]:
         """Compiled run with the opt-in non-finite check: if any variable or output went NaN/Inf, replay the
@@ -158,6 +216,8 @@ class Session:
             return np.array(self.ir.constants[-vid], copy=True)
         if self.is_attached and self._dirty:
             self.weights_to_host()
+        if vid in variable_groups(self.ir):
+            return np.array(variable_groups(self.ir)[vid][2], copy=True)
         return np.array(self._host[vid], copy=True)
 
     def get_tensors_data(self, ts: Iterable[Tensor]) -> dict[Tensor, np.ndarray]:
@@ -175,7 +235,8 @@ class Session:
             self.weights_to_host()
         np.copyto(cur, a)
         if self.is_attached:
-            np.copyto(self._dev[vid], a)
+            for dev in self._devs:
+                np.copyto(dev[vid], a)
 
     def write_variables_data(self, datas: Mapping[Tensor, np.ndarray]) -> None:
         for t, d in datas.items():
@@ -208,5 +269,6 @@ class Session:
         for n, vid in names.items():
             np.copyto(self._host[vid], data[n])
             if self.is_attached:
-                np.copyto(self._dev[vid], data[n])
+                for dev in self._devs:
+                    np.copyto(dev[vid], data[n])
         self._dirty = False

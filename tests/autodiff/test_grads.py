@@ -9,6 +9,7 @@ import pytest
 
 from compiler import popxl
 from compiler.ops import OPS
+from compiler.ops.collectives import KINDS as COLLECTIVES
 from compiler.popxl import ops
 from compiler.popxl.ops._emit import emit_op, out
 
@@ -104,5 +105,6 @@ def test_detach_stops_the_gradient(device):
 def test_every_float_rule_is_checked():
     """Every op kind that has a gradient rule appears in a case above."""
     checked = {k for *_, kinds in CASES.values() for k in kinds}
-    with_rule = {k for k, d in OPS.items() if d.grad is not None and not k.endswith("Grad")}
+    # collectives need several replicas: their gradients are checked in tests/dataparallel
+    with_rule = {k for k, d in OPS.items() if d.grad is not None and not k.endswith("Grad") and k not in COLLECTIVES}
     assert with_rule <= checked, f"rules without a finite-difference case: {sorted(with_rule - checked)}"

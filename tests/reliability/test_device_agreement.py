@@ -85,14 +85,22 @@ def test_a_constant_cannot_be_passed_to_a_by_reference_input():
     assert ir.constants and all(np.array_equal(a, np.ones(4)) for a in ir.constants.values())
 
 
-def test_two_host_stores_to_one_stream_are_refused():
+@pytest.mark.parametrize("device", ["interpreter", "cpu"])
+def test_two_host_stores_to_one_stream_are_two_host_transfers(device):
+    """As in PopXL (the data-parallel tutorial stores the loss once per accumulated micro-batch): the k-th
+    host_store of a stream in one execution sends that run's k-th transfer."""
     ir = popxl.Ir()
     with ir.main_graph:
         y = popxl.d2h_stream((2,), popxl.float32, name="y")
         w = popxl.variable(np.ones(2, np.float32))
         ops.host_store(y, w)
-        with pytest.raises(ValueError, match="already has a host_store"):
-            ops.host_store(y, w * 2)
+        ops.host_store(y, w * 2)
+    with pytest.raises(ValueError, match="num_host_transfers = 1 does not fit the program"):
+        popxl.Session(ir, device).__enter__().run()
+    ir.num_host_transfers = 4  # two executions of the main graph
+    sess = popxl.Session(ir, device)
+    with sess:
+        np.testing.assert_array_equal(sess.run()[y], [[1, 1], [2, 2], [1, 1], [2, 2]])
 
 
 @pytest.mark.parametrize("kind", ["max", "min"])

@@ -9,13 +9,15 @@ sorted by name), `workspace` Layout.ws_size bytes, 64-byte aligned, for intermed
 0, or k >= 1 when a runtime check failed (Layout.errors[k - 1] says which op and why); the run
 then stops after the iteration in which the check failed. `rt` (runtime/native_runtime.py) carries
 the thread count and the collective hooks; NULL means defaults; -1 is returned when its
-abi_version is not ours.
+abi_version is not ours. A program with collectives calls rt->collective_hooks
+(compiler/backends/llvm/collectives.py), so a C caller running replicas provides them over its own
+communicator; -2 when a hook failed, -3 when there are no hooks.
 """
 from __future__ import annotations
 
 from compiler.ir import DType, Ir, Op, TensorSpec
 from runtime.artifact import Manifest
-from runtime.native_runtime import ABI_VERSION, BAD_ABI_VERSION
+from runtime.native_runtime import ABI_VERSION, BAD_ABI_VERSION, COLLECTIVE_FAILED, NO_COLLECTIVE_HOOKS
 
 # ops whose kernels check data-dependent indices (out of range would read or write out of bounds)
 CHECKED = {"NlllWithSoftmaxGradDirect": "a label is outside [0, number of classes) and is not ignore_index",
@@ -30,9 +32,11 @@ def layout_of(ir: Ir, prefix: str, ws_size: int = 0) -> Manifest:
     ops = [op for g in ir.reachable_graphs() for op in g.ops]
     h2d = sorted({op.attrs["stream"] for op in ops if op.kind == "HostLoad"})
     d2h = sorted({op.attrs["stream"] for op in ops if op.kind == "HostStore"})
+    per = ir.transfers_per_execution()
     return Manifest(prefix, var_ids, [v.spec for v in vals], [v.name for v in vals], h2d, d2h, ws_size,
                     [_describe(op) for op in error_sites(ir)], [ir.streams[n].spec for n in h2d],
-                    [ir.streams[n].spec for n in d2h], updated_variables(ir))
+                    [ir.streams[n].spec for n in d2h], updated_variables(ir), [per.get(n, 1) for n in h2d],
+                    [per.get(n, 1) for n in d2h])
 
 
 def error_sites(ir: Ir) -> list[Op]:
@@ -84,7 +88,8 @@ def header(ir: Ir, layout: Manifest) -> str:
         lines.append(f" * {title}, each iterations x:")
         for k, (n, s) in enumerate(zip(names, specs)):
             lines.append(f" *   [{k}] {n!r}: {_c_type(s.dtype)} {_shape(s)} ({s.nbytes} bytes per iteration)")
-    lines.append(f" * Return codes: 0 = success, {BAD_ABI_VERSION} = rt->abi_version is not OPTC_ABI_VERSION")
+    lines.append(f" * Return codes: 0 = success, {BAD_ABI_VERSION} = rt->abi_version is not OPTC_ABI_VERSION, "
+                 f"{COLLECTIVE_FAILED} = a collective hook failed, {NO_COLLECTIVE_HOOKS} = collectives without hooks")
     for k, msg in enumerate(layout.errors):
         lines.append(f" *   {k + 1} = {msg}")
     lines += [
@@ -116,6 +121,18 @@ RUNTIME_DECL = [
     "    void *collective_ctx;   /* reserved for collectives: NULL when the program has none */",
     "    void *collective_hooks; /* reserved for collectives: NULL when the program has none */",
     "} optc_runtime;",
+    "/* What collective_hooks points at when the program has collectives (replicated_all_reduce & co):",
+    " * `in` holds `count` elements of `dtype` (its position in bool, int8, uint8, int16, uint16, int32,",
+    " * uint32, int64, uint64, float16, bfloat16, float32, float64); `op` indexes add, mean, mul, min, max,",
+    " * and, or, square_add; the group is `group_size` replicas `stride` apart. all_reduce writes count",
+    " * elements to `out` (which may be `in`), reduce_scatter ceil(count / group_size) (this member's slice,",
+    " * zero padded), all_gather group_size * count (the members' inputs end to end). 0 = success. */",
+    "typedef int32_t (*optc_collective_fn)(void *ctx, const void *in, void *out, int64_t count, int32_t dtype,",
+    "                                      int32_t op, int32_t stride, int32_t group_size);",
+    "typedef struct optc_collective_hooks {",
+    "    optc_collective_fn all_reduce, reduce_scatter, all_gather;",
+    "    int32_t (*replica_index)(void *ctx);  /* 0 .. replication_factor - 1 */",
+    "} optc_collective_hooks;",
     "#endif",
 ]
 

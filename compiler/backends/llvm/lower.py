@@ -13,9 +13,10 @@ from llvmlite import ir
 
 from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import get
+from compiler.ops.collectives import KINDS as COLLECTIVES
 from runtime.artifact import Manifest
 
-from . import indexed, matmul, multi, reduce, special  # noqa: F401  (each registers its op kinds)
+from . import collectives, indexed, matmul, multi, reduce, special  # noqa: F401  (each registers its op kinds)
 from .abi import error_sites, layout_of
 from .entry import define_entry
 from .kernels import emit_elementwise
@@ -92,6 +93,7 @@ class ModuleLowering:
         self.layout = layout_of(irx, prefix)
         self.error_codes = {op.id: k + 1 for k, op in enumerate(error_sites(irx))}
         self.graph_fns: dict[str, ir.Function] = {}
+        self.collective_graphs = graphs_with_collectives(irx)
         self._kernels = 0
         self._consts: dict[int, ir.GlobalVariable] = {}
         self.kernels = KernelTable()  # one noinline function per distinct op signature
@@ -191,6 +193,8 @@ class ModuleLowering:
             # only the main graph splits call groups: a graph called on the second thread already runs
             # in the second workspace copy and has no third one
             n = independent_calls(ops, k, gl.planned) if self.threads > 1 and gl.g is self.ir.main else 0
+            if any(op.called is not None and op.called.id in self.collective_graphs for op in ops[k:k + n]):
+                n = 0  # a replica meets the others at collectives from one thread, in program order
             run = ops[k:k + n]
             work = [sum(v.spec.nelms for v in op.inputs) for op in run]
             if n >= 2 and sum(work) >= PARALLEL_MIN_CALL_ELEMENTS:
@@ -224,6 +228,15 @@ class ModuleLowering:
         for v in list(op.inputs) + op.results:
             seen.setdefault(v.storage, v)
         gl.b.call(kfn, [gl.p(v) for v in seen.values()])
+
+
+def graphs_with_collectives(irx: Ir) -> set[str]:
+    """Ids of the graphs that run a collective, directly or through calls."""
+    out: set[str] = set()
+    for g in reversed(irx.reachable_graphs()):  # callees first (callers-first order reversed)
+        if any(op.kind in COLLECTIVES or (op.called is not None and op.called.id in out) for op in g.ops):
+            out.add(g.id)
+    return out
 
 
 def lower(irx: Ir, prefix: str = "optc", threads: int = 2) -> tuple[ir.Module, Manifest]:

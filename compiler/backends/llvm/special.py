@@ -80,24 +80,28 @@ def _reshape(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
 
 
 def _stream_row(m: "ModuleLowering", gl: "GraphLowering", table: int, names: list[str], name: str,
-                nbytes: int) -> ir.Value:
-    """This iteration's batch of stream `name`: table[k] + iteration * nbytes."""
+                nbytes: int, op: Op) -> ir.Value:
+    """This transfer's batch of stream `name`: table[k] + (iteration * per + transfer) * nbytes, with `per`
+    the stream's transfers per iteration."""
     b = gl.b
-    base = b.load(b.gep(gl.ctx_field(table), [c64(names.index(name))]))
-    return b.gep(base, [b.mul(gl.ctx_field(CTX_ITERATION), c64(nbytes))])
+    k = names.index(name)
+    per = (m.layout.h2d_per if table == CTX_H2D else m.layout.d2h_per)[k]
+    base = b.load(b.gep(gl.ctx_field(table), [c64(k)]))
+    row = b.add(b.mul(gl.ctx_field(CTX_ITERATION), c64(per)), c64(op.attrs.get("transfer", 0)))
+    return b.gep(base, [b.mul(row, c64(nbytes))])
 
 
 @special("HostLoad")
 def _host_load(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     v = op.outputs[0]
-    src = _stream_row(m, gl, CTX_H2D, m.layout.h2d, op.attrs["stream"], v.spec.nbytes)
+    src = _stream_row(m, gl, CTX_H2D, m.layout.h2d, op.attrs["stream"], v.spec.nbytes, op)
     m.copy(gl.b, gl.p(v), src, v.spec.nbytes)
 
 
 @special("HostStore")
 def _host_store(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     v = op.inputs[0]
-    dst = _stream_row(m, gl, CTX_D2H, m.layout.d2h, op.attrs["stream"], v.spec.nbytes)
+    dst = _stream_row(m, gl, CTX_D2H, m.layout.d2h, op.attrs["stream"], v.spec.nbytes, op)
     m.copy(gl.b, dst, gl.p(v), v.spec.nbytes)
 
 

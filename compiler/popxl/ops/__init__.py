@@ -1,5 +1,5 @@
 """popxl.ops: thin wrappers over the op registry."""
-from . import var_updates
+from . import collectives, var_updates
 from .call import CallSiteInfo, call, call_with_info
 from .host import host_load, host_store, init
 from .math import (abs, add, add_, cast, clamp, clip, detach, div, equal, exp, floor, gelu, geluerf, greater,
@@ -14,5 +14,5 @@ __all__ = [
     "cast", "clamp", "clip", "detach", "div", "equal", "exp", "floor", "gelu", "geluerf", "greater", "identity",
     "less", "log", "maximum", "minimum", "mul", "negate", "pow", "relu", "sigmoid", "sign", "sqrt", "sub", "tanh",
     "where", "flatten", "matmul", "max", "mean", "min", "nll_loss_with_softmax_grad", "reshape", "softmax", "sum",
-    "sumsquare", "transpose", "lamb_square", "scaled_add", "scaled_add_",
+    "sumsquare", "transpose", "lamb_square", "scaled_add", "scaled_add_", "collectives",
 ]

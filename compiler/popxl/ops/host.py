@@ -23,8 +23,15 @@ def host_load(h2d_stream: HostToDeviceStream, name: str | None = None) -> Tensor
         raise ValueError("host_load can only be used in the main graph")
     base = name or h2d_stream.name
     t = init(h2d_stream.shape, h2d_stream.dtype, f"{base}_init", "undef")
-    return out(emit_op("HostLoad", {"t": t}, {"stream": h2d_stream.name}, name="host_load",
-                       out_names=[f"{base}_hostload"]))
+    return out(emit_op("HostLoad", {"t": t}, {"stream": h2d_stream.name, **_transfer("HostLoad", h2d_stream)},
+                       name="host_load", out_names=[f"{base}_hostload"]))
+
+
+def _transfer(kind: str, stream: Any) -> dict[str, int]:
+    """The k-th load (store) of a stream in one execution of the main graph reads (writes) the k-th of that
+    execution's host transfers (PopXL: a program that loads a stream GA times uses GA transfers per run)."""
+    k = sum(1 for op in gcg().ir.main.ops if op.kind == kind and op.attrs["stream"] == stream.name)
+    return {"transfer": k} if k else {}
 
 
 def host_store(d2h_stream: DeviceToHostStream, t: Tensor) -> None:
@@ -36,7 +43,6 @@ def host_store(d2h_stream: DeviceToHostStream, t: Tensor) -> None:
     g = gcg()._g
     if g is not gcg().ir.main:
         raise ValueError("host_store can only be used in the main graph")
-    if any(op.kind == "HostStore" and op.attrs.get("stream") == d2h_stream.name for op in g.ops):
-        raise ValueError(f"host_store: stream {d2h_stream.name!r} already has a host_store; one step sends one "
-                         "batch per stream, so store this tensor into a d2h_stream of its own")
-    emit_op("HostStore", {"t": t}, {"stream": d2h_stream.name}, name="host_store")
+    # a second host_store of the stream in one execution sends its next host transfer (as in PopXL)
+    emit_op("HostStore", {"t": t}, {"stream": d2h_stream.name, **_transfer("HostStore", d2h_stream)},
+            name="host_store")
