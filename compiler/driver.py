@@ -23,7 +23,8 @@ from runtime import Executable, Interpretable
 BACKENDS = {"llvm": "compiler.backends.llvm.backend", "onnx": "compiler.backends.onnx",
             "poplar": "compiler.backends.poplar"}
 
-__all__ = ["CompileOptions", "Executable", "compile", "replicated", "processes", "optimise", "lower", "emit", "emit_all", "export_onnx",
+__all__ = ["CompileOptions", "Executable", "compile", "replicated", "processes", "optimise", "lower", "emit",
+           "emit_all", "export_onnx",
            "emit_poplar", "reference_executable", "save_checkpoint", "load_checkpoint"]
 
 
