@@ -65,7 +65,7 @@ def attr_problems(op: Op, where: str) -> list[str]:
 
 def stream_problems(ir: Any) -> list[str]:
     out = []
-    stores: dict[str, list[str]] = {}
+    stores: dict[tuple[str, str], list[Any]] = {}
     for g in ir.graphs.values():
         where = f"graph {g.id!r}" if g.id else "main graph"
         for op in g.ops:
@@ -86,12 +86,15 @@ def stream_problems(ir: Any) -> list[str]:
                 if v.spec.shape != s.spec.shape or v.spec.dtype != s.spec.dtype:
                     out.append(f"{where}: {op.label} moves {v.name!r} {v.spec} through stream {name!r} "
                                f"{s.spec}; they must have the same shape and dtype")
-            if op.kind == "HostStore":
-                stores.setdefault(name, []).append(op.label)
-    for name, labels in stores.items():
-        if len(labels) > 1:
-            out.append(f"stream {name!r} is written by {len(labels)} host_stores ({', '.join(labels)}); one step "
-                       "sends one batch per stream: store the other tensors into streams of their own")
+            stores.setdefault((op.kind, name), []).append(op)
+    # the k-th load / store of a stream in one execution moves that execution's k-th host transfer
+    # (attr `transfer`, default 0): the ops of one stream must number the transfers 0 .. k-1 once each
+    for (kind, name), ops in stores.items():
+        got = sorted(op.attrs.get("transfer", 0) for op in ops)
+        if got != list(range(len(ops))):
+            out.append(f"stream {name!r} is used by {len(ops)} {kind} ops ({', '.join(op.label for op in ops)}) "
+                       f"numbered as host transfers {got}; they must be 0 .. {len(ops) - 1}, each once (build them "
+                       "with popxl.ops.host_load / host_store, which number them in program order)")
     return out
 
 

@@ -106,7 +106,7 @@ def _edits() -> dict[str, tuple[str, callable]]:
         "stream dtype edited": ("same shape and dtype", stream_dtype),
         "host_store to an unknown stream": ("does not declare", unknown_stream),
         "stream direction swapped": ("needs a d2h stream", direction),
-        "two host_stores to one stream": ("2 host_stores", two_stores),
+        "two host_stores to one stream as one transfer": ("numbered as host transfers [0, 0]", two_stores),
         "variable data of another shape": ("its data is", var_data),
         "constant data of another dtype": ("its data is", const_dtype),
         "attribute set to null": ("must be a number", attr_null),
