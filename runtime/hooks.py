@@ -41,6 +41,7 @@ class Hooks:
     def __init__(self, rendezvous: Any) -> None:
         self.rendezvous = rendezvous
         self.errors: dict[int, BaseException] = {}
+        self.calls = 0  # hook calls of local replica 0 (how many collectives its code issued)
         n = rendezvous.n_total
 
         def hook(kind: str, out_count: Any) -> Any:
@@ -48,6 +49,8 @@ class Hooks:
                 local = (ctx or 1) - 1
                 if local in self.errors:  # this run already failed: the rest of the iteration skips ahead
                     return 1
+                if local == 0:
+                    self.calls += 1
                 try:
                     dt = DTYPES[dtype]
                     attrs = {"op": REDUCE_OPS[op], "group": (stride, size), "replicas": n, "axis": 0,

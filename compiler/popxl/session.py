@@ -44,6 +44,9 @@ class Session:
         opts = options or CompileOptions()
         opts.device = device_desc
         self.options = opts
+        if opts.check_finite and device_desc == "cpu" and ir.replication_factor > 1:
+            raise NotImplementedError("CompileOptions(check_finite=True) with replication > 1 is checked only on "
+                                      "Session(ir, 'interpreter'); use that device to find the first NaN/Inf")
         self._exe = compile(ir, opts)
         self._var_ids = list(ir.variables)
         self._host = {vid: np.array(ir.variables[vid], copy=True) for vid in self._var_ids}
@@ -228,6 +231,9 @@ class Session:
         if vid < 0:
             raise ValueError(f"{t!r} is a constant; only variables can be written")
         a = np.asarray(data)
+        if vid in variable_groups(self.ir):
+            raise NotImplementedError(f"write_variable_data({t.name!r}): the variable has one value per replica "
+                                      "group; writing it is not supported yet (create it with the data instead)")
         cur = self._host[vid]
         if a.shape != cur.shape or a.dtype != cur.dtype:
             raise ValueError(f"write_variable_data({t.name!r}): expected {cur.dtype}{cur.shape}, got {a.dtype}{a.shape}")

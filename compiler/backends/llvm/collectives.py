@@ -69,10 +69,11 @@ def _hook(gl: "GraphLowering", which: int, call: "Callable[[ir.Value, ir.Value],
             b.store(ir.Constant(I32, NO_COLLECTIVE_HOOKS), gl.ctx_field(CTX_STATUS))
 
 
-def _call(gl: "GraphLowering", which: int, op: Op, src: ir.Value, dst: ir.Value) -> None:
+def _call(gl: "GraphLowering", which: int, op: Op, src: ir.Value, dst: ir.Value, count: int | None = None
+          ) -> None:
     x = op.inputs[0]
     stride, size = op.attrs["group"]
-    args = [src, dst, c64(x.spec.nelms), ir.Constant(I32, DTYPE_CODES[x.dtype]),
+    args = [src, dst, c64(x.spec.nelms if count is None else count), ir.Constant(I32, DTYPE_CODES[x.dtype]),
             ir.Constant(I32, REDUCE_OPS.index(op.attrs.get("op", "add"))), ir.Constant(I32, stride),
             ir.Constant(I32, size)]
     _hook(gl, which, lambda ctx, fn: gl.b.call(fn, [ctx, *args]))
@@ -155,3 +156,48 @@ def _replicated_slice(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     with for_range(b, outer, "o") as o:
         src = b.gep(gl.p(x), [b.mul(b.add(b.mul(o, c64(size)), member), c64(part))])
         m.copy(b, b.gep(gl.p(y), [b.mul(o, c64(part))]), src, part)
+
+
+# ------------------------------------------------------------------ bucketing small all-reduces
+BUCKET_BYTES = 64 * 1024  # in-place all-reduces of smaller tensors share one hook call
+
+
+def all_reduce_run(ops: list[Op], k: int) -> int:
+    """How many ops from ops[k] on are in-place all-reduces of distinct storages: nothing between them
+    reads what they write, so they may be issued in any order (and packed together)."""
+    seen: set[int] = set()
+    n = 0
+    while k + n < len(ops) and ops[k + n].kind == "ReplicatedAllReduceInplace":
+        s = ops[k + n].inputs[0].storage
+        if s in seen:
+            break
+        seen.add(s)
+        n += 1
+    return n
+
+
+def emit_all_reduce_run(m: "ModuleLowering", gl: "GraphLowering", ops: list[Op]) -> None:
+    """all_reduce_(a); all_reduce_(b); ... -> one hook call per (op, group, dtype) over the small tensors
+    packed end to end in a scratch buffer (copied in and out), and one in-place call per large tensor.
+    Every collective here is elementwise across replicas, so packing does not change any result."""
+    buckets: dict[tuple, list[Op]] = {}
+    for op in ops:
+        x = op.inputs[0]
+        if x.spec.nbytes >= BUCKET_BYTES:
+            _all_reduce(m, gl, op)
+        else:
+            buckets.setdefault((op.attrs["op"], op.attrs["group"], x.dtype), []).append(op)
+    b = gl.b
+    for members in buckets.values():
+        if len(members) == 1:
+            _all_reduce(m, gl, members[0])
+            continue
+        sizes = [op.inputs[0].spec.nbytes for op in members]
+        scratch = gl.slot(sum(sizes))
+        offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        for op, off, n in zip(members, offsets, sizes):
+            m.copy(b, b.gep(scratch, [c64(off)]), gl.p(op.inputs[0]), n)
+        count = sum(op.inputs[0].spec.nelms for op in members)
+        _call(gl, ALL_REDUCE, members[0], scratch, scratch, count)
+        for op, off, n in zip(members, offsets, sizes):
+            m.copy(b, gl.p(op.outputs[0]), b.gep(scratch, [c64(off)]), n)

@@ -204,6 +204,10 @@ class ModuleLowering:
                 run_calls_split(gl.b, self.module, fns, arrays, gl.ws, ws_copy, gl.ctx, work,
                                 self.kernel_name() + ".calls")
                 k += n
+            elif collectives.all_reduce_run(ops, k) > 1:  # small tensors share one collective call
+                n = collectives.all_reduce_run(ops, k)
+                collectives.emit_all_reduce_run(self, gl, ops[k:k + n])
+                k += n
             else:
                 self.emit_op(gl, ops[k])
                 k += 1
