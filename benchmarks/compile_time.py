@@ -17,6 +17,7 @@ compile); `fresh process` rows add Python start, imports and LLVM initialisation
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,17 +57,25 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
+def _cpu_timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall, CPU of this process) seconds; our compile runs on one thread, so on an idle machine
+    the two agree, and on a loaded one the CPU figure is the one that means something."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
 def popxl_case(layers: int, steps: int) -> dict:
     ir, streams, _vars, loss = deep_mlp.train_ir(layers, WIDTH, BATCH, CLASSES)
     with tempfile.TemporaryDirectory() as cache:
         opts = CompileOptions(cache_dir=cache)
-        cold, _ = _timed(lambda: popxl.Session(ir, "cpu", options=opts))
+        cold, cold_cpu, _ = _cpu_timed(lambda: popxl.Session(ir, "cpu", options=opts))
         warm, session = _timed(lambda: popxl.Session(ir, "cpu", options=opts))
     x, y = deep_mlp.batch(WIDTH, BATCH, CLASSES)
     feed = dict(zip(streams, [x, y]))
     with session:
         run = _median_ms(lambda: session.run(feed), steps)
-    return {"cold_s": cold, "warm_s": warm, "step_ms": run}
+    return {"cold_s": cold, "cold_cpu_s": cold_cpu, "warm_s": warm, "step_ms": run}
 
 
 def _params(layers: int) -> dict[str, np.ndarray]:
@@ -159,11 +168,15 @@ def torch_compile_case(layers: int, steps: int) -> dict:
     return {"cold_s": first + second - 2 * run / 1e3, "step_ms": run, "eager_ms": eager_ms}
 
 
-def fresh_process_s(code: str) -> float:
-    """Wall time of a fresh interpreter running `code` (imports, LLVM initialisation, compile)."""
+def fresh_process_s(code: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of a fresh interpreter running `code` (imports, LLVM initialisation, compile).
+    CPU time (user + system of the child) is what a loaded machine does not inflate."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 FRESH_TUTORIAL_ADAM = """
@@ -183,9 +196,7 @@ import mnist_adam
 from compiler import popxl
 from compiler.driver import CompileOptions
 ir, *_ = mnist_adam.train_ir(8)
-import time; t0 = time.perf_counter()
 popxl.Session(ir, "cpu", options=CompileOptions(cache_dir=tempfile.mkdtemp()))
-print(time.perf_counter() - t0)
 """
 
 
@@ -204,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         have_torch = False
         print("torch is not installed: the torch drop-in and torch.compile columns are left out")
     popxl_case(2, 2)  # LLVM initialised and every module imported before the first cold figure
-    cols = ["layers", "popxl_cold_s", "popxl_warm_s", "popxl_step_ms", "functional_cold_s",
+    cols = ["layers", "popxl_cold_s", "popxl_cold_cpu_s", "popxl_warm_s", "popxl_step_ms", "functional_cold_s",
             "functional_warm_s", "functional_step_ms"]
     if have_torch:
         cols += ["dropin_cold_s", "dropin_warm_s", "dropin_step_ms", "torch_compile_s",
@@ -213,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     for n in a.layers:
         p, f = popxl_case(n, a.steps), functional_case(n, a.steps)
         row: dict[str, object] = {
-            "layers": n, "popxl_cold_s": p["cold_s"], "popxl_warm_s": p["warm_s"], "popxl_step_ms": p["step_ms"],
+            "layers": n, "popxl_cold_s": p["cold_s"], "popxl_cold_cpu_s": p["cold_cpu_s"],
+            "popxl_warm_s": p["warm_s"], "popxl_step_ms": p["step_ms"],
             "functional_cold_s": f["cold_s"], "functional_warm_s": f["warm_s"], "functional_step_ms": f["step_ms"]}
         if have_torch:
             d = torch_dropin_case(n, a.steps)
@@ -226,17 +238,16 @@ def main(argv: list[str] | None = None) -> None:
         print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     if len(a.layers) >= 2:
         lo, hi = t.rows[-2], t.rows[-1]
-        per_layer = (hi["popxl_cold_s"] - lo["popxl_cold_s"]) / (hi["layers"] - lo["layers"])  # type: ignore[operator]
-        t.notes.append(f"popxl cold compile per added layer ({lo['layers']} -> {hi['layers']}): "
-                       f"{per_layer * 1e3:.1f} ms")
-    fresh = Table("fresh", "cold compile in a fresh process (s), including Python start and imports",
-                  ["program", "fresh_process_s", "imports_only_s"])
-    imports = fresh_process_s(FRESH_NOTHING)
-    fresh.add(program="tutorial Adam (custom_optimiser.py)", fresh_process_s=round(
-        fresh_process_s(FRESH_TUTORIAL_ADAM), 3), imports_only_s=round(imports, 3))
-    r = subprocess.run([sys.executable, "-c", FRESH_MNIST], check=True, cwd=ROOT, capture_output=True, text=True)
-    fresh.add(program="MNIST tutorial step, Session() alone", fresh_process_s=round(float(r.stdout.split()[-1]), 3),
-              imports_only_s=0.0)
+        for col in ("popxl_cold_s", "popxl_cold_cpu_s"):
+            per_layer = (hi[col] - lo[col]) / (hi["layers"] - lo["layers"])  # type: ignore[operator]
+            t.notes.append(f"{col} per added layer ({lo['layers']} -> {hi['layers']}): {per_layer * 1e3:.1f} ms")
+    fresh = Table("fresh", "a fresh process (s): Python start, imports, LLVM initialisation and a cold compile",
+                  ["program", "wall_s", "cpu_s"])
+    for name, code in [("python + imports only", FRESH_NOTHING), ("tutorial Adam (custom_optimiser.py)",
+                                                                 FRESH_TUTORIAL_ADAM),
+                       ("MNIST tutorial step, batch 8", FRESH_MNIST)]:
+        wall, cpu = fresh_process_s(code)
+        fresh.add(program=name, wall_s=round(wall, 3), cpu_s=round(cpu, 3))
     for row in fresh.rows:
         print(row)
     write_result("compile_time", [t, fresh], command="python benchmarks/compile_time.py " + " ".join(argv or sys.argv[1:]),
