@@ -21,6 +21,7 @@ class Contraction:
         self.deps = deps
         self.parent: dict[Op, Op] = {op: op for op in deps.nodes}
         self.members: dict[Op, list[Op]] = {op: [op] for op in deps.nodes}
+        self._succ: dict[Op, set[Op]] = {}  # rep -> successor ops of its members (see successors)
         self.first: dict[Op, int] | None = None if position is None else {op: position[op] for op in deps.nodes}
         self.last: dict[Op, int] | None = None if position is None else dict(self.first)  # type: ignore[arg-type]
 
@@ -31,7 +32,22 @@ class Contraction:
         return op
 
     def successors(self, rep: Op) -> set[Op]:
-        return {self.find(s) for m in self.members[rep] for s in self.deps.succ[m]} - {rep}
+        """Groups that rep's group feeds. The raw successor ops of a group are kept per group (merged
+        smaller into larger) and ops that have joined the group itself are dropped as they are met,
+        so a group that grows to n ops is not rescanned member by member on every query."""
+        raw = self._succ.get(rep)
+        if raw is None:
+            raw = self._succ[rep] = {s for m in self.members[rep] for s in self.deps.succ[m]}
+        out: set[Op] = set()
+        inner = []
+        for s in raw:
+            f = self.find(s)
+            if f is rep:
+                inner.append(s)
+            else:
+                out.add(f)
+        raw.difference_update(inner)
+        return out
 
     def predecessors(self, rep: Op) -> set[Op]:
         return {self.find(p) for m in self.members[rep] for p in self.deps.pred[m]} - {rep}
@@ -65,6 +81,11 @@ class Contraction:
         for r in rs[1:]:
             self.parent[r] = root
             self.members[root] += self.members.pop(r)
+            a, b = self._succ.pop(root, None), self._succ.pop(r, None)
+            if a is not None and b is not None:
+                big, small = (a, b) if len(a) >= len(b) else (b, a)
+                big.update(small)
+                self._succ[root] = big
             if self.first is not None and self.last is not None:
                 self.first[root] = min(self.first[root], self.first.pop(r))
                 self.last[root] = max(self.last[root], self.last.pop(r))

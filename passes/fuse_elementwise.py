@@ -19,6 +19,7 @@ modifies/aliases; SSA versions of every storage stay contiguous (rewrite.retarge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import prod
 
 import numpy as np
 
@@ -51,11 +52,13 @@ def iteration_shape(op: Op) -> tuple[int, ...] | None:
 
 @dataclass
 class Footprint:
-    """What a group of ops does to memory: its loop, and the shapes it reads / writes each storage with."""
+    """What a group of ops does to memory: its loop, and the shapes it reads / writes each storage with.
+    `ok`: the group alone passes `pair_refusal`'s broadcast rule (then a merge only needs the cross terms)."""
 
     shape: tuple[int, ...] | None
     reads: dict[int, set[tuple[int, ...]]] = field(default_factory=dict)
     writes: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    ok: bool = False
 
     @staticmethod
     def of(op: Op) -> "Footprint":
@@ -64,6 +67,7 @@ class Footprint:
             f.reads.setdefault(v.storage, set()).add(v.shape)
         for i in op.modifies:
             f.writes[op.inputs[i].storage] = op.inputs[i].shape
+        f.ok = _broadcast_refusal(f) is None
         return f
 
     def union(self, o: "Footprint") -> "Footprint":
@@ -71,6 +75,22 @@ class Footprint:
         for s, x in o.reads.items():
             reads.setdefault(s, set()).update(x)
         return Footprint(self.shape or o.shape, reads, {**self.writes, **o.writes})
+
+    def absorb(self, o: "Footprint") -> "Footprint":
+        """`self.union(o)` built in place in the larger of the two (both are consumed): merging a group of
+        k ops into one of n costs O(k), not O(n + k), so a group that grows op by op stays linear."""
+        mine = len(self.reads) + len(self.writes) >= len(o.reads) + len(o.writes)
+        big, small = (self, o) if mine else (o, self)
+        for s, x in small.reads.items():
+            big.reads.setdefault(s, set()).update(x)
+        if mine:
+            self.writes.update(o.writes)
+        else:
+            for s, w in self.writes.items():
+                o.writes.setdefault(s, w)  # o's write shape wins, as in union
+        big.shape = self.shape or o.shape
+        big.ok = True  # absorbed only after pair_refusal passed
+        return big
 
 
 def own_refusal(op: Op) -> str | None:
@@ -81,18 +101,39 @@ def own_refusal(op: Op) -> str | None:
     return None
 
 
-def pair_refusal(a: Footprint, b: Footprint) -> str | None:
-    if a.shape is not None and b.shape is not None and a.shape != b.shape:
-        return f"iteration shape {b.shape} differs from the kernel's {a.shape}"
-    u = a.union(b)
+def _broadcast_refusal(u: Footprint) -> str | None:
     for s, wshape in u.writes.items():
-        if int(np.prod(wshape)) == 1:
+        if prod(wshape) == 1:
             continue  # single elements are loaded before the loop and stored after it
         for rshape in u.reads.get(s, ()):
             if rshape != wshape or (u.shape is not None and rshape != u.shape):
                 return (f"a tensor written in place with shape {wshape} would also be read with shape {rshape} "
                         "(broadcast) in the same loop")
     return None
+
+
+def _cross_ok(w: Footprint, r: Footprint, shape: tuple[int, ...] | None, skip: dict) -> bool:
+    """No storage that `w` writes (and `skip` does not) is read by `r` with another shape; walks the
+    smaller of w.writes and r.reads."""
+    keys = w.writes if len(w.writes) <= len(r.reads) else r.reads
+    for s in keys:
+        if s not in w.writes or s not in r.reads or s in skip or prod(w.writes[s]) == 1:
+            continue
+        wshape = w.writes[s]
+        if any(x != wshape or (shape is not None and x != shape) for x in r.reads[s]):
+            return False
+    return True
+
+
+def pair_refusal(a: Footprint, b: Footprint) -> str | None:
+    if a.shape is not None and b.shape is not None and a.shape != b.shape:
+        return f"iteration shape {b.shape} differs from the kernel's {a.shape}"
+    # each side alone is fine, so only one side's writes against the other's reads can break the rule
+    # (b's write shape governs a storage both write); the full check names the offending tensor
+    shape = a.shape or b.shape
+    if a.ok and b.ok and _cross_ok(b, a, shape, {}) and _cross_ok(a, b, shape, b.writes):
+        return None
+    return _broadcast_refusal(a.union(b))
 
 
 def _label(ops: list[Op]) -> str:
@@ -121,7 +162,7 @@ class Fuser:
                 members = sorted(self.c.members[other], key=self.pos.__getitem__)
                 self.refusals.append(f"{op.label} not fused with {_label(members)}: {why}")
             return rep
-        foot = self.foot.pop(rep).union(self.foot.pop(other))
+        foot = self.foot.pop(rep).absorb(self.foot.pop(other))
         rep = self.c.merge([rep, other])
         self.foot[rep] = foot
         return rep
