@@ -24,7 +24,6 @@ CHILD = """
 import hashlib, json, sys, tempfile, os
 sys.path[:0] = [{root!r}, {examples!r}]
 import numpy as np
-import pytest
 import deep_mlp
 from compiler import popxl
 from compiler.driver import CompileOptions, optimise
