@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from compiler.testing import build, random_program
+from tools.fuzz_files import mutate
 
 from .conftest import ROOT, run_cases
 
@@ -51,36 +52,6 @@ def _saved_programs(tmp: Path) -> list[dict]:
         ir.save(tmp / f"orig{k}.json")
         docs.append(json.loads((tmp / f"orig{k}.json").read_text()))
     return docs
-
-
-def _nodes(x, out):
-    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
-    for k, v in items:
-        out.append((x, k))
-        _nodes(v, out)
-    return out
-
-
-ODD = [None, True, -1, 0, 7, 2 ** 40, 1.5, float("nan"), "x", "float32", [], {}, [2, 2], {"$tuple": [1]}]
-
-
-def mutate(doc: dict, rng: np.random.Generator) -> dict:
-    """One random structural change: delete, retype, nudge a number, duplicate/reverse a list, edit a string."""
-    doc = copy.deepcopy(doc)
-    parent, key = (nodes := _nodes(doc, []))[rng.integers(len(nodes))]
-    v = parent[key]
-    how = rng.integers(5)
-    if how == 0:
-        del parent[key]
-    elif how == 1 or not isinstance(v, (int, list, str)) or isinstance(v, bool):
-        parent[key] = ODD[rng.integers(len(ODD))]
-    elif isinstance(v, int):
-        parent[key] = v + int(rng.choice([-1, 1, -v - 1, 1000]))
-    elif isinstance(v, list):
-        parent[key] = (v + v[:1]) if how == 2 else v[::-1] if how == 3 else v[1:]
-    else:
-        parent[key] = v + "x" if how == 2 else ""
-    return doc
 
 
 HAND = {  # case -> file text (None: made from a real file in _hand_files)
