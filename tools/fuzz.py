@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big", type=float, default=0.05, help="chance of a size above the threading threshold")
     ap.add_argument("--inplace-values", action="store_true", help="also update intermediates in place")
     ap.add_argument("--nonfinite", action="store_true", help="feed NaN and Inf through the host streams")
+    ap.add_argument("--hostile", action="store_true", help="bfloat16 programs, casts of out-of-range/NaN values")
     ap.add_argument("--no-shrink", action="store_true", help="save failing programs as generated")
     ap.add_argument("--budget", type=int, default=300, help="shrinking tries per failure (default 300)")
     ap.add_argument("--cache-dir", default=None, help="compile cache (default: a fresh temporary folder)")
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, seed in enumerate(range(args.seed, args.seed + args.programs)):
         if k and k % 50 == 0:
             print(f"... {k} programs, {len(summary)} failing, {time.perf_counter() - t0:.0f} s", flush=True)
-        program = random_program(seed, args.size, args.big, args.inplace_values, args.nonfinite)
+        program = random_program(seed, args.size, args.big, args.inplace_values, args.nonfinite, args.hostile)
         found = check(program, cfgs, cache)
         if not found:
             continue

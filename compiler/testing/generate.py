@@ -55,6 +55,7 @@ def _broadcasts(a: tuple, b: tuple) -> bool:
 class Generator:
     def __init__(self, rng: random.Random, family: list[tuple], dtypes: list[str], inplace_values: bool) -> None:
         self.rng = rng
+        self.weights = WEIGHTS
         self.inplace_values = inplace_values  # in-place updates of intermediates, not only of variables
         self.nonfinite = False
         self.family = family
@@ -92,7 +93,7 @@ class Generator:
             self.random_step(b, kinds)
 
     def random_step(self, b: Builder, kinds: tuple[str, ...] | None = None) -> None:
-        allowed = {k: w for k, w in WEIGHTS.items() if kinds is None or k in kinds}
+        allowed = {k: w for k, w in self.weights.items() if kinds is None or k in kinds}
         if not b.main:
             allowed = {k: w for k, w in allowed.items() if k not in ("adam", "load")}
         if b.depth >= 2:
@@ -173,6 +174,16 @@ class Generator:
         bound = 4 * e.bound + 1 if to == "int32" and e.t.dtype.is_float else e.bound * 1.01
         return self._apply(b, self._out({"op": "cast", "to": to, "in": [i]}, bound, to != "int32"))
 
+    def step_wild_cast(self, b: Builder) -> dict | bool:
+        """A cast of values beyond the integer range, infinities or NaN (only in hostile programs)."""
+        p = self.pick(b, lambda e: e.t.dtype.is_float and e.exact and not self.nonfinite)
+        if p is None or not b.main:  # host_store: main graph only
+            return False
+        i, _ = p
+        c = self.rng.choice([1e10, -1e10, 3e9, -7e4, 1e30, float("inf"), float("nan")])
+        return self._apply(b, {"op": "wild_cast", "c": c, "to": self.rng.choice(["int32", "uint8", "int8", "uint32"]),
+                               "in": [i], "out": self.new_id()})
+
     def step_where(self, b: Builder) -> dict | bool:
         p = self.pick(b, lambda e: e.exact and e.t.dtype.name in self.dtypes)
         if p is None:
@@ -249,16 +260,21 @@ class Generator:
 
 
 def random_program(seed: int, size: int | None = None, big: float = 0.0, inplace_values: bool = False,
-                   nonfinite: bool = False) -> dict:
+                   nonfinite: bool = False, hostile: bool = False) -> dict:
     """A random valid program (a recipe for `build`). `big` is the chance of a multi-threaded size;
     `inplace_values` lets in-place updates and by-reference calls target intermediates too;
     `nonfinite` feeds NaN and Inf through host streams (and then never casts floats to int, which
-    is undefined for them)."""
+    is undefined for them); `hostile` adds bfloat16 to the dtypes and casts of out-of-range, infinite and
+    NaN values to integers."""
     rng = random.Random(seed)
     family = rng.choice(BIG) if rng.random() < big else rng.choice(FAMILIES)
     dtypes = ["float32"] + rng.sample(DTYPES[1:], rng.randint(0, 3))
     prog = new_program(seed, nht=rng.choice([1, 1, 1, 2]), nonfinite=nonfinite)
+    if hostile:
+        dtypes.append("bfloat16")
     gen = Generator(rng, family, dtypes, inplace_values)
+    if hostile:
+        gen.weights = {**WEIGHTS, "wild_cast": 4}
     gen.nonfinite = nonfinite
     import compiler.popxl as popxl
 
