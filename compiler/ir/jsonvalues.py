@@ -210,6 +210,8 @@ def field(d: Any, key: str, at: tuple, typ: type | tuple = object, default: Any 
 
 
 def only_keys(d: dict, keys: set[str], at: tuple) -> None:
+    if not isinstance(d, dict):
+        raise FormatError(at, f"expected an object with fields {', '.join(sorted(keys))}, got {type(d).__name__}")
     extra = sorted(set(d) - keys)
     if extra:
         raise FormatError(at + (extra[0],), f"unknown field {extra[0]!r} (known: {', '.join(sorted(keys))})")

@@ -100,7 +100,11 @@ def _edits() -> dict[str, tuple[str, callable]]:
     def huge(d):
         _stream(d, "x")["shape"] = [2 ** 32, 2 ** 32]
 
+    def stream_a_number(d):
+        d["streams"][0] = 5
+
     return {
+        "a stream entry that is a number": ("expected an object", stream_a_number),
         "d2h stream shape edited": ("same shape and dtype", d2h_shape),
         "h2d stream shrunk": ("same shape and dtype", h2d_shrunk),
         "stream dtype edited": ("same shape and dtype", stream_dtype),
