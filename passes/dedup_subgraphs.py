@@ -3,7 +3,7 @@
 before -> after: graphs G1, G2 with the same structure (ops, attributes, input specs, by-ref
 flags; names ignored) -> one graph; every Call of G2 now calls G1 and G2 is removed.
 Callees are merged first, so graphs that differ only in which duplicate they call merge too.
-Works without `cache=True` in the frontend. Records ir.meta["dedup"] = {removed graph id: kept graph id}.
+Works without `cache=True` in the frontend. Records Ir.merged_graphs = {removed graph id: kept graph id}.
 """
 from __future__ import annotations
 
@@ -44,6 +44,5 @@ def dedup(ir: Ir) -> dict[str, str]:
 def run(ir: Ir) -> bool:
     """Merge structurally identical subgraphs (names ignored) and retarget their calls."""
     merged = dedup(ir)
-    if merged:
-        ir.meta.setdefault("dedup", {}).update(merged)
+    ir.merged_graphs.update(merged)
     return bool(merged)

@@ -8,9 +8,9 @@ from compiler.ir import Ir
 PassFn = Callable[[Ir], bool]
 PASSES: dict[str, PassFn] = {}
 
-# every module that registers a pass; imported on first lookup
-MODULES = ("alias_analysis", "schedule", "dedup_subgraphs", "inline", "fold_neg_into_scaled_add", "constant_fold",
-           "cse", "dce", "fuse_elementwise", "fuse_horizontal", "inplace", "memory_plan")
+# the modules of this package that are machinery, not passes; every other module is imported on first
+# lookup, so a new pass is one file (with @register) plus its name in a list of pipeline.py
+MACHINERY = ("__init__", "manager", "registry", "pipeline", "invariants", "rewrite", "contraction")
 
 
 def register(name: str) -> Callable[[PassFn], PassFn]:
@@ -39,6 +39,9 @@ def describe(name: str) -> str:
 
 def _load_all() -> None:
     import importlib
+    import pkgutil
+    from pathlib import Path
 
-    for m in MODULES:
-        importlib.import_module(f"{__package__}.{m}")
+    for m in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if m.name not in MACHINERY:
+            importlib.import_module(f"{__package__}.{m.name}")

@@ -89,7 +89,7 @@ def find_graph(ir: Ir, name: str) -> tuple[Graph, str | None]:
     key = "" if name in ("main", "") else name
     if key in ir.graphs:
         return ir.graphs[key], None
-    merged = ir.meta.get("dedup", {}).get(key)
+    merged = ir.merged_graphs.get(key)
     if merged in ir.graphs:
         return ir.graphs[merged], f"graph {name!r} was merged into {merged!r} by dedup_subgraphs; showing {merged!r}"
     known = ", ".join(repr(g.id or "main") for g in ir.graphs.values())

@@ -25,7 +25,7 @@ from .verify_program import attr_problems
 FORMAT = "optgraph-ir"
 VERSION = 1
 TOP_KEYS = {"format", "version", "replication_factor", "num_host_transfers", "counters", "streams", "graphs",
-            "variables", "constants", "meta"}
+            "variables", "constants", "meta", "merged_graphs"}
 GRAPH_KEYS = {"id", "inputs", "input_names", "by_ref", "outputs", "values", "ops", "constraints", "unordered_groups",
               "info"}
 OP_KEYS = {"id", "kind", "name", "inputs", "roles", "outputs", "attrs", "updates", "modifies", "aliases", "called",
@@ -140,6 +140,8 @@ class Reader:
         ir._graph_counter = field(c, "graph", ("counters",), int)
         ir._tensor_counter = field(c, "tensor", ("counters",), int)
         ir.meta = decode(field(doc, "meta", (), dict, {}), ("meta",))
+        merged = field(doc, "merged_graphs", (), dict, {}) or ir.meta.pop("dedup", {})  # older files: in meta
+        ir.merged_graphs = {str(k): str(v) for k, v in merged.items()}
         if check:
             self.check(ir)
         return ir

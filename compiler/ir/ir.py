@@ -33,6 +33,8 @@ class Ir:
         self.replication_factor = int(replication)
         self.num_host_transfers = 1
         self.meta: dict[str, Any] = {}
+        # what dedup_subgraphs merged: removed graph id -> id of the identical graph kept in its place
+        self.merged_graphs: dict[str, str] = {}
 
     # ------------------------------------------------------------------ ids
     def _next_op_id(self) -> int:

@@ -94,6 +94,7 @@ def to_json(ir: Ir, data: Callable[[str, np.ndarray], dict] = lambda key, a: enc
         "variables": {str(k): data(f"variable_{k}", a) for k, a in ir.variables.items()},
         "constants": {str(k): data(f"constant_{k}", a) for k, a in ir.constants.items()},
         "meta": encode(ir.meta, where="Ir.meta"),
+        "merged_graphs": dict(ir.merged_graphs),
     }
 
 

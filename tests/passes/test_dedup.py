@@ -21,7 +21,7 @@ def test_mnist_adam_graphs_collapse_from_eight_to_five():
     assert len(work.graphs) == 1 + 5  # one per distinct shape: 784x512, 512, 512x512, 512x10, 10
     callees = [op.called.id for op in work.main.ops]
     assert len(set(callees)) == 5 and callees[1] == callees[3] == callees[5] and callees[2] == callees[4]
-    assert set(work.meta["dedup"]) == {op.called.id for op in ir.main.ops} - set(callees)
+    assert set(work.merged_graphs) == {op.called.id for op in ir.main.ops} - set(callees)
     assert_same(run(adam_per_variable(), runs=1), run(work, runs=1))
 
 

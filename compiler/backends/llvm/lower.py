@@ -228,9 +228,8 @@ class ModuleLowering:
             rule(self, gl, op)
             return
         if get(op.kind).decompose is None:
-            raise NotImplementedError(
-                f"the LLVM backend has no lowering for {op.label} ({op.kind}); run it with "
-                "Session(ir, 'interpreter') or add a rule in compiler/backends/llvm/special.py")
+            raise NotImplementedError(special.SPECIAL.missing(f"{op.label} ({op.kind})", op.kind)
+                                      + "; or run it with Session(ir, 'interpreter')")
         kfn = emit_elementwise(self.module, op, self.kernel_name(), self.threads)
         seen: dict[int, Value] = {}
         for v in list(op.inputs) + op.results:

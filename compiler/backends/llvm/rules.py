@@ -13,11 +13,13 @@ from llvmlite import ir
 from compiler.ir import DType
 from compiler.ops.primitives import Node, Prim
 
+from ..rules import RuleTable
 from .mathf import exp_f32, tanh_f32
 from .types import F32, F64, compute_type, const, f64_to_f16_exact
 
 Rule = Callable[["Ctx", Node, list[DType], list[ir.Value]], ir.Value]
-RULES: dict[Prim, Rule] = {}
+RULES: RuleTable[Prim, Rule] = RuleTable("LLVM", "compiler/backends/llvm/rules.py")
+RULES.walk(Prim.input, Prim.const)  # lower_node reads kernel inputs and constants itself
 
 
 class Ctx:
@@ -38,13 +40,7 @@ class Ctx:
         return fn
 
 
-def rule(*prims: Prim) -> Callable[[Rule], Rule]:
-    def deco(fn: Rule) -> Rule:
-        for p in prims:
-            assert p not in RULES, p
-            RULES[p] = fn
-        return fn
-    return deco
+rule = RULES.rule
 
 
 def _isf(dt: DType) -> bool:

@@ -9,6 +9,7 @@ from llvmlite import ir
 
 from compiler.ir import DType, Op
 
+from ..rules import RuleTable
 from .loops import Space, broadcast_strides, c64, nest
 from .types import CTX_D2H, CTX_H2D, CTX_ITERATION, PTR, storage_type, to_compute, to_storage
 
@@ -16,16 +17,9 @@ if TYPE_CHECKING:
     from .lower import GraphLowering, ModuleLowering
 
 SpecialRule = Callable[["ModuleLowering", "GraphLowering", Op], None]
-SPECIAL: dict[str, SpecialRule] = {}
-
-
-def special(*kinds: str) -> Callable[[SpecialRule], SpecialRule]:
-    def deco(fn: SpecialRule) -> SpecialRule:
-        for k in kinds:
-            assert k not in SPECIAL, k
-            SPECIAL[k] = fn
-        return fn
-    return deco
+# elementwise kinds become loops over their primitive expression (rules.py); the rest need a rule here
+SPECIAL: RuleTable[str, SpecialRule] = RuleTable("LLVM", "compiler/backends/llvm/special.py", elementwise=True)
+special = SPECIAL.rule
 
 
 def typed(b: ir.IRBuilder, p: ir.Value, dt: DType) -> ir.Value:

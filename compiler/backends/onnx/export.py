@@ -49,7 +49,7 @@ def _emit_graph(b: Builder, ir: Ir, g: Graph, names: Names, stores: dict[str, st
         elif get(op.kind).decompose is not None:
             emit_elementwise(b, op, names)
         else:
-            raise NotImplementedError(f"ONNX export has no rule for {op.label} ({op.kind})")
+            raise NotImplementedError(RULES.missing(f"{op.label} ({op.kind})", op.kind))
 
 
 def _call(b: Builder, ir: Ir, op: Op, names: Names, stores: dict[str, str]) -> None:

@@ -21,21 +21,16 @@ import numpy as np
 from compiler.ir import DType, Op
 from compiler.ops.nn import norm_axes
 
+from ..rules import RuleTable
 from .builder import Builder
 from .elementwise import compute_dtype
 
 Names = dict[int, str]
 Rule = Callable[[Builder, Op, Names], None]
-RULES: dict[str, Rule] = {}
+RULES: RuleTable[str, Rule] = RuleTable("ONNX", "compiler/backends/onnx/rules.py", elementwise=True)
+RULES.walk("Call", "HostLoad", "HostStore", "MultiKernel")  # export.py: inlined calls, graph inputs / outputs
+rule = RULES.rule
 F32, F64 = DType.float32, DType.float64
-
-
-def rule(*kinds: str) -> Callable[[Rule], Rule]:
-    def deco(fn: Rule) -> Rule:
-        for k in kinds:
-            RULES[k] = fn
-        return fn
-    return deco
 
 
 def _swap_last(b: Builder, x: str, rank: int) -> str:

@@ -21,19 +21,14 @@ import numpy as np
 from compiler.ir import DType, Graph, Op, Value
 from compiler.ops.nn import norm_axes
 
+from ..rules import RuleTable
 from .scope import Scope, cstr, dims, reshape
 from .types import PoplarError, const_expr, float_literal, poplar_type
 
 Rule = Callable[[Scope, Op], None]
-RULES: dict[str, Rule] = {}
-
-
-def rule(*kinds: str) -> Callable[[Rule], Rule]:
-    def deco(fn: Rule) -> Rule:
-        for k in kinds:
-            RULES[k] = fn
-        return fn
-    return deco
+RULES: RuleTable[str, Rule] = RuleTable("Poplar", "compiler/backends/poplar/ops.py", elementwise=True)
+RULES.walk("MultiKernel")  # program.py: one popops kernel per group of buffers
+rule = RULES.rule
 
 
 def _written_after(g: Graph, op: Op, storages: set[int]) -> bool:

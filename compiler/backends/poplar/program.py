@@ -56,8 +56,7 @@ def _emit_ops(s: Scope, g: Graph, kernels: list[KernelCode]) -> None:
         elif get(op.kind).decompose is not None:
             kernels.append(emit_elementwise(s, op))
         else:
-            raise PoplarError(f"{op.label}: the Poplar emitter has no lowering for {op.kind}; add a rule in "
-                              "compiler/backends/poplar/ops.py")
+            raise PoplarError(f"{op.label}: " + RULES.missing(op.kind, op.kind))
 
 
 class _Program:
