@@ -74,9 +74,6 @@ class AliasInfo:
         """The op that overwrites `v` (produces the next version of its storage), if any."""
         return self.writers.get((v.storage, v.version + 1))
 
-    def readers_of(self, v: Value) -> list[Op]:
-        return list(self.readers.get((v.storage, v.version), ()))
-
     def is_written(self, storage: int) -> bool:
         """Whether any op writes this storage in place."""
         return any(ver > 0 for ver in self.versions.get(storage, {}))

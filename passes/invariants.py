@@ -82,12 +82,12 @@ def _kernel(where: str, op: Op) -> list[str]:
 
 
 def _memory_plan(where: str, g: Graph) -> list[str]:
-    plan = g.info.get("memory_plan")
-    if not plan:
+    plan = g.memory_plan
+    if plan is None:
         return []
     info = AliasInfo(g)
     live: dict[int, tuple[int, int]] = {}
-    for s in plan["offsets"]:
+    for s in plan.offsets:
         vals = info.values_of(s)
         if not vals or vals[0].producer is None:
             return [f"{where}: the memory plan places s{s}, which no op of the graph creates"]
@@ -101,10 +101,10 @@ def _memory_plan(where: str, g: Graph) -> list[str]:
             (a0, a1), (b0, b1) = live[s], live[t]
             if a1 < b0 or b1 < a0:
                 continue
-            o_s, o_t = plan["offsets"][s], plan["offsets"][t]
+            o_s, o_t = plan.offsets[s], plan.offsets[t]
             if o_s < o_t + nb_t and o_t < o_s + nb_s:
                 out.append(f"{where}: the memory plan overlaps s{s} and s{t}, which are live together")
-    if max((plan["offsets"][s] + info.values_of(s)[0].spec.nbytes for s in placed), default=0) > plan["peak_bytes"]:
+    if max((plan.offsets[s] + info.values_of(s)[0].spec.nbytes for s in placed), default=0) > plan.peak_bytes:
         out.append(f"{where}: the memory plan places bytes beyond its peak_bytes")
     return out
 

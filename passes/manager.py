@@ -90,6 +90,9 @@ class PassManager:
                 e.add_note(f"while running pass {name!r} (passes run before it: {history})")
                 raise
             records.append(PassRecord(name, changed, time.perf_counter() - t0))
+            if changed:  # a memory plan describes the IR it was made for: drop it once the IR changes
+                for g in ir.graphs.values():
+                    g.memory_plan = None
             self._dump(ir, name, "after", self.dump_after)
             if self.verify_each:
                 self._verify(ir, f"pass {name!r} broke the IR (passes run before it: {history})")

@@ -6,14 +6,14 @@ storages whose lifetimes do not overlap share bytes. A storage lives from the op
 op never writes a buffer it is still reading unless it does so in place. Storages are placed largest
 first, each at the lowest offset that clears every placed storage it overlaps in time.
 
-Records graph.info["memory_plan"] = {"offsets": {storage: byte offset}, "peak_bytes": workspace size,
-"naive_bytes": the sum of all temporaries}. Storage ids are the ids of the values that own a buffer
+Sets graph.memory_plan = MemoryPlan(offsets {storage: byte offset}, peak_bytes: workspace size,
+naive_bytes: the sum of all temporaries) (compiler/ir/memory.py). Storage ids are the ids of the values that own a buffer
 (version 0); every later in-place version lives at the same offset. Inputs, variables and constants are
 not planned (they live outside the workspace). The LLVM backend allocates from this plan.
 """
 from __future__ import annotations
 
-from compiler.ir import Graph, Ir
+from compiler.ir import Graph, Ir, MemoryPlan
 
 from .alias_analysis import AliasInfo
 from .registry import register
@@ -25,7 +25,7 @@ def _align(n: int) -> int:
     return (max(n, 1) + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_graph(g: Graph) -> dict:
+def plan_graph(g: Graph) -> MemoryPlan:
     info = AliasInfo(g)
     start: dict[int, int] = {}
     size: dict[int, int] = {}
@@ -48,12 +48,12 @@ def plan_graph(g: Graph) -> dict:
         offsets[s] = at
         placed.append((at, size[s], lo, hi))
     peak = max((o + n for o, n, _, _ in placed), default=0)
-    return {"offsets": dict(sorted(offsets.items())), "peak_bytes": peak, "naive_bytes": sum(size.values())}
+    return MemoryPlan(dict(sorted(offsets.items())), peak, sum(size.values()))
 
 
 @register("memory_plan")
 def run(ir: Ir) -> bool:
     """Assign every temporary a workspace offset, sharing bytes between storages not live together."""
     for g in ir.graphs.values():
-        g.info["memory_plan"] = plan_graph(g)
+        g.memory_plan = plan_graph(g)
     return False

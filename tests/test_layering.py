@@ -27,7 +27,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "runtime": ("compiler.ir", "compiler.ops"),
     "compiler.driver": ("compiler.ir", "compiler.ops", "compiler.options", "passes", "compiler.backends", "runtime"),
     # the random-program generator and differential harness: builds programs like a user, runs them
-    "compiler.testing": ("compiler.ir", "compiler.ops", "compiler.autodiff", "compiler.options", "compiler.driver",
+    "tools.fuzz": ("compiler.ir", "compiler.ops", "compiler.autodiff", "compiler.options", "compiler.driver",
                          "passes", *FRONT_ENDS),
     # command-line tools (print_schedule, viz, compile, report, fuzz) may use everything
     "tools": ("compiler", "passes", "runtime"),

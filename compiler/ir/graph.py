@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .memory import MemoryPlan
 from .op import Op
 from .spec import TensorSpec
 from .value import Value, ValueKind
@@ -29,6 +30,7 @@ class Graph:
         self.unordered_groups: list[list[Op]] = []
         self.values: dict[int, Value] = {}
         self.info: dict[str, Any] = {}  # free-form notes (e.g. fusion refusals)
+        self.memory_plan: MemoryPlan | None = None  # see memory.py
 
     @property
     def name(self) -> str:
@@ -110,11 +112,6 @@ class Graph:
         for v in op.results:
             self.values.pop(v.id, None)
 
-    def insert_before(self, anchor: Op, op: Op) -> None:
-        if op in self.ops:
-            self.ops.remove(op)
-        self.ops.insert(self.ops.index(anchor), op)
-
     # ----------------------------------------------------------------- queries
     def final_versions(self) -> dict[int, Value]:
         """storage id -> the last version of that storage in this graph."""
@@ -131,9 +128,6 @@ class Graph:
                 if cur is None or cur.version < v.version:
                     last[v.storage] = v
         return last
-
-    def by_ref_inputs(self) -> list[Value]:
-        return [self.inputs[i] for i in sorted(self.by_ref)]
 
     def called_graphs(self) -> list["Graph"]:
         seen: list[Graph] = []

@@ -92,9 +92,6 @@ class Ir:
                     per[s] = max(per.get(s, 1), op.attrs.get("transfer", 0) + 1)
         return per
 
-    def variable_values(self) -> list[Value]:
-        return [self.main.values[i] for i in self.variables]
-
     def value(self, vid: int) -> Value:
         for g in self.graphs.values():
             if vid in g.values:

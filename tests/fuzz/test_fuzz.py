@@ -1,4 +1,4 @@
-"""Bounded differential fuzzing: random programs (compiler/testing) on every configuration against the
+"""Bounded differential fuzzing: random programs (tools/fuzz) on every configuration against the
 reference interpreter. Longer campaigns: `python -m tools.fuzz --programs N --seed S`."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.testing import random_program
-from compiler.testing.differential import Config, check, default_pipeline
+from tools.fuzz import random_program
+from tools.fuzz.differential import Config, check, default_pipeline
 
 REPRODUCERS = Path(__file__).parent / "reproducers"
 BLOCKS, PER_BLOCK = 8, 20  # 160 small programs on the default pipeline, compiled and interpreted

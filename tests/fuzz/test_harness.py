@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from compiler.ir import print_schedule
-from compiler.testing import build, count_steps, random_program
-from compiler.testing.differential import REFERENCE, compare, run
-from compiler.testing.exactness import op_is_exact
-from compiler.testing.shrink import shrink
-from compiler.testing.updates import UPDATES
+from tools.fuzz import build, count_steps, random_program
+from tools.fuzz.differential import REFERENCE, compare, run
+from tools.fuzz.exactness import op_is_exact
+from tools.fuzz.shrink import shrink
+from tools.fuzz.updates import UPDATES
 
 ROOT = Path(__file__).resolve().parents[2]
 

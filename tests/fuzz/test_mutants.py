@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.testing import count_steps, random_program
-from compiler.testing.differential import Config, check
+from tools.fuzz import count_steps, random_program
+from tools.fuzz.differential import Config, check
 
 ROOT = Path(__file__).resolve().parents[2]
 

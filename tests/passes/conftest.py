@@ -1,4 +1,4 @@
-"""tests/passes: helpers in pass_helpers.py, random programs in gen_programs.py (both importable by name)."""
+"""tests/passes: helpers in pass_helpers.py (importable by name); random programs come from tools/fuzz."""
 from __future__ import annotations
 
 import sys

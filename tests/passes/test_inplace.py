@@ -27,10 +27,10 @@ def test_a_chain_of_temporaries_runs_in_one_buffer():
     assert exp_.modifies == () and tanh_.modifies == (0,) and mul_.modifies == (0,) and add_.modifies == (0,)
     info = AliasInfo(work.main)
     assert [v.version for v in info.values_of(exp_.outputs[0].storage)] == [0, 1, 2, 3]
-    before = after(_chain(), ["memory_plan"]).main.info["memory_plan"]
-    plan = after(_chain(), ["inplace", "memory_plan"]).main.info["memory_plan"]
-    assert len(before["offsets"]) == 4 and len(plan["offsets"]) == 1
-    assert plan["peak_bytes"] == 64 < before["peak_bytes"]
+    before = after(_chain(), ["memory_plan"]).main.memory_plan
+    plan = after(_chain(), ["inplace", "memory_plan"]).main.memory_plan
+    assert len(before.offsets) == 4 and len(plan.offsets) == 1
+    assert plan.peak_bytes == 64 < before.peak_bytes
 
 
 def test_protected_and_still_read_tensors_are_not_overwritten():

@@ -14,9 +14,9 @@ import pytest
 
 from compiler import popxl
 from compiler.popxl import ops
-from compiler.testing import random_program
-from compiler.testing.differential import REFERENCE, Config, compare, run
-from compiler.testing.program import build
+from tools.fuzz import random_program
+from tools.fuzz.differential import REFERENCE, Config, compare, run
+from tools.fuzz.program import build
 from runtime.checkpoint import read, save
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,8 +86,8 @@ CHILD = r"""
 import os, sys, time, json
 sys.path.insert(0, {root!r})
 import numpy as np
-from compiler.testing import random_program, build
-from compiler.testing.differential import Config, run
+from tools.fuzz import random_program, build
+from tools.fuzz.differential import Config, run
 ctx = build(random_program(31, size=10, big=0.0))
 print("ready", flush=True)
 while not os.path.exists({go!r}):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.testing import build, random_program
+from tools.fuzz import build, random_program
 from tools.fuzz_files import mutate
 
 from .conftest import ROOT, run_cases

@@ -160,14 +160,14 @@ class ModuleLowering:
         for v in g.values.values():
             if v.kind == "constant":
                 gl.ptr[v.storage] = self.const_ptr(b, v)
-        plan = g.info.get("memory_plan")
+        plan = g.memory_plan
         sizes: dict[int, int] = {}
         for v in g.values.values():
             sizes[v.storage] = max(sizes.get(v.storage, 0), v.spec.nbytes)
         if plan:  # liveness-based offsets from the memory_plan pass; scratch slots go after its peak
             planned_base = gl.base + gl.offset
-            gl.offset += _align(plan["peak_bytes"])
-            for s, off in plan["offsets"].items():
+            gl.offset += _align(plan.peak_bytes)
+            for s, off in plan.offsets.items():
                 if s not in gl.ptr:
                     gl.ptr[s] = b.gep(gl.ws, [c64(planned_base + off)])
                     gl.planned[s] = (off, off + _align(sizes.get(s, 1)))

@@ -3,7 +3,7 @@
 Tolerances (stated in docs/poplar_mapping.md too): the tutorial Adam step and every value the random
 programs compute with exact primitives (+ - * / sqrt, casts, compare/select, min/max ...) must agree bit
 for bit, float16 included; values touched by transcendentals or reassociated sums (matmul, reductions)
-agree within a tolerance per dtype (compiler/testing/exactness.py: float16 1e-2, float32 2e-5 relative).
+agree within a tolerance per dtype (tools/fuzz/exactness.py: float16 1e-2, float32 2e-5 relative).
 For the MNIST step every output is compared: the loss bit for bit (measured), Adam's moments within one
 float16 ulp / 1e-4 of their largest element, and the weights within 5% of the learning rate (matmul
 summation order and tanh differ between onnxruntime and numpy; Adam divides them by sqrt(v)).
@@ -28,9 +28,9 @@ from compiler.backends.onnx import OPSET, to_model  # noqa: E402
 from compiler.driver import CompileOptions, optimise  # noqa: E402
 from compiler.driver import export_onnx as export  # noqa: E402
 from compiler.popxl import ops  # noqa: E402
-from compiler.testing import build, inputs, random_program  # noqa: E402
-from compiler.testing.differential import REFERENCE, RUNS, compare  # noqa: E402
-from compiler.testing.differential import run as reference_run  # noqa: E402
+from tools.fuzz import build, inputs, random_program  # noqa: E402
+from tools.fuzz.differential import REFERENCE, RUNS, compare  # noqa: E402
+from tools.fuzz.differential import run as reference_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -119,7 +119,7 @@ def test_float16_rounds_after_every_node(level):
 
 
 def _onnx_results(ctx, model) -> dict[str, np.ndarray]:
-    """What compiler.testing.differential.run gives for the reference: every variable after RUNS runs and
+    """What tools.fuzz.differential.run gives for the reference: every variable after RUNS runs and
     every d2h output of every run (stacked over num_host_transfers steps)."""
     _, _, nht = interface(model)
     feeds = []

@@ -32,9 +32,9 @@ from compiler.backends.poplar import PoplarError  # noqa: E402
 from compiler.driver import CompileOptions  # noqa: E402
 from compiler.ops import run_reference  # noqa: E402
 from compiler.popxl import ops  # noqa: E402
-from compiler.testing import build, inputs, random_program  # noqa: E402
-from compiler.testing.differential import REFERENCE, RUNS, compare  # noqa: E402
-from compiler.testing.differential import run as reference_run  # noqa: E402
+from tools.fuzz import build, inputs, random_program  # noqa: E402
+from tools.fuzz.differential import REFERENCE, RUNS, compare  # noqa: E402
+from tools.fuzz.differential import run as reference_run  # noqa: E402
 
 ROOT = HERE.parents[2]
 sys.path.insert(0, str(ROOT / "examples"))

@@ -27,8 +27,8 @@ Graph : g1_subgraph(0)
 """
 import json
 
-from compiler.testing import build
-from compiler.testing.differential import Config, check
+from tools.fuzz import build
+from tools.fuzz.differential import Config, check
 
 PROGRAM = json.loads('{"format": "optgraph-fuzz", "version": 1, "seed": 1008, "nht": 1, "nonfinite": false, "steps": [{"op": "var", "out": 3, "shape": [3, 4], "dtype": "float16", "exact": true, "init": "uniform"}, {"op": "var", "out": 6, "shape": [], "dtype": "float32", "exact": true, "init": "value", "value": 3.0, "role": "hyper"}, {"op": "load", "out": 7, "shape": [2, 3, 4], "dtype": "int32"}, {"op": "scalar", "fn": "div", "c": 3.0, "in": [3], "out": 10}, {"op": "graph", "id": 1, "inputs": [{"id": 11, "shape": [3, 4], "dtype": "float16", "by_ref": false, "tol": 0.0, "bound": 5.333333333333333}, {"id": 12, "shape": [], "dtype": "float32", "by_ref": false, "tol": 0.0, "bound": 3.0}, {"id": 13, "shape": [2, 3, 4], "dtype": "int32", "by_ref": false, "tol": 0.0, "bound": 5.0}], "body": [{"op": "binary", "fn": "pow", "in": [12, 11], "out": 19}, {"op": "where", "cmp": "greater", "in": [11, 12, 19, 12], "out": 20}], "outputs": [20, 19]}, {"op": "call", "graph": 1, "in": [10, 6, 7], "body_outputs": [20, 19], "out": [22, 23]}, {"op": "observe", "in": [22], "how": "store"}, {"op": "observe", "in": [23], "how": "store"}]}')
 CONFIG = Config('cpu', 2, ('fuse_elementwise',))

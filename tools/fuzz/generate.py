@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import patterns
 from .exactness import tolerance
 from .program import Builder, Context, Entry, build, new_program
 from .steps import BINARY, DISCONTINUOUS, INT_BINARY, INT_UNARY, UNARY
@@ -36,6 +37,7 @@ MAX_UPDATES = 6
 PURE = ("unary", "binary", "scalar", "cast", "where", "reduce", "matmul", "reshape", "transpose", "softmax")
 WEIGHTS = {"unary": 12, "binary": 16, "scalar": 5, "cast": 4, "where": 4, "reduce": 6, "matmul": 5, "reshape": 2,
            "transpose": 2, "softmax": 2, "update": 18, "adam": 4, "graph": 5, "call": 4, "seq": 5, "load": 1}
+PATTERN_WEIGHTS = patterns.WEIGHTS
 
 
 def _scale_for(bound: float, is_float: bool) -> int:
@@ -53,9 +55,11 @@ def _broadcasts(a: tuple, b: tuple) -> bool:
 
 
 class Generator:
-    def __init__(self, rng: random.Random, family: list[tuple], dtypes: list[str], inplace_values: bool) -> None:
+    def __init__(self, rng: random.Random, family: list[tuple], dtypes: list[str], inplace_values: bool,
+                 patterns: bool = False) -> None:
         self.rng = rng
-        self.weights = WEIGHTS
+        # the pass-shaped kinds only join when asked, so every other seed builds the program it always did
+        self.weights = {**WEIGHTS, **PATTERN_WEIGHTS} if patterns else WEIGHTS
         self.inplace_values = inplace_values  # in-place updates of intermediates, not only of variables
         self.nonfinite = False
         self.family = family
@@ -241,6 +245,16 @@ class Generator:
 
         return adam_step(self, b)
 
+    # ------------------------------------------------------------ pass-shaped (patterns.py)
+    def step_dup(self, b: Builder) -> dict | bool:
+        return patterns.dup_step(self, b)
+
+    def step_const(self, b: Builder) -> dict | bool:
+        return patterns.const_step(self, b)
+
+    def step_scaled_neg(self, b: Builder) -> dict | bool:
+        return patterns.scaled_neg_step(self, b)
+
     # ------------------------------------------------------------ control
     def step_seq(self, b: Builder) -> dict | bool:
         mode = self.rng.choice([True, True, False, "pass"])
@@ -260,21 +274,21 @@ class Generator:
 
 
 def random_program(seed: int, size: int | None = None, big: float = 0.0, inplace_values: bool = False,
-                   nonfinite: bool = False, hostile: bool = False) -> dict:
+                   nonfinite: bool = False, hostile: bool = False, patterns: bool = False) -> dict:
     """A random valid program (a recipe for `build`). `big` is the chance of a multi-threaded size;
     `inplace_values` lets in-place updates and by-reference calls target intermediates too;
     `nonfinite` feeds NaN and Inf through host streams (and then never casts floats to int, which
     is undefined for them); `hostile` adds bfloat16 to the dtypes and casts of out-of-range, infinite and
-    NaN values to integers."""
+    NaN values to integers; `patterns` adds steps shaped for particular passes (patterns.py)."""
     rng = random.Random(seed)
     family = rng.choice(BIG) if rng.random() < big else rng.choice(FAMILIES)
     dtypes = ["float32"] + rng.sample(DTYPES[1:], rng.randint(0, 3))
     prog = new_program(seed, nht=rng.choice([1, 1, 1, 2]), nonfinite=nonfinite)
     if hostile:
         dtypes.append("bfloat16")
-    gen = Generator(rng, family, dtypes, inplace_values)
+    gen = Generator(rng, family, dtypes, inplace_values, patterns)
     if hostile:
-        gen.weights = {**WEIGHTS, "wild_cast": 4}
+        gen.weights = {**gen.weights, "wild_cast": 4}
     gen.nonfinite = nonfinite
     import compiler.popxl as popxl
 

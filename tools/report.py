@@ -1,6 +1,6 @@
 """What the default pipeline does to the example programs: ops, graphs and workspace bytes, before and after.
 
-  python -m passes.report
+  python -m tools.report
 """
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 from compiler.ir import Ir
 from compiler.ir.clone import clone
-
-from .pipeline import run_pipeline
+from passes.pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +29,7 @@ def _naive_bytes(ir: Ir) -> int:
 def report(name: str, ir: Ir) -> list[str]:
     after = clone(ir)
     run_pipeline(after, level=2)
-    plan_peak = sum(g.info.get("memory_plan", {}).get("peak_bytes", 0) for g in after.graphs.values())
+    plan_peak = sum(g.memory_plan.peak_bytes for g in after.graphs.values() if g.memory_plan is not None)
     fused = sum(op.kind == "FusedKernel" for g in after.graphs.values() for op in g.ops)
     return [
         f"{name}:",

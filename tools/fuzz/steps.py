@@ -305,3 +305,4 @@ def _call(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
 
 
 from . import updates  # noqa: E402,F401  (registers the in-place update handlers)
+from . import patterns  # noqa: E402,F401  (registers the pass-shaped handlers)

@@ -4,5 +4,6 @@ reference interpreter with an exactness-aware tolerance (differential.py), and s
 Used by `python -m tools.fuzz` and tests/fuzz."""
 from .generate import random_program
 from .program import build, count_steps, inputs
+from .campaign import main  # noqa: E402  (campaign uses the names above)
 
-__all__ = ["random_program", "build", "count_steps", "inputs"]
+__all__ = ["random_program", "build", "count_steps", "inputs", "main"]
