@@ -164,7 +164,7 @@ def base_programs(tmp: Path, count: int) -> list[Path]:
     sys.path.insert(0, str(ROOT / "examples"))
     import custom_optimiser
 
-    from compiler.testing import build, random_program
+    from tools.fuzz import build, random_program
 
     irs = [custom_optimiser.build_ir()[0]] + [build(random_program(s, size=6)).ir for s in range(count)]
     paths = []
