@@ -71,6 +71,8 @@ def remove_unused_graphs(ir: Ir) -> bool:
     live = {g.id for g in ir.reachable_graphs()}
     dead = [gid for gid in ir.graphs if gid not in live]
     for gid in dead:
+        for vid in ir.graphs[gid].values:
+            ir.constants.pop(vid, None)  # a removed graph's constants go with it
         del ir.graphs[gid]
     return bool(dead)
 
