@@ -1,6 +1,6 @@
 """README claims that nothing else checks: the examples it names run and do what it says, the console
 scripts exist, `--emit all` writes every artefact, the real Fashion-MNIST files load, the
-`passes.report` table is what the command prints, and `make demo` works end to end (slow)."""
+`tools.report` table is what the command prints, and `make demo` works end to end (slow)."""
 from __future__ import annotations
 
 import ctypes
@@ -82,7 +82,7 @@ def test_the_real_fashion_mnist_files_load():
 
 def _readme_report_rows() -> dict[str, tuple[int, int, int, int, int, int]]:
     rows = {}
-    for line in README.split("`python -m passes.report`", 1)[1].split("\n\n", 2)[1].splitlines()[2:]:
+    for line in README.split("`python -m tools.report`", 1)[1].split("\n\n", 2)[1].splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         nums = [int(x.replace(",", "")) for c in cells[1:] for x in re.findall(r"[\d,]+(?= ->)|(?<=-> )[\d,]+", c)]
         rows[cells[0]] = tuple(nums)
@@ -90,7 +90,7 @@ def _readme_report_rows() -> dict[str, tuple[int, int, int, int, int, int]]:
 
 
 def test_the_passes_report_table_is_what_the_command_prints():
-    r = _run(sys.executable, "-m", "passes.report")
+    r = _run(sys.executable, "-m", "tools.report")
     assert r.returncode == 0, r.stderr
     printed = {}
     for block in re.split(r"\n(?=\S)", r.stdout.strip()):
@@ -98,7 +98,7 @@ def test_the_passes_report_table_is_what_the_command_prints():
         nums = re.findall(r"(\d+) ->\s+(\d+)", block)
         printed[name] = tuple(int(x) for pair in nums[:3] for x in pair)
     table = _readme_report_rows()
-    assert table == printed, f"README table {table} != `python -m passes.report` {printed}"
+    assert table == printed, f"README table {table} != `python -m tools.report` {printed}"
 
 
 @pytest.mark.slow
