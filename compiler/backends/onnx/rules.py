@@ -30,6 +30,9 @@ Rule = Callable[[Builder, Op, Names], None]
 RULES: RuleTable[str, Rule] = RuleTable("ONNX", "compiler/backends/onnx/rules.py", elementwise=True)
 RULES.walk("Call", "HostLoad", "HostStore", "MultiKernel")  # export.py: inlined calls, graph inputs / outputs
 rule = RULES.rule
+for _kind in ("ReplicatedAllReduce", "ReplicatedAllReduceInplace", "ReplicatedReduceScatter", "ReplicatedAllGather",
+             "ReplicaShardedSlice", "ReplicatedSlice"):
+    RULES.refuse(_kind, "collectives across replicas are not emitted: ONNX export describes one replica")
 F32, F64 = DType.float32, DType.float64
 
 

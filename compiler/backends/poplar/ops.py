@@ -29,6 +29,9 @@ Rule = Callable[[Scope, Op], None]
 RULES: RuleTable[str, Rule] = RuleTable("Poplar", "compiler/backends/poplar/ops.py", elementwise=True)
 RULES.walk("MultiKernel")  # program.py: one popops kernel per group of buffers
 rule = RULES.rule
+for _kind in ("ReplicatedAllReduce", "ReplicatedAllReduceInplace", "ReplicatedReduceScatter", "ReplicatedAllGather",
+             "ReplicaShardedSlice", "ReplicatedSlice"):
+    RULES.refuse(_kind, "collectives across replicas are not emitted: the Poplar emitter writes a single-replica program")
 
 
 def _written_after(g: Graph, op: Op, storages: set[int]) -> bool:
