@@ -3,8 +3,8 @@ integers) run the same natively as in the interpreter. With numpy's undefined fl
 interpreter, 5 of the first 6 such programs failed here."""
 from __future__ import annotations
 
-from compiler.testing import random_program
-from compiler.testing.differential import Config, check
+from tools.fuzz import random_program
+from tools.fuzz.differential import Config, check
 
 
 def test_hostile_programs_agree_with_the_interpreter(tmp_path):
