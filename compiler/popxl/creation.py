@@ -39,6 +39,8 @@ def _converted(arr: np.ndarray, to: np.dtype, what: str, hint: str) -> np.ndarra
 def _data(data: Any, dtype: Any, downcast: bool, what: str) -> np.ndarray:
     if isinstance(data, Tensor):
         raise TypeError(f"{what}: data must be host data (numpy array, list or number), got a Tensor")
+    if type(data).__module__.startswith("torch"):  # a torch tensor, as PopXL's to_numpy
+        data = data.detach().numpy()
     arr = np.asarray(data)
     if dtype is None:
         wide = {np.dtype(np.float64): np.float32, np.dtype(np.int64): np.int32, np.dtype(np.uint64): np.uint32}
@@ -46,7 +48,7 @@ def _data(data: Any, dtype: Any, downcast: bool, what: str) -> np.ndarray:
             return _converted(arr, np.dtype(wide[arr.dtype]), what,
                               f"pass dtype=popxl.{arr.dtype} (or downcast=False) to keep 64 bits")
         return np.array(arr, order="C", copy=True)
-    return _converted(arr, as_dtype(dtype).numpy, what, f"pass data that fits, or a wider dtype than {dtype}")
+    return _converted(arr, DType.as_dtype(dtype).numpy, what, f"pass data that fits, or a wider dtype than {dtype}")
 
 
 def variable(data: Any, dtype: Any = None, name: str | None = None, downcast: bool = True,

@@ -15,7 +15,7 @@ from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import get
 from runtime.artifact import Manifest
 
-from . import indexed, matmul, multi, reduce, special  # noqa: F401  (each registers its op kinds)
+from . import indexed, matmul, movement, multi, reduce, special  # noqa: F401  (each registers its op kinds)
 from .abi import error_sites, layout_of
 from .entry import define_entry
 from .kernels import emit_elementwise

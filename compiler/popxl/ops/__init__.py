@@ -7,6 +7,9 @@ from .math import (abs, add, add_, cast, clamp, clip, detach, div, equal, exp, f
                    tanh, where)
 from .nn import (flatten, lamb_square, matmul, max, mean, min, nll_loss_with_softmax_grad, reshape, softmax, sum, sumsquare,
                  transpose)
+from .indexing import concat, concat_, gather, slice, slice_
+from .inplace import detach_, exp_, flatten_, gelu_, geluerf_, relu_, reshape_, transpose_
+from .math import rename
 from .scaled_add import scaled_add, scaled_add_
 
 __all__ = [
@@ -14,5 +17,6 @@ __all__ = [
     "cast", "clamp", "clip", "detach", "div", "equal", "exp", "floor", "gelu", "geluerf", "greater", "identity",
     "less", "log", "maximum", "minimum", "mul", "negate", "pow", "relu", "sigmoid", "sign", "sqrt", "sub", "tanh",
     "where", "flatten", "matmul", "max", "mean", "min", "nll_loss_with_softmax_grad", "reshape", "softmax", "sum",
-    "sumsquare", "transpose", "lamb_square", "scaled_add", "scaled_add_",
+    "sumsquare", "transpose", "lamb_square", "scaled_add", "scaled_add_", "concat", "concat_", "gather", "slice",
+    "slice_", "detach_", "exp_", "flatten_", "gelu_", "geluerf_", "relu_", "reshape_", "transpose_", "rename",
 ]

@@ -44,7 +44,15 @@ relu = _un("Relu", "relu")
 gelu = _un("Gelu", "gelu")
 geluerf = _un("GeluErf", "geluerf")
 sigmoid = _un("Sigmoid", "sigmoid")
-identity = _un("Identity", "identity")
+
+
+def identity(t: Tensor, output_name: str | None = None) -> Tensor:
+    """out = t (a copy)."""
+    return out(emit_op("Identity", {"x": t}, name="identity", out_names=[output_name or "identity_out"]))
+
+
+def rename(t: Tensor, output_name: str) -> Tensor:
+    return identity(t, output_name)
 
 add = _bin("Add", "add")
 sub = _bin("Sub", "sub")
@@ -60,7 +68,7 @@ equal = _bin("Equal", "equal")
 
 def detach(t: Tensor) -> Tensor:
     """out = t, and autodiff passes no gradient back through it."""
-    return out(emit_op("Identity", {"x": t}, {"detach": True}, name="detach", out_names=["detach_out"]))
+    return out(emit_op("Detach", {"x": t}, name="detach", out_names=["detach_out"]))
 
 
 def add_(lhs: Tensor, rhs: Any) -> Tensor:

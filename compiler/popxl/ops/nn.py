@@ -3,12 +3,25 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from compiler.ir import as_dtype
+
 from ..tensor import Tensor
 from ._emit import emit_op, out, outputs
 
 
-def matmul(lhs: Tensor, rhs: Tensor, **_: Any) -> Tensor:
-    return out(emit_op("MatMul", {"a": lhs, "b": rhs}, name="matmul", out_names=["matmul_out"]))
+def matmul(lhs: Tensor, rhs: Tensor, available_memory_proportion: float | None = None, output_type: Any = None,
+           partials_type: Any = None) -> Tensor:
+    """out = lhs @ rhs. `available_memory_proportion` and `partials_type` steer IPU tiling and the
+    IPU accumulator; on the CPU they change nothing (float32 accumulates in float32, float16 as
+    documented for MatMul). `output_type` casts the result (PopXL's MatMul output dtype)."""
+    if available_memory_proportion is not None and not 0.0 < float(available_memory_proportion) <= 1.0:
+        raise ValueError(f"matmul: available_memory_proportion must be in (0, 1], got {available_memory_proportion}")
+    y = out(emit_op("MatMul", {"a": lhs, "b": rhs}, name="matmul", out_names=["matmul_out"]))
+    if output_type is not None and as_dtype(output_type) != y.dtype:
+        from .math import cast
+
+        y = cast(y, output_type)
+    return y
 
 
 def _axes(axis: int | Iterable[int] | None) -> tuple[int, ...] | None:
