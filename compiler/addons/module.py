@@ -59,13 +59,12 @@ class Module:
     add_input_tensor = add_variable_input  # the older popxl.addons name
 
     def add_variable_inputs(self, name: str, factories: NamedVariableFactories) -> NamedTensors:
-        out = NamedTensors()
-        for key, f in factories.to_dict().items():
-            t = popxl.graph_input(f.shape, f.dtype, f"{name}.{key}", by_ref=f.by_ref)
-            self._facts.insert(f"{name}.{key}", f)
-            self._named.insert(f"{name}.{key}", t)
-            out.insert(key, t)
-        return out
+        flat = factories.to_dict()
+        tensors = {key: popxl.graph_input(f.shape, f.dtype, f"{name}.{key}", by_ref=f.by_ref) for key, f in flat.items()}
+        out = NamedTensors.from_dict(tensors)
+        self._facts.insert(name, NamedVariableFactories.from_dict(flat))
+        self._named.insert(name, out)
+        return out  # type: ignore[return-value]
 
     def _collect(self) -> tuple[NamedVariableFactories, NamedTensors]:
         facts, named = NamedVariableFactories(), NamedTensors()

@@ -35,6 +35,12 @@ def slice_dims(shape: tuple[int, ...], a: D) -> list[tuple[int, int, int]]:
     return out
 
 
+def _py_slices(dims: list[tuple[int, int, int]]) -> tuple[slice, ...]:
+    """numpy slices for normalised (start, stop, step): a backward slice to the start has stop -1,
+    which numpy would read as the last element, so it becomes None."""
+    return tuple(slice(a, None if b < 0 else b, c) for a, b, c in dims)
+
+
 def _infer_slice(s: S, a: D) -> list[TensorSpec]:
     x = s["x"]
     dims = slice_dims(x.shape, a)
@@ -43,7 +49,7 @@ def _infer_slice(s: S, a: D) -> list[TensorSpec]:
 
 def _ref_slice(x: dict[str, np.ndarray], a: D, op: Op) -> list[np.ndarray]:
     v = x["x"]
-    return [np.array(v[tuple(slice(*d) for d in slice_dims(v.shape, a))], order="C")]
+    return [np.array(v[_py_slices(slice_dims(v.shape, a))], order="C")]
 
 
 def _grad_slice(c: Any, op: Op, dys: list[Any]) -> list[Any]:
@@ -57,7 +63,7 @@ def _infer_slice_grad(s: S, a: D) -> list[TensorSpec]:
 
 def _ref_slice_grad(x: dict[str, np.ndarray], a: D, op: Op) -> list[np.ndarray]:
     out = np.zeros(a["in_shape"], x["dy"].dtype)
-    out[tuple(slice(*d) for d in slice_dims(tuple(a["in_shape"]), a))] = x["dy"]
+    out[_py_slices(slice_dims(tuple(a["in_shape"]), a))] = x["dy"]
     return [out]
 
 

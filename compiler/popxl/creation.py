@@ -91,6 +91,10 @@ class _Stream:
     def dtype(self) -> DType:
         return self.spec.dtype
 
+    @property
+    def tensor_id(self) -> str:
+        return self.name
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}[{self.name} {self.dtype!r} {self.shape}]"
 
@@ -104,9 +108,7 @@ class DeviceToHostStream(_Stream):
 
 
 def _stream(cls: type, shape: Any, dtype: Any, name: str | None, direction: str) -> Any:
-    g = gcg()
-    if g._g is not g.ir.main:
-        raise ValueError(f"{direction} streams can only be created in the main graph")
+    g = gcg()  # streams belong to the Ir (PopXL puts their tensors in the main graph), whatever graph is open
     base = name or f"{direction}_stream"
     n, k = base, 1
     while n in g.ir.streams:

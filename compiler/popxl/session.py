@@ -47,7 +47,7 @@ class Session:
         self._attached = 0
         self._dirty = False  # device newer than host
         self.weights_to_host_on_exit = weights_to_host_on_exit
-        self._loads = {op.attrs["stream"] for op in ir.main.ops if op.kind == "HostLoad"}
+        self._loads = {op.attrs["stream"] for g in ir.graphs.values() for op in g.ops if op.kind == "HostLoad"}
         self._index_checks = host_index_checks(ir)
 
     # ------------------------------------------------------------ lifetime

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir import as_dtype
+from compiler.ir import DType, as_dtype
 
 from ..tensor import Tensor
 from ._emit import emit_op, out
@@ -72,10 +72,8 @@ def detach(t: Tensor) -> Tensor:
 
 
 def add_(lhs: Tensor, rhs: Any) -> Tensor:
-    """lhs <- lhs + rhs, in place (ScaledAddLhsInplace with unit scales)."""
-    from .scaled_add import scaled_add_
-
-    return scaled_add_(lhs, _t(rhs, lhs))
+    """lhs <- lhs + rhs, in place on lhs (PopXL's AddLhsInplace)."""
+    return out(emit_op("AddLhsInplace", {"a": lhs, "b": _t(rhs, lhs)}, name="add_", out_names=[f"add__{lhs.name}"]))
 
 
 def cast(t: Tensor, data_type: Any) -> Tensor:
@@ -83,6 +81,9 @@ def cast(t: Tensor, data_type: Any) -> Tensor:
 
 
 def where(condition: Tensor, lhs: Any, rhs: Any) -> Tensor:
+    """out = condition ? lhs : rhs; a non-bool condition is cast to bool first (as PopXL)."""
+    if isinstance(condition, Tensor) and condition.dtype != DType.bool:
+        condition = cast(condition, DType.bool)
     if not isinstance(lhs, Tensor):
         lhs = _t(lhs, rhs)
     rhs = _t(rhs, lhs)
