@@ -1,5 +1,6 @@
 """The op registry. Importing this package registers every op kind."""
-from . import control, elementwise, fused, inplace_variants, movement, multi_kernel, nn, var_updates  # noqa: F401
+from . import (control, elementwise, elementwise_more, fused, inplace_variants, movement, multi_kernel,  # noqa: F401
+               nn, var_updates)
 from .primitives import Expr, Node, Prim, evaluate
 from .registry import OPS, OpDef, OpError, emit, expr_for, get, register, run_reference
 

@@ -251,6 +251,34 @@ class Tensor:
         from . import ops
         return ops.matmul(self._other(o), self)
 
+    def __mod__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.fmod(self, self._other(o))
+
+    def __rmod__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.fmod(self._other(o), self)
+
+    def __and__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.logical_and(self, self._other(o))
+
+    def __rand__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.logical_and(self._other(o), self)
+
+    def __or__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.logical_or(self, self._other(o))
+
+    def __ror__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.logical_or(self._other(o), self)
+
+    def __invert__(self) -> "Tensor":
+        from . import ops
+        return ops.logical_not(self)
+
     def __neg__(self) -> "Tensor":
         from . import ops
         return ops.negate(self)

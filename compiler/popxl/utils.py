@@ -34,7 +34,9 @@ def to_numpy(x: Any, dtype: DType | None = None, downcast: bool = True, copy: bo
         arr = arr.astype(DType.as_dtype(dtype).numpy, copy=False)
     elif downcast and arr.dtype in downcast_np_dtypes:
         arr = arr.astype(downcast_np_dtypes[arr.dtype])
-    return np.array(arr, order="C", copy=True) if copy else np.ascontiguousarray(arr)
+    if copy or not arr.flags.c_contiguous:
+        return np.array(arr, order="C", copy=True)
+    return arr  # (np.ascontiguousarray would turn a 0-d array into 1-d)
 
 
 __all__ = ["downcast_np_dtypes", "to_numpy"]

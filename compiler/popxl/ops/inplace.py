@@ -19,6 +19,7 @@ relu_ = _modify("ReluInplace", "relu_")
 exp_ = _modify("ExpInplace", "exp_")
 gelu_ = _modify("GeluInplace", "gelu_")
 geluerf_ = _modify("GeluErfInplace", "geluerf_")
+swish_ = _modify("SwishInplace", "swish_")
 
 
 def reshape_(t: Tensor, shape: Iterable[int]) -> Tensor:

@@ -54,6 +54,22 @@ def identity(t: Tensor, output_name: str | None = None) -> Tensor:
 def rename(t: Tensor, output_name: str) -> Tensor:
     return identity(t, output_name)
 
+ceil = _un("Ceil", "ceil")
+swish = _un("Swish", "swish")
+log2 = _un("Log2", "log2")
+isnan = _un("IsNaN", "isnan")
+isinf = _un("IsInf", "isinf")
+logical_not = _un("Not", "logical_not")
+fmod = _bin("Fmod", "fmod")
+logical_and = _bin("And", "logical_and")
+logical_or = _bin("Or", "logical_or")
+
+
+def isfinite(t: Tensor) -> Tensor:
+    """out = !(isinf(t) || isnan(t))."""
+    return logical_not(logical_or(isinf(t), isnan(t)))
+
+
 add = _bin("Add", "add")
 sub = _bin("Sub", "sub")
 mul = _bin("Mul", "mul")
