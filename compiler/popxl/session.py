@@ -89,7 +89,8 @@ class Session:
             if k.name not in self._loads:
                 raise ValueError(f"Session.run: stream {k.name!r} is not loaded by any host_load in the main graph; "
                                  "remove it from the inputs")
-            a = to_numpy(arr, copy=False)  # lists, scalars, torch tensors; 64-bit host data downcast as PopXL
+            # lists, scalars, torch tensors; 64-bit host data is downcast as PopXL (unless the stream is 64-bit)
+            a = to_numpy(arr, copy=False, downcast=k.dtype.numpy.itemsize < 8)
             want = ((nht,) if nht > 1 else ()) + tuple(k.shape)
             if a.shape != want:
                 raise ValueError(
