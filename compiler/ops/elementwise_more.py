@@ -1,5 +1,5 @@
 """More elementwise ops PopXL offers, each a composition of the existing primitives:
-ceil, fmod, logical and/or/not, isnan/isinf, swish, log2."""
+ceil, fmod, logical and/or/not, isnan/isinf, swish."""
 from __future__ import annotations
 
 import math
@@ -66,8 +66,6 @@ _unary("Ceil", "out = ceil(x) = -floor(-x)", lambda e, x: e.neg(e.unary(Prim.flo
 _unary("IsNaN", "out = x != x", lambda e, x: e.compare(Prim.ne, x, x), out_bool=True)
 _unary("IsInf", "out = |x| == inf", lambda e, x: e.compare(Prim.eq, e.abs(x), e.c(math.inf, x)), out_bool=True)
 _unary("Swish", "out = x * sigmoid(x)", _swish, grad=_swish_grad)
-_unary("Log2", "out = log(x) / log(2)", lambda e, x: e.mul(e.log(x), e.c(1.0 / math.log(2.0), x)),
-       grad=lambda c, op, dys: [c.div(dys[0], c.mul(c.fwd(op.inputs[0]), c.const(math.log(2.0), dys[0].dtype)))])
 _unary("Not", "out = !x", lambda e, x: e.compare(Prim.eq, x, e.const(False, DType.bool)), floats=False,
        bool_in=True)
 _binary("Fmod", "out = a - b*trunc(a/b) (sign of a)", _fmod)

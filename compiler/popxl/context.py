@@ -82,7 +82,7 @@ def in_sequence(mode: InSeq = True) -> Iterator[None]:
     Works as a context manager and, like PopXL's, as a decorator.
     """
     if mode is None:
-        raise TypeError("in_sequence(None) is not allowed; use True, False or 'pass'")
+        raise TypeError("`None` cannot be passed to in_sequence(); use True, False or 'pass'")
     if mode not in (True, False, "pass"):
         raise TypeError(f"in_sequence mode must be True, False or 'pass', got {mode!r}")
     _state.in_sequence.append(None if mode == "pass" else bool(mode))

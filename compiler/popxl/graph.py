@@ -41,6 +41,18 @@ class Graph:
     id = name
 
     @property
+    def main_graph(self) -> "Graph":
+        return self.ir.main_graph
+
+    @property
+    def inputs_by_name(self) -> dict[str, "Tensor"]:
+        return {t.name: t for t in self.inputs}
+
+    @property
+    def called_graphs(self) -> list["Graph"]:
+        return [self.ir._wrapper(g) for g in self._g.called_graphs()]
+
+    @property
     def inputs(self) -> tuple["Tensor", ...]:
         from .tensor import wrap
 

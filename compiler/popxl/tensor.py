@@ -62,6 +62,7 @@ class Tensor:
         return self._graph.resolve(self._value)
 
     def __repr__(self) -> str:
+        # the tutorial (SDK 3.4) prints variables as Tensor[...]; PopXL's later unit tests expect Variable[...]
         return f"Tensor[{self.id} {self.dtype!r} {self.shape}]"
 
     def __hash__(self) -> int:

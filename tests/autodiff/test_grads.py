@@ -65,7 +65,6 @@ CASES = {
                False, ["Concat", "ConcatInplace"]),
     "detach": (lambda a: ops.detach(a) * 0.0 + a * a, [(3,)], False, ["Detach"]),  # no gradient through detach
     "swish": (lambda a: ops.swish(a), [(3, 4)], False, ["Swish"]),
-    "log2": (lambda a: ops.log2(a), [(3, 4)], True, ["Log2"]),
     "ceil": (lambda a: ops.ceil(a) + a * a, [(3, 4)], False, ["Ceil"]),  # piecewise constant: no gradient
     "transpose_perm": (lambda a: ops.transpose(a, (2, 0, 1)) * 2.0, [(2, 3, 4)], False, ["Transpose"]),
     "gelu": (lambda a: ops.gelu(a), [(3, 5)], False, ["Gelu"]),

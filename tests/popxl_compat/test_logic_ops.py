@@ -32,12 +32,17 @@ def test_against_numpy(matches_reference):
         np.testing.assert_allclose(got[k], w.astype(got[k].dtype), rtol=1e-6, err_msg=k)
 
 
-def test_logic_needs_bools():
-    import pytest
-
-    from compiler.ops import OpError
-
-    with popxl.Ir().main_graph:
-        x = popxl.variable(X)
-        with pytest.raises(OpError, match="bool"):
-            ops.logical_and(x, x)
+def test_logic_ops_cast_to_bool():
+    """As PopXL, non-bool operands are cast to bool (nonzero -> True)."""
+    ir = popxl.Ir()
+    with ir.main_graph:
+        i = popxl.variable(I, name="i")
+        outs = {"and": ops.logical_and(i, 1), "or": ops.logical_or(i, False), "not": ops.logical_not(i)}
+        for k, t in outs.items():
+            assert t.dtype == popxl.bool
+            ops.host_store(popxl.d2h_stream(t.shape, t.dtype, k), t)
+    with popxl.Session(ir, "cpu") as s:
+        got = {k.name: v for k, v in s.run().items()}
+    np.testing.assert_array_equal(got["and"], I != 0)
+    np.testing.assert_array_equal(got["or"], I != 0)
+    np.testing.assert_array_equal(got["not"], I == 0)

@@ -58,7 +58,7 @@ HYPER = {
     "weight decay without weight": ("VU.adam_updater(a, a, weight_decay=0.1)", "ValueError",
                                     ["Weight decay requires weight to not be None."]),
     "accumulate f=0.0": ("VU.accumulate_(a, a, f=0.0)", "OpError", ["f=0.0", "accumulator_zero_"]),
-    "in_sequence(None)": ("popxl.in_sequence(None).__enter__()", "TypeError", ["in_sequence(None)"]),
+    "in_sequence(None)": ("popxl.in_sequence(None).__enter__()", "TypeError", ["`None` cannot be passed to in_sequence"]),
 }
 GRAPHS = {
     "op outside a graph": ("g.__exit__(None, None, None)\ntry:\n    ops.tanh(a)\nfinally:\n    g.__enter__()",

@@ -31,7 +31,10 @@ def _slice_attrs(t: Tensor, start: Any, stop: Any, step: Any, axis: Any) -> dict
 
 
 def slice(t: Tensor, start: Any = None, stop: Any = None, step: Any = None, axis: Any = None) -> Tensor:
-    """out = t[start:stop:step] along each axis in `axis` (default: the first len(start) axes)."""
+    """out = t[start:stop:step] along each axis in `axis` (default: the first len(start) axes); with no
+    start, stop or step it is `t` itself (as PopXL: no op)."""
+    if start is None and stop is None and step is None:
+        return t
     return out(emit_op("Slice", {"x": t}, _slice_attrs(t, start, stop, step, axis), name="slice",
                        out_names=["slice_out"]))
 

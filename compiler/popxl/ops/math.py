@@ -56,13 +56,41 @@ def rename(t: Tensor, output_name: str) -> Tensor:
 
 ceil = _un("Ceil", "ceil")
 swish = _un("Swish", "swish")
-log2 = _un("Log2", "log2")
 isnan = _un("IsNaN", "isnan")
 isinf = _un("IsInf", "isinf")
-logical_not = _un("Not", "logical_not")
 fmod = _bin("Fmod", "fmod")
-logical_and = _bin("And", "logical_and")
-logical_or = _bin("Or", "logical_or")
+_not, _and, _or = _un("Not", "logical_not"), _bin("And", "logical_and"), _bin("Or", "logical_or")
+
+
+def _as_bool(x: Any, like: Any = None) -> Tensor:
+    """PopXL's logical ops cast non-bool tensors (and host values) to bool first."""
+    if not isinstance(x, Tensor):
+        x = like._ensure_tensor(np.asarray(x), DType.bool)
+    return x if x.dtype == DType.bool else cast(x, DType.bool)
+
+
+def logical_not(t: Tensor) -> Tensor:
+    """out = !t (t cast to bool first)."""
+    return _not(_as_bool(t))
+
+
+def logical_and(lhs: Any, rhs: Any) -> Tensor:
+    """out = lhs && rhs (both cast to bool first)."""
+    lt = lhs if isinstance(lhs, Tensor) else rhs
+    return _and(_as_bool(lhs, lt), _as_bool(rhs, lt))
+
+
+def logical_or(lhs: Any, rhs: Any) -> Tensor:
+    """out = lhs || rhs (both cast to bool first)."""
+    lt = lhs if isinstance(lhs, Tensor) else rhs
+    return _or(_as_bool(lhs, lt), _as_bool(rhs, lt))
+
+
+def log2(t: Tensor) -> Tensor:
+    """out = log(t) / log(2), built as PopXL builds it (Log of t and of a constant 2, then Div)."""
+    from ..creation import constant
+
+    return div(log(t), log(constant(2, t.dtype)))
 
 
 def isfinite(t: Tensor) -> Tensor:
