@@ -5,6 +5,7 @@ from typing import Any
 
 from compiler.ir import as_dtype
 
+from ..context import gcg
 from ..creation import DeviceToHostStream, HostToDeviceStream
 from ..tensor import Tensor
 from ._emit import emit_op, out
