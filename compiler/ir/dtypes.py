@@ -142,6 +142,6 @@ def _popxl_as_dtype(x: object) -> DType:
     if type(x).__module__ == "torch":  # a torch.dtype, matched by name
         return _popxl_as_dtype(str(x))
     try:
-        return DType.from_numpy(getattr(x, "dtype", x))  # type: ignore[arg-type]
+        return DType.from_numpy(x if isinstance(x, type) else getattr(x, "dtype", x))  # type: ignore[arg-type]
     except TypeError:
         raise ValueError(f"Can not convert {x!r} to a popxl dtype.") from None
