@@ -14,6 +14,7 @@ import numpy as np
 from compiler import popxl
 from compiler.popxl import ops
 
+from .build_grad import check_called_graphs
 from .dot_tree import NamedTensors
 from .graph import GraphWithNamedArgs
 from .variable_factory import NamedVariableFactories, VariableFactory
@@ -22,8 +23,11 @@ from .variable_factory import NamedVariableFactories, VariableFactory
 def autodiff(graph: GraphWithNamedArgs, grads_provided: Iterable[popxl.Tensor] | None = None,
              grads_required: Iterable[popxl.Tensor] | None = None,
              called_graphs_grad_info: Mapping[popxl.Graph, Any] | None = None, **_: Any) -> GraphWithNamedArgs:
-    """The gradient graph of `graph`; the forward graph gains its activations as outputs (call it after this)."""
-    info = popxl.transforms.autodiff(graph.graph, grads_provided, grads_required, called_graphs_grad_info)
+    """The gradient graph of `graph`; the forward graph gains its activations as outputs (call it after this).
+    Graphs it calls that were built from modules with build_grad use their registered gradient graphs."""
+    known = {**getattr(graph, "called_graphs_grad_info", {}), **dict(called_graphs_grad_info or {})}
+    check_called_graphs(graph.graph, known)
+    info = popxl.transforms.autodiff(graph.graph, grads_provided, grads_required, known)
     return GraphWithNamedArgs(info.graph, NamedTensors(), grad_graph_info=info)
 
 

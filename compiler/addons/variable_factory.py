@@ -45,16 +45,13 @@ class VariableFactory:
 class NamedVariableFactories(DotTree):
     def init(self, prefix: str | None = None, empty: bool = False, **_: Any) -> NamedTensors:
         """Create a main-graph variable per factory, in sorted key order."""
-        out = NamedTensors()
-        for key in sorted(self.to_dict()):
-            f: VariableFactory = self.to_dict()[key]
-            out.insert(key, f.create_var(f"{prefix}.{key}" if prefix else key))
-        return out
+        facts = self.to_dict()
+        return NamedTensors.from_dict(  # type: ignore[return-value]
+            {key: facts[key].create_var(f"{prefix}.{key}" if prefix else key) for key in sorted(facts)})
 
     def init_zero(self, prefix: str | None = None) -> NamedTensors:
-        out = NamedTensors()
-        for key in sorted(self.to_dict()):
-            out.insert(key, self.to_dict()[key].create_tensor(f"{prefix}.{key}" if prefix else key))
-        return out
+        facts = self.to_dict()
+        return NamedTensors.from_dict(  # type: ignore[return-value]
+            {key: facts[key].create_tensor(f"{prefix}.{key}" if prefix else key) for key in sorted(facts)})
 
     init_undef = init_zero

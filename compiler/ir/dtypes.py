@@ -59,6 +59,24 @@ class DType(enum.Enum):
     def is_signed(self) -> bool:
         return _TABLE[self].is_signed
 
+    # PopXL's names for the same facts (popxl.dtypes.dtype)
+    @property
+    def is_floating_point(self) -> bool:
+        return _TABLE[self].is_float
+
+    @property
+    def is_complex(self) -> bool:
+        return False
+
+    def as_numpy(self) -> np.dtype:
+        return _TABLE[self].numpy
+
+    @classmethod
+    def as_dtype(cls, x: object) -> "DType":
+        """PopXL's dtype.as_dtype: from a DType, a name, a numpy dtype or array, a Python type or a torch
+        dtype; ValueError for anything else (as PopXL)."""
+        return _popxl_as_dtype(x)
+
     def __repr__(self) -> str:
         return f"popxl.dtypes.{self.name}"
 
@@ -107,3 +125,23 @@ def as_dtype(x: "DType | np.dtype | type | str") -> DType:
     if isinstance(x, str) and x in DType.__members__:
         return DType[x]
     return DType.from_numpy(x)
+
+
+def _popxl_as_dtype(x: object) -> DType:
+    import builtins
+
+    if isinstance(x, DType):
+        return x
+    py = {builtins.bool: DType.bool, builtins.float: DType.float32, builtins.int: DType.int64}
+    if isinstance(x, type) and x in py:
+        return py[x]
+    if isinstance(x, str):
+        name = x[len("torch."):] if x.startswith("torch.") else x
+        if name in DType.__members__:
+            return DType[name]
+    if type(x).__module__ == "torch":  # a torch.dtype, matched by name
+        return _popxl_as_dtype(str(x))
+    try:
+        return DType.from_numpy(x if isinstance(x, type) else getattr(x, "dtype", x))  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"Can not convert {x!r} to a popxl dtype.") from None

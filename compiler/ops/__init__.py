@@ -1,7 +1,11 @@
 """The op registry. Importing this package registers every op kind."""
-from . import collectives, control, elementwise, fused, multi_kernel, nn, var_updates  # noqa: F401  (registration side effects)
+from . import (collectives, control, elementwise, elementwise_more, fused, inplace_variants,  # noqa: F401
+               movement, multi_kernel, nn, var_updates)
 from .primitives import Expr, Node, Prim, evaluate
 from .registry import OPS, OpDef, OpError, emit, expr_for, get, register, run_reference
+
+movement.register_views()  # after the kinds they mirror
+inplace_variants.register_inplace_variants()
 
 __all__ = ["Expr", "Node", "Prim", "evaluate", "OPS", "OpDef", "OpError", "emit", "expr_for", "get",
            "register", "run_reference"]

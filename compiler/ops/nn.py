@@ -158,7 +158,9 @@ def _infer_reshape(s: S, a: D) -> list[TensorSpec]:
     x = s["x"]
     shape = list(a["shape"])
     if shape.count(-1) > 1:
-        raise OpError(f"Reshape: at most one -1 in the new shape, got {tuple(shape)}")
+        raise OpError(f"Reshape shape can contain at most one '-1' value, got {tuple(shape)}")
+    if any(d < -1 for d in shape):
+        raise OpError(f"Invalid shape value in reshape: {tuple(shape)} (dims must be >= 0, or -1 once)")
     if -1 in shape:
         rest = prod(d for d in shape if d != -1)
         if rest == 0 or x.nelms % rest:
@@ -178,7 +180,8 @@ def _perm(s: S, a: D) -> tuple[int, ...]:
     r = s["x"].rank
     p = tuple(a["perm"]) if a.get("perm") is not None else tuple(reversed(range(r)))
     if sorted(p) != list(range(r)):
-        raise OpError(f"Transpose: permutation {p} is not a permutation of the {r} axes of {s['x']}")
+        raise OpError(f"Transpose: permutation {p} is not a permutation of the {r} axes of {s['x']}. Values in "
+                      f"permutation must be less than the rank ({r}) and appear once")
     return p
 
 

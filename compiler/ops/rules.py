@@ -45,6 +45,12 @@ def float_only(kind: str, specs: dict[str, TensorSpec], *roles: str) -> None:
             raise OpError(f"{kind}: {r} must be a floating-point tensor, got {specs[r]}")
 
 
+def numeric_only(kind: str, specs: dict[str, TensorSpec], *roles: str) -> None:
+    for r in roles:
+        if r in specs and specs[r].dtype == DType.bool:
+            raise OpError(f"{kind}: {r} must be a numeric tensor, got {specs[r]}")
+
+
 def hyper(e: Expr, nodes: dict[str, int], attrs: dict[str, Any], role: str, dtype: DType) -> int:
     """A hyper-parameter as a node of `dtype`: the tensor input if connected, else the constant attr."""
     if role in nodes:

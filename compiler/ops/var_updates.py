@@ -12,7 +12,7 @@ from compiler.ir import DType, Op, TensorSpec
 
 from .primitives import Expr, Prim
 from .registry import OpDef, OpError, register
-from .rules import f32, float_only, hyper, same_shape, scalar
+from .rules import f32, float_only, hyper, numeric_only, same_shape, scalar
 
 ACCUMULATION_TYPES = ("Add", "DampenedAdd", "DampenedAddSquare", "Mean", "MovingAverage", "MovingAverageSquare")
 
@@ -22,7 +22,7 @@ def _infer_accumulate(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[Tenso
     if a["type"] not in ACCUMULATION_TYPES:
         raise OpError(f"{kind}: unknown accumulation type; use one of {ACCUMULATION_TYPES}")
     same_shape(kind, s, "t", "X")
-    float_only(kind, s, "t")
+    numeric_only(kind, s, "t")  # PopXL builds integer accumulators too
     for r in ("f", "step"):
         scalar(kind, s, r)
     if a["type"] == "DampenedAdd" and "f" not in s and float(a.get("f", 1.0)) == 0.0:
@@ -110,7 +110,7 @@ def _infer_adam(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]
     same_shape("AdamUpdater", s, "m", "v")
     if "weight" in s:
         same_shape("AdamUpdater", s, "weight", "m")
-    float_only("AdamUpdater", s, "m", "v", "weight")
+    numeric_only("AdamUpdater", s, "m", "v", "weight")
     for r in ("step", "wd", "b1", "b2", "eps"):
         scalar("AdamUpdater", s, r)
     elem = s["weight"] if "weight" in s else s["m"]
@@ -227,8 +227,7 @@ def _infer_adam_var_update(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[
         scalar("AdamVarUpdate", s, r)
     for r in ("lr", "mwn"):
         if r not in s and a.get(r) is None:
-            raise OpError(f"adam_var_update: {'learning_rate' if r == 'lr' else 'max_weight_norm'}=None makes PopART "
-                          "expect a tensor input and fail at lowering; pass a float or a Tensor")
+            raise OpError(f"AdamVarUpdate: {r} needs a constant attribute or a tensor input")
     return [s["t"]]
 
 
@@ -259,7 +258,7 @@ register(OpDef(
 
 
 def _infer_lamb_square(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
-    float_only("LambSquare", s, "x")
+    numeric_only("LambSquare", s, "x")
     return [TensorSpec((), DType.float32)]
 
 

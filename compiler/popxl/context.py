@@ -40,7 +40,21 @@ def gir() -> "Ir":
     return gcg().ir
 
 
+def gmg() -> "Graph":
+    """The main graph of the current Ir (whatever graph is being built)."""
+    return gcg().ir.main_graph
+
+
+get_current_graph = gcg
+get_main_graph = gmg
+get_ir = gir
+
+
 def push_graph(g: "Graph") -> None:
+    if _state.graph_stack and _state.graph_stack[-1].ir is not g.ir:
+        raise RuntimeError(
+            f"cannot enter graph {g.name!r} of another Ir while building graph {_state.graph_stack[-1].name!r}: "
+            "graphs of different Irs cannot be nested. Leave the first Ir's `with` block first.")
     _state.graph_stack.append(g)
 
 
@@ -68,7 +82,7 @@ def in_sequence(mode: InSeq = True) -> Iterator[None]:
     Works as a context manager and, like PopXL's, as a decorator.
     """
     if mode is None:
-        raise TypeError("in_sequence(None) is not allowed; use True, False or 'pass'")
+        raise TypeError("`None` cannot be passed to in_sequence(); use True, False or 'pass'")
     if mode not in (True, False, "pass"):
         raise TypeError(f"in_sequence mode must be True, False or 'pass', got {mode!r}")
     _state.in_sequence.append(None if mode == "pass" else bool(mode))
@@ -82,6 +96,13 @@ def in_sequence(mode: InSeq = True) -> Iterator[None]:
         if mode is False:
             for g in list(_state.graph_stack):
                 g._close_unordered_block()
+
+
+@contextmanager
+def _execution_context(execution_context: object) -> Iterator[None]:
+    """PopXL's execution-context switch. Everything here runs in the one normal context, so this only
+    accepts the argument (PopXL uses it for its own transforms)."""
+    yield
 
 
 def current_in_sequence() -> bool | None:

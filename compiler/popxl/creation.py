@@ -39,6 +39,8 @@ def _converted(arr: np.ndarray, to: np.dtype, what: str, hint: str) -> np.ndarra
 def _data(data: Any, dtype: Any, downcast: bool, what: str) -> np.ndarray:
     if isinstance(data, Tensor):
         raise TypeError(f"{what}: data must be host data (numpy array, list or number), got a Tensor")
+    if type(data).__module__.startswith("torch"):  # a torch tensor, as PopXL's to_numpy
+        data = data.detach().numpy()
     arr = np.asarray(data)
     if dtype is None:
         wide = {np.dtype(np.float64): np.float32, np.dtype(np.int64): np.int32, np.dtype(np.uint64): np.uint32}
@@ -46,7 +48,7 @@ def _data(data: Any, dtype: Any, downcast: bool, what: str) -> np.ndarray:
             return _converted(arr, np.dtype(wide[arr.dtype]), what,
                               f"pass dtype=popxl.{arr.dtype} (or downcast=False) to keep 64 bits")
         return np.array(arr, order="C", copy=True)
-    return _converted(arr, as_dtype(dtype).numpy, what, f"pass data that fits, or a wider dtype than {dtype}")
+    return _converted(arr, DType.as_dtype(dtype).numpy, what, f"pass data that fits, or a wider dtype than {dtype}")
 
 
 def variable(data: Any, dtype: Any = None, name: str | None = None, downcast: bool = True,
@@ -99,6 +101,10 @@ class _Stream:
     def dtype(self) -> DType:
         return self.spec.dtype
 
+    @property
+    def tensor_id(self) -> str:
+        return self.name
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}[{self.name} {self.dtype!r} {self.shape}]"
 
@@ -112,9 +118,7 @@ class DeviceToHostStream(_Stream):
 
 
 def _stream(cls: type, shape: Any, dtype: Any, name: str | None, direction: str) -> Any:
-    g = gcg()
-    if g._g is not g.ir.main:
-        raise ValueError(f"{direction} streams can only be created in the main graph")
+    g = gcg()  # streams belong to the Ir (PopXL puts their tensors in the main graph), whatever graph is open
     base = name or f"{direction}_stream"
     n, k = base, 1
     while n in g.ir.streams:

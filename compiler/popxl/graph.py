@@ -22,6 +22,9 @@ class Graph:
         self._previous_ops: list[Any] = []
         self._unordered: list[Op] = []
         self._names: set[str] = set()
+        self._hooks: dict[int, Any] = {}
+        self._views: dict[int, Any] = {}  # storage -> (view op, the other tensor's name); see ops/views.py
+        self._hook_counter = 0
 
     # ---------------------------------------------------------- context
     def __enter__(self) -> "Graph":
@@ -38,6 +41,18 @@ class Graph:
     id = name
 
     @property
+    def main_graph(self) -> "Graph":
+        return self.ir.main_graph
+
+    @property
+    def inputs_by_name(self) -> dict[str, "Tensor"]:
+        return {t.name: t for t in self.inputs}
+
+    @property
+    def called_graphs(self) -> list["Graph"]:
+        return [self.ir._wrapper(g) for g in self._g.called_graphs()]
+
+    @property
     def inputs(self) -> tuple["Tensor", ...]:
         from .tensor import wrap
 
@@ -49,6 +64,71 @@ class Graph:
 
         return tuple(wrap(v) for v in self._g.outputs)
 
+    # ---------------------------------------------------- tensors (PopXL views)
+    def _visible_values(self) -> list[Value]:
+        """The tensors PopXL would list for this graph: inputs, variables, constants and op outputs.
+        An op's in-place write without an output (e.g. AdamUpdater's step) is our SSA bookkeeping,
+        not a PopXL tensor, so it is left out."""
+        out: list[Value] = []
+        for v in self._g.values.values():
+            if v.kind == "op" and (v.producer is None or not any(o is v for o in v.producer.outputs)):
+                continue
+            out.append(v)
+        return out
+
+    @property
+    def tensors(self) -> tuple[Any, ...]:
+        """Every tensor of the graph; the main graph also lists its host streams' tensors (as PopXL)."""
+        from .tensor import wrap
+
+        ts: list[Any] = [wrap(v) for v in self._visible_values()]
+        if self._g is self.ir.main:
+            ts += list(getattr(self.ir, "_stream_handles", {}).values())
+        return tuple(ts)
+
+    @property
+    def variables(self) -> tuple["Tensor", ...]:
+        from .tensor import wrap
+
+        return tuple(wrap(v) for v in self._visible_values() if v.kind == "variable")
+
+    @property
+    def constants(self) -> tuple["Tensor", ...]:
+        from .tensor import wrap
+
+        return tuple(wrap(v) for v in self._visible_values() if v.kind == "constant")
+
+    @property
+    def _by_ref_inputs(self) -> set["Tensor"]:
+        from .tensor import wrap
+
+        return {wrap(v) for v in self._g.by_ref_inputs()}
+
+    def get_input_tensors(self) -> tuple["Tensor", ...]:
+        return self.inputs
+
+    def get_output_tensors(self) -> tuple["Tensor", ...]:
+        return self.outputs
+
+    def get_tensor(self, tensor_id: str) -> "Tensor":
+        for t in self.tensors:
+            if getattr(t, "id", None) == tensor_id:
+                return t
+        raise KeyError(f"graph {self.name!r} has no tensor {tensor_id!r}")
+
+    # ------------------------------------------------------------- op hooks
+    def register_op_created_hook(self, fn: Any) -> int:
+        """Call `fn(op)` for every op created in this graph from now on; returns a handle for
+        remove_op_created_hook. (PopXL passes its C++ op; here it is the IR `Op`.)"""
+        self._hook_counter += 1
+        self._hooks[self._hook_counter] = fn
+        return self._hook_counter
+
+    def remove_op_created_hook(self, handle: int) -> None:
+        if handle not in self._hooks:
+            raise KeyError(f"no op-created hook with handle {handle} on graph {self.name!r}")
+        del self._hooks[handle]
+
     # ---------------------------------------------------------- SSA resolution
     def resolve(self, v: Value) -> Value:
         return self._latest.get(v.storage, v)
@@ -58,6 +138,8 @@ class Graph:
             if v.version > 0:
                 self._latest[v.storage] = v
         context.on_op_created(self, op)
+        for fn in list(self._hooks.values()):
+            fn(op)
 
     # ------------------------------------------------------ unordered blocks
     def _note_unordered(self, op: Op) -> None:

@@ -30,6 +30,17 @@ def _is_by_ref(annotation: Any) -> bool:
     return bool(args) and all(_is_by_ref(a) for a in args if a is not Ellipsis)
 
 
+def _check_not_mixed(fname: str, pname: str, val: Any, variadic: bool) -> None:
+    """PopXL refuses a list (or *args/**kwargs) that mixes Tensors with other values."""
+    items = list(val.values()) if isinstance(val, dict) else list(val) if isinstance(val, (list, tuple)) else []
+    if not items or not (variadic or isinstance(val, (list, tuple))):
+        return
+    kinds = {isinstance(x, (Tensor, TensorSpec)) for x in items}
+    if len(kinds) > 1:
+        raise TypeError(f"create_graph({fname}): argument {pname!r} mixes Tensors and other values; pass Tensors "
+                        "and Python values as separate arguments")
+
+
 class Ir(_Ir):
     def __init__(self, replication: int | str = 1) -> None:
         if replication == "popdist":  # one replica per launched process (PopXL: per poprun instance)
@@ -60,6 +71,17 @@ class Ir(_Ir):
         return self._wrapper(self.main)
 
     @property
+    def id(self) -> int:
+        """A number unique to this Ir among those alive (PopXL's Ir.id)."""
+        return id(self)
+
+    def get_all_h2d_streams(self) -> set:
+        return {s for s in self._stream_handles.values() if s.direction == "h2d"}
+
+    def get_all_d2h_streams(self) -> set:
+        return {s for s in self._stream_handles.values() if s.direction == "d2h"}
+
+    @property
     def instance_replication_factor(self) -> int:
         """Replicas hosted by this process: replication_factor / MPI processes under mpiexec."""
         from .replication import local_replicas
@@ -88,8 +110,8 @@ class Ir(_Ir):
         sig = inspect.signature(target)
         try:
             bound = sig.bind(*args, **kwargs)
-        except TypeError as e:
-            raise TypeError(f"create_graph({_qualname(fn)}): {e}") from None
+        except TypeError as e:  # PopXL: ValueError for a wrong number of arguments
+            raise ValueError(f"create_graph({_qualname(fn)}): {e}") from None
         bound.apply_defaults()
         hints = {}
         try:
@@ -105,6 +127,7 @@ class Ir(_Ir):
                     continue
                 val = bound.arguments[pname]
                 by_ref = _is_by_ref(hints.get(pname, p.annotation))
+                _check_not_mixed(_qualname(fn), pname, val, p.kind is p.VAR_POSITIONAL or p.kind is p.VAR_KEYWORD)
                 conv = self._to_inputs(g, pname, val, by_ref)
                 if p.kind is p.VAR_POSITIONAL:
                     call_args.extend(conv)
@@ -119,12 +142,14 @@ class Ir(_Ir):
                 outs: list[Tensor] = []
             elif isinstance(out, Tensor):
                 outs = [out]
-            else:
+            elif isinstance(out, (list, tuple)):
                 outs = list(out)
+            else:
+                outs = [out]
             for t in outs:
                 if not isinstance(t, Tensor):
-                    raise TypeError(f"create_graph({_qualname(fn)}): the function returned {type(t).__name__}; "
-                                    "return None, a Tensor or an iterable of Tensors")
+                    raise ValueError(f"create_graph({_qualname(fn)}): the function returned {type(t).__name__}; "
+                                     "return None, a Tensor or a list/tuple of Tensors")
             g._g.outputs = [g.resolve(t._value) for t in outs]
         return g
 

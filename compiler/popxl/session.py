@@ -16,6 +16,7 @@ from .host_indices import check_batch, host_index_checks
 from .replication import (full_shape, group_members, initial_value, local_replicas, merge_outputs, split_streams,
                           variable_groups)
 from .tensor import Tensor
+from .utils import to_numpy
 
 SUPPORTED = ("cpu", "interpreter")
 
@@ -58,7 +59,7 @@ class Session:
         self._attached = 0
         self._dirty = False  # device newer than host
         self.weights_to_host_on_exit = weights_to_host_on_exit
-        self._loads = {op.attrs["stream"] for op in ir.main.ops if op.kind == "HostLoad"}
+        self._loads = {op.attrs["stream"] for g in ir.graphs.values() for op in g.ops if op.kind == "HostLoad"}
         self._index_checks = host_index_checks(ir)
 
     # ------------------------------------------------------------ lifetime
@@ -114,7 +115,8 @@ class Session:
             if k.name not in self._loads:
                 raise ValueError(f"Session.run: stream {k.name!r} is not loaded by any host_load in the main graph; "
                                  "remove it from the inputs")
-            a = np.asarray(arr)
+            # lists, scalars, torch tensors; 64-bit host data is downcast as PopXL (unless the stream is 64-bit)
+            a = to_numpy(arr, copy=False, downcast=k.dtype.numpy.itemsize < 8)
             want = self._full_input_shape(k.shape)
             if a.shape != want:
                 lead = ("num_host_transfers, " if nht > 1 else "") + ("replicas, " if self._replicas > 1 else "")
@@ -130,6 +132,30 @@ class Session:
             raise ValueError(f"Session.run: no data given for stream(s) {sorted(missing)}; every stream read by "
                              "host_load needs an array")
         return by_name
+
+    def expected_inputs(self) -> list[HostToDeviceStream]:
+        """The host-to-device streams `run` needs data for (those some host_load reads)."""
+        handles = getattr(self.ir, "_stream_handles", {})
+        return [handles[n] for n in self.ir.streams if n in self._loads and n in handles]
+
+    def create_host_outputs(self) -> dict[DeviceToHostStream, np.ndarray]:
+        """Zeroed arrays for every device-to-host stream, shaped as `run` returns them (see run_with_outputs)."""
+        nht = self.ir.num_host_transfers
+        handles = getattr(self.ir, "_stream_handles", {})
+        return {handles.get(n, n): np.zeros(((nht,) if nht > 1 else ()) + tuple(s.spec.shape), s.spec.dtype.numpy)
+                for n, s in self.ir.streams.items() if s.direction == "d2h"}
+
+    def run_with_outputs(self, inputs: Mapping[Any, np.ndarray] | None, outputs: Mapping[Any, np.ndarray]) -> None:
+        """run, writing each stream's result into the caller's array in `outputs` (shape and dtype must match)."""
+        got = self.run(inputs)
+        for k, dst in outputs.items():
+            if k not in got:
+                raise ValueError(f"run_with_outputs: {k!r} is not a device-to-host stream of this session")
+            src = got[k]
+            if not isinstance(dst, np.ndarray) or dst.shape != src.shape or dst.dtype != src.dtype:
+                raise ValueError(f"run_with_outputs: the array for {k!r} must be a numpy array of shape {src.shape} "
+                                 f"and dtype {src.dtype}, got {getattr(dst, 'shape', None)} {getattr(dst, 'dtype', None)}")
+            dst[...] = src
 
     def run(self, inputs: Mapping[Any, np.ndarray] | None = None) -> dict[DeviceToHostStream, np.ndarray]:
         if not self.is_attached:
@@ -210,7 +236,8 @@ class Session:
         if getattr(v, "kind", None) == "constant":
             return -v.id
         if getattr(v, "id", None) not in self._dev:
-            raise ValueError(f"{t!r} is not a variable of this session's Ir")
+            raise TypeError(f"{t!r} is not a variable or constant of this session's Ir; only their data is kept "
+                            "on the host (read other tensors through a d2h_stream and host_store)")
         return v.id
 
     def get_tensor_data(self, t: Tensor) -> np.ndarray:
@@ -229,12 +256,13 @@ class Session:
     def write_variable_data(self, t: Tensor, data: np.ndarray) -> None:
         vid = self._vid(t)
         if vid < 0:
-            raise ValueError(f"{t!r} is a constant; only variables can be written")
-        a = np.asarray(data)
+            raise TypeError(f"{t!r} is a constant; only variables can be written")
         if vid in variable_groups(self.ir):
             raise NotImplementedError(f"write_variable_data({t.name!r}): the variable has one value per replica "
                                       "group; writing it is not supported yet (create it with the data instead)")
         cur = self._host[vid]
+        # host scalars and array-likes take the variable's dtype (as PopXL); an ndarray must already have it
+        a = data if isinstance(data, np.ndarray) else np.asarray(to_numpy(data, None, downcast=False), cur.dtype)
         if a.shape != cur.shape or a.dtype != cur.dtype:
             raise ValueError(f"write_variable_data({t.name!r}): expected {cur.dtype}{cur.shape}, got {a.dtype}{a.shape}")
         if self.is_attached and self._dirty:

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 
 class Tensor:
+    # numpy must not broadcast its ufuncs over a Tensor: `array @ tensor` reaches __rmatmul__
+    __array_ufunc__ = None
+
     def __init__(self, value: Value, graph: "Graph") -> None:
         self._value = value
         self._graph = graph
@@ -59,6 +62,7 @@ class Tensor:
         return self._graph.resolve(self._value)
 
     def __repr__(self) -> str:
+        # the tutorial (SDK 3.4) prints variables as Tensor[...]; PopXL's later unit tests expect Variable[...]
         return f"Tensor[{self.id} {self.dtype!r} {self.shape}]"
 
     def __hash__(self) -> int:
@@ -69,8 +73,53 @@ class Tensor:
 
     def __len__(self) -> int:
         if not self.shape:
-            raise TypeError("len() of a scalar tensor")
+            raise ValueError(f"len() of scalar tensor {self.name!r}: it has no first dimension")
         return self.shape[0]
+
+    def __iter__(self) -> Any:
+        raise ValueError(f"tensor {self.name!r} is not iterable on the host; index it (t[i]) or use ops.split")
+
+    def __contains__(self, x: Any) -> bool:
+        raise TypeError(f"`in` is not supported for tensor {self.name!r}: its values exist only when the program runs")
+
+    def strides(self, shape: Any = None) -> tuple[int, ...]:
+        """Byte strides of a C-ordered tensor of this dtype and `shape` (default: this tensor's)."""
+        shape = tuple(self.shape if shape is None else shape)
+        out, acc = [], self.dtype.itemsize
+        for d in reversed(shape):
+            out.append(acc)
+            acc *= d
+        return tuple(reversed(out))
+
+    @property
+    def scope(self) -> str:
+        return self._value.graph.id
+
+    @property
+    def ipu(self) -> int:
+        """The IPU a tensor lives on: 0 once an op has produced it (PopXL leaves variables undefined)."""
+        if self._value.kind in ("variable", "constant"):
+            from .errors import UndefinedValue
+
+            raise UndefinedValue(f"tensor {self.name!r} has no ipu until an op uses it")
+        return 0
+
+    @property
+    def tile_set(self) -> str:
+        if self._value.kind in ("variable", "constant"):
+            from .errors import UndefinedValue
+
+            raise UndefinedValue(f"tensor {self.name!r} has no tile set until an op uses it")
+        return "compute"
+
+    def _ensure_tensor(self, value: Any, dtype: Any = None) -> "Tensor":
+        """`value` as a Tensor: a Tensor is returned as is, host data becomes a constant of `dtype`
+        (default: this tensor's dtype)."""
+        if isinstance(value, Tensor):
+            return value
+        from .creation import constant
+
+        return constant(np.asarray(value), self.dtype if dtype is None else dtype)
 
     def __bool__(self) -> bool:
         return True
@@ -83,6 +132,35 @@ class Tensor:
 
     def flatten(self) -> "Tensor":
         return self.reshape((-1,))
+
+    def reshape_(self, shape: Any) -> "Tensor":
+        from . import ops
+
+        return ops.reshape_(self, shape)
+
+    def flatten_(self) -> "Tensor":
+        from . import ops
+
+        return ops.flatten_(self)
+
+    def transpose_(self, permutation: Any = None) -> "Tensor":
+        from . import ops
+
+        return ops.transpose_(self, permutation)
+
+    @property
+    def T_(self) -> "Tensor":
+        return self.transpose_()
+
+    def detach_(self) -> "Tensor":
+        from . import ops
+
+        return ops.detach_(self)
+
+    def __getitem__(self, key: Any) -> "Tensor":
+        from .ops.indexing import getitem
+
+        return getitem(self, key)
 
     def transpose(self, permutation: Any = None) -> "Tensor":
         from . import ops
@@ -174,6 +252,34 @@ class Tensor:
         from . import ops
         return ops.matmul(self._other(o), self)
 
+    def __mod__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.fmod(self, self._other(o))
+
+    def __rmod__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.fmod(self._other(o), self)
+
+    def __and__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.logical_and(self, self._other(o))
+
+    def __rand__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.logical_and(self._other(o), self)
+
+    def __or__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.logical_or(self, self._other(o))
+
+    def __ror__(self, o: Any) -> "Tensor":
+        from . import ops
+        return ops.logical_or(self._other(o), self)
+
+    def __invert__(self) -> "Tensor":
+        from . import ops
+        return ops.logical_not(self)
+
     def __neg__(self) -> "Tensor":
         from . import ops
         return ops.negate(self)
@@ -193,6 +299,17 @@ class Constant(Tensor):
 
 # TensorByRef marks a create_graph argument as passed by reference
 TensorByRef = NewType("TensorByRef", Tensor)
+
+
+def __getattr__(name: str) -> Any:
+    """PopXL also exposes the tensor constructors from popxl.tensor."""
+    if name in ("variable", "constant", "graph_input"):
+        from . import creation
+
+        return getattr(creation, name)
+    if name == "TensorSpec":
+        return TensorSpec
+    raise AttributeError(f"module 'popxl.tensor' has no attribute {name!r}")
 
 
 def wrap(v: Value) -> Tensor:

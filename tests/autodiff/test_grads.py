@@ -57,6 +57,16 @@ CASES = {
     "clip": (lambda a: ops.clip(a, -0.5, 0.7), [(4, 5)], False, ["Clip"]),
     "reshape": (lambda a: a.reshape((6, 2)) * a.reshape((6, 2)), [(3, 4)], False, ["Reshape"]),
     "transpose": (lambda a: a.T @ a, [(3, 2)], False, ["Transpose"]),
+    # PopXL's view variants (computed as copies here) differentiate as their out-of-place kinds
+    "views": (lambda a: ops.transpose_(a) @ ops.reshape_(a * a, (3, 2)) + ops.detach_(a)[0:2] * 0.0, [(3, 2)], False,
+              ["TransposeInplace", "ReshapeInplace", "DetachInplace"]),
+    "slice": (lambda a: a[1:, ::-2] * ops.slice_(a, start=[0, 1], stop=[2, 3]), [(3, 4)], False,
+              ["Slice", "SliceInplace"]),
+    "concat": (lambda a, b: ops.concat([a, b * b], axis=1) * ops.concat_([b, a], axis=1), [(2, 3), (2, 3)],
+               False, ["Concat", "ConcatInplace"]),
+    "detach": (lambda a: ops.detach(a) * 0.0 + a * a, [(3,)], False, ["Detach"]),  # no gradient through detach
+    "swish": (lambda a: ops.swish(a), [(3, 4)], False, ["Swish"]),
+    "ceil": (lambda a: ops.ceil(a) + a * a, [(3, 4)], False, ["Ceil"]),  # piecewise constant: no gradient
     "transpose_perm": (lambda a: ops.transpose(a, (2, 0, 1)) * 2.0, [(2, 3, 4)], False, ["Transpose"]),
     "gelu": (lambda a: ops.gelu(a), [(3, 5)], False, ["Gelu"]),
     "geluerf": (lambda a: ops.geluerf(a), [(3, 5)], False, ["GeluErf"]),

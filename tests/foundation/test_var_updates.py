@@ -215,6 +215,13 @@ def test_sparse_accumulate(device, axis):
         else:
             want[:, j] += np.float32(0.5) * x[:, k]
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    with pytest.raises(Exception, match="f=None"):
-        _run(lambda ts: ops.var_updates.sparse_accumulate_(ts["t"], ts["X"], ts["i"]), {"t": t, "X": x, "i": idx_t},
-             device)
+    # f=None is a plain scatter-add (f = 1), as accumulate_(f=None)
+    got = _run(lambda ts: ops.var_updates.sparse_accumulate_(ts["t"], ts["X"], ts["i"], axis=axis),
+               {"t": t, "X": x, "i": idx_t}, device)["t"]
+    want = t.copy()
+    for k, j in enumerate(idx_t):
+        if axis == 0:
+            want[j] += x[k]
+        else:
+            want[:, j] += x[:, k]
+    np.testing.assert_allclose(got, want, rtol=1e-6)

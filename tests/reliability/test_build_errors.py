@@ -27,8 +27,8 @@ SHAPES = {
     "broadcast": ("a + b", "OpError", ["Add", "'a'", "'b'", "(3, 4)", "(5,)", "float32", "do not broadcast", "@"]),
     "dtype": ("a + h", "OpError", ["'a'", "'h'", "float32", "float16", "ops.cast", "@"]),
     "matmul": ("a @ a", "OpError", ["MatMul", "contraction", "(3, 4)", "'a'", "@"]),
+    "var update bool": ("VU.accumulate_(i > i, i > i)", "OpError", ["numeric", "bool", "@"]),
     "var update shape": ("VU.accumulate_(a, b)", "OpError", ["'a'", "'b'", "(3, 4)", "(5,)", "do not broadcast", "@"]),
-    "var update int": ("VU.accumulate_(i, i)", "OpError", ["'i'", "int32", "floating-point", "@"]),
     "copy dtype": ("VU.copy_var_update_(a, h)", "OpError", ["'a'", "'h'", "float16", "@"]),
     "adam m v": ("VU.adam_updater(a, b, weight_decay=0.0)", "OpError", ["'a'", "'b'", "(5,)", "@"]),
     "step not scalar": ("VU.adam_updater(a, a, time_step=a, beta1=0.9, beta2=0.9, weight_decay=0.0)", "OpError",
@@ -37,7 +37,7 @@ SHAPES = {
     "reshape": ("a.reshape((5,))", "OpError", ["Reshape", "12 elements", "(5,)", "'a'", "@"]),
     "transpose": ("ops.transpose(a, (0, 0))", "OpError", ["permutation (0, 0)", "'a'", "@"]),
     "reduce axis": ("ops.sum(a, axis=3)", "OpError", ["axis 3", "rank 2", "'a'", "@"]),
-    "where cond": ("ops.where(a, a, a)", "OpError", ["condition must be bool", "@"]),
+    "where cond": ("ops.where(a > a, a, h)", "OpError", ["Where", "float32", "float16", "@"]),
     "matmul scalar": ("s @ s", "OpError", ["MatMul", "rank >= 1", "'s'", "@"]),
     "nll labels": ("ops.nll_loss_with_softmax_grad(a, a)", "OpError", ["labels", "integer", "@"]),
     "not a tensor": ("ops.tanh(np.ones(3))", "TypeError", ["Tanh", "popxl Tensor", "ndarray"]),
@@ -57,12 +57,8 @@ HYPER = {
                                  ["AdaMax requires time_step to not be None."]),
     "weight decay without weight": ("VU.adam_updater(a, a, weight_decay=0.1)", "ValueError",
                                     ["Weight decay requires weight to not be None."]),
-    "weight_decay=None": ("VU.adam_updater(a, a)", "OpError", ["weight_decay=None", "weight_decay=0.0"]),
     "accumulate f=0.0": ("VU.accumulate_(a, a, f=0.0)", "OpError", ["f=0.0", "accumulator_zero_"]),
-    "sparse_accumulate f=None": ("VU.sparse_accumulate_(a, a, popxl.constant(np.zeros(3, np.int32)))", "OpError",
-                                 ["f=None", "f=1.0"]),
-    "adam_var_update lr=None": ("VU.adam_var_update(a, a, s, s)", "OpError", ["learning_rate=None"]),
-    "in_sequence(None)": ("popxl.in_sequence(None).__enter__()", "TypeError", ["in_sequence(None)"]),
+    "in_sequence(None)": ("popxl.in_sequence(None).__enter__()", "TypeError", ["`None` cannot be passed to in_sequence"]),
 }
 GRAPHS = {
     "op outside a graph": ("g.__exit__(None, None, None)\ntry:\n    ops.tanh(a)\nfinally:\n    g.__enter__()",
@@ -75,9 +71,7 @@ GRAPHS = {
                                ["expects", "(3, 4)", "(5,)"]),
     "call with too many inputs": ("ops.call(ir.create_graph(lambda t: t * 2.0, a), a, a)", "ValueError",
                                   ["2 inputs given", "takes 1"]),
-    "stream in a subgraph": ("ir.create_graph(lambda t: popxl.h2d_stream((3,), popxl.float32), a)", "ValueError",
-                             ["main graph"]),
-    "unknown dtype": ("popxl.variable(np.ones(3), 'float8')", "TypeError", ["float8"]),
+    "unknown dtype": ("popxl.variable(np.ones(3), 'float8')", "ValueError", ["float8"]),
     "string data": ("popxl.variable(np.array(['x']))", "TypeError", ["no equivalent dtype", "float32"]),
 }
 ALL = {**SHAPES, **HYPER, **GRAPHS}

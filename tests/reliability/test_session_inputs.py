@@ -50,8 +50,10 @@ def buffers():
 
 BAD = {
     "wrong shape": ("with s: s.run({h: np.zeros((3, 2), np.float32)})", "ValueError", ["'x'", "(2, 3)", "(3, 2)"]),
-    "wrong dtype": ("with s: s.run({h: X.astype(np.float64)})", "TypeError", ["'x'", "float32", "float64"]),
-    "python list": ("with s: s.run({h: X.tolist()})", "TypeError", ["'x'", "float32"]),
+    # (64-bit floats and Python lists of floats are accepted and downcast, as PopXL)
+    "wrong dtype": ("with s: s.run({h: X.astype(np.int32)})", "TypeError", ["'x'", "float32", "int32"]),
+    "python list of ints": ("with s: s.run({h: np.arange(6).reshape(2, 3).tolist()})", "TypeError",
+                            ["'x'", "float32", "int32"]),
     "object array": ("with s: s.run({h: np.empty((2, 3), object)})", "TypeError", ["'x'", "object"]),
     "None as data": ("with s: s.run({h: None})", "ValueError", ["'x'", "(2, 3)"]),
     "missing input": ("with s: s.run({})", "ValueError", ["no data given", "'x'"]),
@@ -71,7 +73,7 @@ BAD = {
                                         ["'v'", "float32", "float64"]),
     "get_tensor_data of a non-variable": ("t = [op.outputs[0] for op in ir.main.ops if op.kind == 'Mul'][0]\n"
                                           "from compiler.popxl.tensor import wrap\ns.get_tensor_data(wrap(t))",
-                                          "ValueError", ["not a variable"]),
+                                          "TypeError", ["not a variable"]),
     "unsupported device": ("popxl.Session(prog()[0], 'ipu_hw')", "ValueError", ["'ipu_hw'", "'cpu'", "'interpreter'"]),
     "pipeline level out of range": ("popxl.Session(prog()[0], 'cpu', options=CompileOptions(level=7))", "ValueError",
                                     ["level", "7"]),

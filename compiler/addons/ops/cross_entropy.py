@@ -6,6 +6,12 @@ from typing import Any
 from compiler import popxl
 
 
+def cross_entropy(x: popxl.Tensor, labels: popxl.Tensor, ignore_index: int | None = None,
+                  reduction: str = "mean") -> popxl.Tensor:
+    """loss = reduction(-log softmax(x)[label]) over the items of `labels` (ignore_index items excluded)."""
+    return popxl.ops.nll_loss(popxl.ops.softmax(x, axis=-1), labels, ignore_index=ignore_index, reduction=reduction)
+
+
 def cross_entropy_with_grad(x: popxl.Tensor, labels: popxl.Tensor, loss_scaling: Any = 1,
                             ignore_index: int | None = None, reduction: str = "mean"
                             ) -> tuple[popxl.Tensor, popxl.Tensor]:

@@ -133,3 +133,23 @@ def _sparse_acc(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     ptrs = dict(zip(op.roles, operands(m, gl, op)))
     gl.b.call(fn, [ptrs["t"], ptrs["X"], ptrs["indices"], ptrs.get("f", ir.Constant(PTR, None)), gl.status()])
 
+
+
+@special("Gather")
+def _gather(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    """out[p, k.., q] = x[p, indices[k..], q] (negative indices wrap once; others set the status)."""
+    x, idx, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    pre, dim, post = split_axis(x.shape, op.attrs.get("axis", 0))
+    nidx = idx.spec.nelms
+    fn, b = kernel(m, 4)
+    X, IDX, Y = typed(b, fn.args[0], x.dtype), typed(b, fn.args[1], idx.dtype), typed(b, fn.args[2], y.dtype)
+    with for_range(b, pre, "p") as p:
+        with for_range(b, nidx, "k") as k:
+            j, ok = _wrap_and_check(b, _index(b, IDX, k, idx.dtype), dim, fn.args[3], m.error_code(op))
+            with b.if_then(ok):
+                with for_range(b, post, "q") as q:
+                    xi = b.add(b.mul(b.add(b.mul(p, c64(dim)), j), c64(post)), q)
+                    yi = b.add(b.mul(b.add(b.mul(p, c64(nidx)), k), c64(post)), q)
+                    b.store(b.load(b.gep(X, [xi])), b.gep(Y, [yi]))
+    b.ret_void()
+    gl.b.call(fn, [gl.p(x), gl.p(idx), gl.p(y), gl.status()])

@@ -9,6 +9,7 @@ from compiler.ir import Op
 from ..context import gcg
 from ..graph import Graph
 from ..tensor import Tensor, wrap
+from . import views
 
 
 def _describe(inputs: dict[str, Tensor]) -> str:
@@ -41,6 +42,12 @@ def emit_op(
                 f"built in graph {g.name or 'main'!r}. Pass it into the subgraph as an input (create_graph argument "
                 "or graph_input) and provide it at the call site.")
     values = {r: g.resolve(t._value) for r, t in ins.items()}
+    if g._views:
+        d = registry.OPS.get(kind)
+        roles = [r for r in ins if d is not None and r in d.modifies]
+        if kind == "Call" and called is not None:
+            roles = [r for i, r in enumerate(ins) if i in called.by_ref]
+        views.check_write(g, kind, [(ins[r].name, values[r].storage) for r in roles])  # type: ignore[union-attr]
     names = [g.unique_name(n) for n in out_names] if out_names else None
     try:
         op = registry.emit(g._g, kind, values, attrs, name=name, out_names=names, called=called)
@@ -50,6 +57,7 @@ def emit_op(
     if any(h is not v for h, v in zip(handles, op.inputs)):
         op.handles = handles
     g.record(op)
+    views.note_view(g, op)
     return op
 
 

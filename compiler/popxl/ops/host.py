@@ -19,8 +19,6 @@ def init(shape: Any, dtype: Any, name: str | None = None, init_type: str = "zero
 def host_load(h2d_stream: HostToDeviceStream, name: str | None = None) -> Tensor:
     if not isinstance(h2d_stream, HostToDeviceStream):
         raise TypeError(f"host_load needs a stream from popxl.h2d_stream, got {type(h2d_stream).__name__}")
-    if gcg()._g is not gcg().ir.main:
-        raise ValueError("host_load can only be used in the main graph")
     base = name or h2d_stream.name
     t = init(h2d_stream.shape, h2d_stream.dtype, f"{base}_init", "undef")
     return out(emit_op("HostLoad", {"t": t}, {"stream": h2d_stream.name, **_transfer("HostLoad", h2d_stream)},

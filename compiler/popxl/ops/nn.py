@@ -3,12 +3,27 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import numpy as np
+
+from compiler.ir import as_dtype
+
 from ..tensor import Tensor
 from ._emit import emit_op, out, outputs
 
 
-def matmul(lhs: Tensor, rhs: Tensor, **_: Any) -> Tensor:
-    return out(emit_op("MatMul", {"a": lhs, "b": rhs}, name="matmul", out_names=["matmul_out"]))
+def matmul(lhs: Tensor, rhs: Tensor, available_memory_proportion: float | None = None, output_type: Any = None,
+           partials_type: Any = None) -> Tensor:
+    """out = lhs @ rhs. `available_memory_proportion` and `partials_type` steer IPU tiling and the
+    IPU accumulator; on the CPU they change nothing (float32 accumulates in float32, float16 as
+    documented for MatMul). `output_type` casts the result (PopXL's MatMul output dtype)."""
+    if available_memory_proportion is not None and not 0.0 < float(available_memory_proportion) <= 1.0:
+        raise ValueError(f"matmul: available_memory_proportion must be in (0, 1], got {available_memory_proportion}")
+    y = out(emit_op("MatMul", {"a": lhs, "b": rhs}, name="matmul", out_names=["matmul_out"]))
+    if output_type is not None and as_dtype(output_type) != y.dtype:
+        from .math import cast
+
+        y = cast(y, output_type)
+    return y
 
 
 def _axes(axis: int | Iterable[int] | None) -> tuple[int, ...] | None:
@@ -66,3 +81,40 @@ def nll_loss_with_softmax_grad(probs: Tensor, labels: Tensor, loss_grad: Any = 1
 def lamb_square(t: Tensor) -> Tensor:
     """The squared L2 norm of t, as a float32 scalar (LAMB's r1/r2)."""
     return out(emit_op("LambSquare", {"x": t}, name="lamb_square", out_names=["lamb_square_out"]))
+
+
+def nll_loss(probs: Tensor, labels: Tensor, ignore_index: int | None = None, reduction: str = "mean",
+             log_prob: bool = False) -> Tensor:
+    """Negative log-likelihood of `labels` under `probs` (class dim last): per item -log(p[label])
+    (-p[label] when `log_prob`), items equal to ignore_index contribute 0; reduced by 'mean' (over the
+    non-ignored items, at least 1), 'sum' or 'none'. Built from Equal/Where/Log/ReduceSum ops (PopXL has
+    one Nll op), so it differentiates with the ordinary rules."""
+    from compiler.ir import DType
+
+    from ..creation import constant
+    from .math import cast, equal, log, maximum, negate, where
+
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if labels.shape != probs.shape[:-1]:
+        raise ValueError(f"nll_loss: labels {labels.shape} must have the shape of probs {probs.shape} without its "
+                         "last (class) dim")
+    if not labels.dtype.is_int:
+        labels = cast(labels, DType.int32)
+    classes = constant(np.arange(probs.shape[-1], dtype=labels.dtype.numpy), name="classes")
+    hit = equal(reshape(labels, labels.shape + (1,)), classes)  # one-hot, bool
+    lp = probs if log_prob else log(probs)
+    picked = sum(where(hit, lp, constant(0.0, probs.dtype)), axis=-1)  # not lp*onehot: log(0)*0 is nan
+    per_item = negate(picked)
+    if ignore_index is not None:
+        keep = equal(equal(labels, constant(ignore_index, labels.dtype)), constant(False, DType.bool))
+        per_item = where(keep, per_item, constant(0.0, probs.dtype))
+    if reduction == "none":
+        return per_item
+    total = sum(per_item)
+    if reduction == "sum":
+        return total
+    if ignore_index is None:
+        return total / constant(float(labels.nelms or 1), probs.dtype)
+    count = sum(cast(keep, probs.dtype))
+    return total / maximum(count, constant(1.0, probs.dtype))

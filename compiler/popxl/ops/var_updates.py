@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.ops import OpError
 
 from ..tensor import Tensor
 from ._emit import emit_op, out
@@ -80,11 +79,9 @@ def copy_var_update_(t: Tensor, X: Tensor) -> Tensor:
 
 def _updater(mode: str, m: Tensor, v: Tensor, weight: Tensor | None, time_step: Tensor | None,
              weight_decay: Any, beta1: Any, beta2: Any, epsilon: Any) -> Tensor:
+    # PopXL: decay is "required" for a Tensor or a float != 0; None means no decay (PopART then fails
+    # at lowering; here it is simply no decay)
     wd_required = isinstance(weight_decay, Tensor) or (weight_decay is not None and float(weight_decay) != 0.0)
-    if weight_decay is None:
-        raise OpError(
-            "adam_updater: weight_decay=None makes PopART expect a weight-decay tensor and the weight, and fails at "
-            "lowering; pass weight_decay=0.0 (no decay) or a value/Tensor together with weight=...")
     if wd_required and weight is None:
         raise ValueError("Weight decay requires weight to not be None.")
     ins: dict[str, Tensor | None] = {"weight": weight if wd_required else None, "m": m, "v": v, "step": time_step}
@@ -97,11 +94,19 @@ def _updater(mode: str, m: Tensor, v: Tensor, weight: Tensor | None, time_step: 
     return out(emit_op("AdamUpdater", ins, attrs, name="adamupdater", out_names=["Updater"]))
 
 
+def _check_weight(weight: Tensor | None, weight_decay: Any) -> None:
+    """PopXL checks the weight before the betas (so this error wins when both are wrong)."""
+    required = isinstance(weight_decay, Tensor) or (weight_decay is not None and float(weight_decay) != 0.0)
+    if required and weight is None:
+        raise ValueError("Weight decay requires weight to not be None.")
+
+
 def adam_updater(acc_first_order: Tensor, acc_second_order: Tensor, weight: Tensor | None = None,
                  time_step: Tensor | None = None, weight_decay: float | Tensor | None = None,
                  beta1: float | Tensor | None = None, beta2: float | Tensor | None = None,
                  epsilon: float | Tensor = 1e-07) -> Tensor:
     """Adam increment: mc/(sqrt(vc)+eps) + wd*w; time_step is incremented in place before use."""
+    _check_weight(weight, weight_decay)
     if time_step is not None:
         if beta1 is None or beta2 is None:
             raise ValueError("Bias correction requires both beta1 and beta2 to not be None.")
@@ -116,6 +121,7 @@ def lamb_updater(acc_first_order: Tensor, acc_second_order: Tensor, weight: Tens
                  beta1: float | Tensor | None = None, beta2: float | Tensor | None = None,
                  epsilon: float | Tensor = 1e-07) -> Tensor:
     """LAMB's updater: numerically identical to adam_updater."""
+    _check_weight(weight, weight_decay)
     if time_step is not None:
         if beta1 is None or beta2 is None:
             raise ValueError("Bias correction requires both beta1 and beta2 to not be None.")
@@ -129,6 +135,7 @@ def adamax_updater(acc_first_order: Tensor, acc_second_order: Tensor, weight: Te
                    time_step: Tensor | None = None, weight_decay: float | Tensor | None = None,
                    beta1: float | Tensor = 0.9, epsilon: float | Tensor = 1e-07) -> Tensor:
     """AdaMax increment: (m/(1-b1^t)) / (v + eps) + wd*w; time_step incremented in place."""
+    _check_weight(weight, weight_decay)
     if time_step is None:
         raise ValueError("AdaMax requires time_step to not be None.")
     return _updater("AdaMax", acc_first_order, acc_second_order, weight, time_step, weight_decay, beta1, None,
@@ -145,19 +152,19 @@ __all__ = [
 def adam_var_update(t: Tensor, x: Tensor, r1: Tensor, r2: Tensor, learning_rate: float | Tensor | None = None,
                     max_weight_norm: float | Tensor | None = None) -> Tensor:
     """LAMB weight update: t <- t - lr * min(sqrt(r1), mwn)/sqrt(r2) * x, in place on t (r1, r2 squared norms)."""
+    # None: PopART's value-initialised OptimizerValue for lr (0: no step), and no max-weight-norm clip
     ins: dict[str, Tensor | None] = {"t": t, "x": x, "r1": r1, "r2": r2}
     attrs: dict[str, Any] = {}
-    _hyper("lr", learning_rate, ins, attrs)
-    _hyper("mwn", max_weight_norm, ins, attrs)
+    _hyper("lr", 0.0 if learning_rate is None else learning_rate, ins, attrs)
+    _hyper("mwn", float("inf") if max_weight_norm is None else max_weight_norm, ins, attrs)
     return out(emit_op("AdamVarUpdate", ins, attrs, name="adam_var_update", out_names=[f"adam_var_update__{t.name}"]))
 
 
 def sparse_accumulate_(t: Tensor, X: Tensor, indices: Tensor, axis: int = 0, f: float | Tensor | None = None,
                        W: Tensor | None = None) -> Tensor:
     """t[.., indices[i], ..] += f * X[.., i, ..] along `axis`, in place on t (duplicate indices accumulate)."""
-    if f is None:
-        raise OpError("sparse_accumulate_: f=None makes PopART expect a factor tensor and fail at lowering; "
-                      "pass f=1.0 (or a Tensor)")
+    if f is None:  # as accumulate_: no factor is a plain add
+        f = 1.0
     ins: dict[str, Tensor | None] = {"t": t, "X": X, "indices": indices}
     attrs: dict[str, Any] = {"axis": int(axis)}
     _hyper("f", f, ins, attrs)

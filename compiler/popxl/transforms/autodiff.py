@@ -38,6 +38,12 @@ class GradGraphInfo:
         self.graph = graph
         self.forward_graph = forward
 
+    def __repr__(self) -> str:
+        def conns(cs: tuple[ExpectedConnection, ...]) -> str:
+            return ", ".join(f"{c.connection_type.value}({c.fwd_tensor.name})" for c in cs)
+        return (f"GradGraphInfo[\n  graph={self.graph.name}\n  expected_inputs=[{conns(self.expected_inputs)}]\n"
+                f"  expected_outputs=[{conns(self.expected_outputs)}]\n]")
+
     @property
     def expected_inputs(self) -> tuple[ExpectedConnection, ...]:
         """Per gradient-graph input: the gradient of a forward output (FwdGrad) or a forward tensor (Fwd)."""

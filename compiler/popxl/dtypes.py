@@ -1,0 +1,65 @@
+"""popxl.dtypes: the dtype class (`dtype`, our `DType`), its constants and PopXL's lookup tables.
+
+float8 is not supported here: `float8_143`/`float8_152` exist so that code naming them imports,
+and any use of them raises a ValueError saying so.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ir.dtypes import DType, as_dtype
+
+dtype = DType
+
+bool = DType.bool
+int8, uint8, int16, uint16 = DType.int8, DType.uint8, DType.int16, DType.uint16
+int32, uint32, int64, uint64 = DType.int32, DType.uint32, DType.int64, DType.uint64
+float16, bfloat16, float32, float64 = DType.float16, DType.bfloat16, DType.float32, DType.float64
+half, float, double = DType.float16, DType.float32, DType.float64
+
+_NP_TO_POPXL: dict[np.dtype, DType] = {d.numpy: d for d in DType}
+_STR_TO_POPXL: dict[str, DType] = {d.name: d for d in DType}
+
+
+def _torch_table() -> dict:
+    try:
+        import torch
+    except ImportError:  # torch is optional: without it the table is empty
+        return {}
+    # torch has no uint16/32/64 tensors in general use; PopXL maps the rest by name
+    return {getattr(torch, d.name): d for d in DType if d.name in ("uint8",) or
+            (not d.name.startswith("u") and hasattr(torch, d.name))}
+
+
+_PT_TO_POPXL = _torch_table()
+
+
+class _UnsupportedDType:
+    """A PopXL dtype name this compiler has no kernels for (float8)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _refuse(self) -> ValueError:
+        return ValueError(f"popxl.{self.name} is not supported by this compiler (no float8 arithmetic on the host "
+                          "CPU); use float16 or float32")
+
+    def as_numpy(self) -> np.dtype:
+        raise self._refuse()
+
+    @property
+    def numpy(self) -> np.dtype:
+        raise self._refuse()
+
+    def __repr__(self) -> str:
+        return f"popxl.dtypes.{self.name}"
+
+
+float8_143 = _UnsupportedDType("float8_143")
+float8_152 = _UnsupportedDType("float8_152")
+np_dtype_float8_143 = np.dtype([("float8_143", "u1")])
+np_dtype_float8_152 = np.dtype([("float8_152", "u1")])
+
+__all__ = ["dtype", "DType", "as_dtype", "bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+           "uint64", "float16", "bfloat16", "float32", "float64", "half", "float", "double", "float8_143",
+           "float8_152"]
