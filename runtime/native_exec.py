@@ -8,6 +8,7 @@ from .artifact import NativeCode
 from .bound_run import BoundRun
 from .executor import Executor
 from .loader import load_object
+from .openmp import resolve_threads
 
 
 class NativeExecutable:
@@ -27,6 +28,15 @@ class NativeExecutable:
         if self._source is None:
             raise RuntimeError("this artifact carries no LLVM IR text")
         return self._source()
+
+    @property
+    def threads(self) -> int:
+        """Threads each run's parallel regions use; settable between runs, without recompiling."""
+        return self._executor.threads
+
+    @threads.setter
+    def threads(self, n: int) -> None:
+        self._executor.threads = resolve_threads(n)
 
     def run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
             ) -> dict[str, np.ndarray]:
