@@ -18,7 +18,9 @@ class CompileOptions:
     verify_each: bool = False  # verify the IR after every pass
     cache_dir: str | None = None  # compiled-code cache; None = the user cache dir (runtime/cache.py)
     use_cache: bool = True
-    threads: int | None = None  # worker threads for long loops; None = decide by size
+    # threads of parallel regions; a run-time setting (not in the compile cache key; docs/threads.md).
+    # None = every CPU this process may run on (os.sched_getaffinity)
+    threads: int | None = None
     check_finite: bool = False  # opt-in: name the first tensor that goes NaN/Inf
     prefix: str = "optc"  # symbol prefix of the native entry points (ahead-of-time output)
     # under mpiexec: how long a collective or start-up check waits for the other processes before it

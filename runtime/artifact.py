@@ -51,7 +51,7 @@ class NativeCode:
     obj: bytes
     manifest: Manifest
     ir: Ir  # the optimised IR the code was compiled from
-    threads: int = 1  # worker threads the code was compiled for (the run-time context tells it)
+    threads: int = 1  # threads its runs start with (a run-time setting: the code runs with any count)
     cache_hit: bool = False  # taken from the compile cache rather than compiled now
     source: Callable[[], str] | None = None  # the optimised LLVM IR text, produced on demand
 

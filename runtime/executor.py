@@ -18,6 +18,7 @@ from .artifact import Manifest
 from .bound_run import BoundRun
 from .buffers import aligned_empty, describe_bad_array, first_overlap
 from .native_runtime import BAD_ABI_VERSION, COLLECTIVE_FAILED, NO_COLLECTIVE_HOOKS, RuntimeStruct, make_runtime
+from .openmp import forked_child
 
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                           ctypes.c_int64, ctypes.c_void_p)
@@ -37,6 +38,7 @@ class Executor:
         self.manifest = manifest
         # the optc_runtime every call gets (thread count: run-time; collective hooks: runtime/hooks.py)
         self._rt = runtime if runtime is not None else make_runtime(threads)
+        self.threads = threads
         self._owner = owner  # keeps the code mapped
         self._fn = _ENTRY(address)
         self._ws = aligned_empty(max(manifest.ws_size, 64))
@@ -99,6 +101,8 @@ class Executor:
             o = np.empty((iterations * (m.d2h_per[k] if m.d2h_per else 1), *spec.shape), spec.dtype.numpy)
             outs[name] = o
             self._d2h[k] = o.ctypes.data if o.nbytes else self._ws.ctypes.data
+        # libgomp's workers do not survive fork: a forked child stays out of the runtime (openmp.py)
+        self._rt.num_threads = 1 if forked_child() else self.threads
         rc = self._fn(_addressof(ptrs), _addressof(self._h2d), _addressof(self._d2h), self._ws.ctypes.data,
                       iterations, _addressof(self._rt))
         del keep

@@ -8,6 +8,8 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
+from . import openmp
+
 
 @functools.cache
 def prepare_llvm() -> None:
@@ -16,6 +18,7 @@ def prepare_llvm() -> None:
     libm = ctypes.util.find_library("m")  # expf, logf, erff, powf ... resolved in-process
     if libm:
         llvm.load_library_permanently(libm)
+    openmp.load()  # GOMP_parallel and friends, for parallel regions
 
 
 def _host_machine() -> llvm.TargetMachine:

@@ -13,6 +13,7 @@ from .bound_run import BoundRun
 from .executor import CollectiveFailed, Executor
 from .hooks import Hooks
 from .loader import load_object
+from .openmp import resolve_threads
 from .replicas import Rendezvous
 
 
@@ -25,7 +26,6 @@ class NativeExecutable:
         self.cache_hit = code.cache_hit
         self._source = code.source
         address, engine = load_object(code.obj, code.manifest.entry)
-        self.threads = code.threads
         self._code = (address, engine)
         self._executor = Executor(code.manifest, address, engine, code.threads)
         if any(op.kind in COLLECTIVES for g in self.ir.reachable_graphs() for op in g.ops):
@@ -37,6 +37,15 @@ class NativeExecutable:
         if self._source is None:
             raise RuntimeError("this artifact carries no LLVM IR text")
         return self._source()
+
+    @property
+    def threads(self) -> int:
+        """Threads each run's parallel regions use; settable between runs, without recompiling."""
+        return self._executor.threads
+
+    @threads.setter
+    def threads(self, n: int) -> None:
+        self._executor.threads = resolve_threads(n)
 
     def run(self, variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
             ) -> dict[str, np.ndarray]:
@@ -54,7 +63,7 @@ class NativeExecutable:
         hooks = getattr(rendezvous, "hooks", None)
         if hooks is None:
             hooks = rendezvous.hooks = Hooks(rendezvous)
-        ex = Executor(self.layout, *self._code, runtime=hooks.runtime(local, self.threads))
+        ex = Executor(self.layout, *self._code, self.threads, runtime=hooks.runtime(local, self.threads))
 
         def run(variables: dict[int, np.ndarray], streams: dict[str, np.ndarray], iterations: int
                 ) -> dict[str, np.ndarray]:

@@ -70,11 +70,11 @@ def test_c_program_matches_python(tmp_path, which):
     emit(ir, "header", tmp_path / "optc.h")
     header = (tmp_path / "optc.h").read_text()
     assert "int32_t optc_run(void **vars" in header and "const optc_runtime *rt" in header
-    assert "updated in place" in header
+    assert "updated in place" in header and "link with -lgomp" in header
     (tmp_path / "main.c").write_text(C_MAIN)
     exe = tmp_path / "main"
     subprocess.run(["gcc", "-O1", "-o", str(exe), str(tmp_path / "main.c"), f"-I{tmp_path}", f"-L{tmp_path}",
-                    "-loptc", f"-Wl,-rpath,{tmp_path}"], check=True)
+                    "-loptc", "-lgomp", f"-Wl,-rpath,{tmp_path}"], check=True)
     vids = list(ir.variables)
     for k, vid in enumerate(vids):
         np.ascontiguousarray(ir.variables[vid]).tofile(tmp_path / f"var{k}.bin")

@@ -140,7 +140,7 @@ def _lowered(layers: int):
     from compiler.driver import CompileOptions, optimise
 
     ir, *_ = deep_mlp.train_ir(layers)
-    m = ModuleLowering(optimise(ir, CompileOptions()), "optc", 2)
+    m = ModuleLowering(optimise(ir, CompileOptions()), "optc")
     return m, str(m.build())
 
 

@@ -37,7 +37,7 @@ from tools.fuzz import build
 from tools.fuzz.differential import Config, check
 
 PROGRAM = json.loads({program})
-CONFIG = Config({device!r}, {level!r}, {skip!r})
+CONFIG = Config({device!r}, {level!r}, {skip!r}, {threads!r})
 
 
 def build_ir():
@@ -58,7 +58,8 @@ def save_reproducer(out: Path, seed: int, program: dict, finding: Finding, befor
     ctx.ir.save(stem.with_suffix(".ir.json"))
     text = REPRO.format(seed=seed, before=before, after=count_steps(program["steps"]), tries=tries,
                         finding=str(finding).replace('"""', "'''"), schedules=as_source(ctx),
-                        program=repr(json.dumps(program)), device=c.device, level=c.level, skip=c.skip)
+                        program=repr(json.dumps(program)), device=c.device, level=c.level, skip=c.skip,
+                        threads=c.threads)
     path = stem.with_suffix(".py")
     path.write_text(text)
     return path
@@ -85,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-shrink", action="store_true", help="save failing programs as generated")
     ap.add_argument("--budget", type=int, default=300, help="shrinking tries per failure (default 300)")
     ap.add_argument("--cache-dir", default=None, help="compile cache (default: a fresh temporary folder)")
+    ap.add_argument("--threads", type=int, default=None, help="native code's threads (default: every CPU)")
     args = ap.parse_args(argv)
 
-    cfgs = [Config("cpu", 2)] if args.quick else configs(each_pass_off=True)
+    cfgs = [Config("cpu", 2, threads=args.threads)] if args.quick else configs(True, args.threads)
     cache = args.cache_dir or tempfile.mkdtemp(prefix="fuzz-cache-")
     out = Path(args.out)
     summary: list[dict] = []

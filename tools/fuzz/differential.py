@@ -27,14 +27,16 @@ class Config:
     device: str
     level: int = 2
     skip: tuple[str, ...] = ()
+    threads: int | None = None  # native code's thread count (None: every CPU we may run on)
 
     @property
     def label(self) -> str:
         s = f"{self.device}-L{self.level}"
-        return s + "".join(f"-no-{p}" for p in self.skip)
+        return s + "".join(f"-no-{p}" for p in self.skip) + (f"-T{self.threads}" if self.threads else "")
 
     def options(self, cache_dir: str | None) -> CompileOptions:
-        return CompileOptions(device=self.device, level=self.level, skip=self.skip, cache_dir=cache_dir)
+        return CompileOptions(device=self.device, level=self.level, skip=self.skip, cache_dir=cache_dir,
+                              threads=self.threads)
 
 
 REFERENCE = Config("interpreter", 0)
@@ -44,15 +46,16 @@ def default_pipeline(level: int = 2) -> list[str]:
     return list(pipeline(level))
 
 
-def configs(each_pass_off: bool = True) -> list[Config]:
+def configs(each_pass_off: bool = True, threads: int | None = None) -> list[Config]:
     """Passes on the interpreter, native code without passes and at every level, then each pass of the
-    default pipeline switched off in turn."""
-    out = [Config("interpreter", 2), Config("cpu", 0), Config("cpu", 1), Config("cpu", 2)]
+    default pipeline switched off in turn; native code runs with `threads` threads."""
+    t = threads
+    out = [Config("interpreter", 2), Config("cpu", 0, threads=t), Config("cpu", 1, threads=t), Config("cpu", 2, threads=t)]
     if default_pipeline(3) != default_pipeline(2):
         # inlining usually dissolves the small optimizer graphs horizontal fusion groups: also without it
-        out += [Config("interpreter", 3), Config("cpu", 3), Config("cpu", 3, ("inline",))]
+        out += [Config("interpreter", 3), Config("cpu", 3, threads=t), Config("cpu", 3, ("inline",), t)]
     if each_pass_off:
-        out += [Config("cpu", 2, (p,)) for p in default_pipeline()]
+        out += [Config("cpu", 2, (p,), t) for p in default_pipeline()]
     return out
 
 

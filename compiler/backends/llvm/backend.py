@@ -14,17 +14,18 @@ from compiler.options import CompileOptions
 from compiler.version import __version__
 from runtime.artifact import Manifest, NativeCode
 from runtime.cache import CompileCache
+from runtime.openmp import resolve_threads
 
 from . import target
 from .abi import layout_of
 from .lower import lower as lower_module
 
 
-def compile_module(irx: Ir, prefix: str = "optc", threads: int = 2
-                   ) -> tuple[llvm.ModuleRef, Manifest, llvm.TargetMachine]:
-    """Lower, verify and optimise (O3, vectorisers on) for the host CPU."""
+def compile_module(irx: Ir, prefix: str = "optc") -> tuple[llvm.ModuleRef, Manifest, llvm.TargetMachine]:
+    """Lower, verify and optimise (O3, vectorisers on) for the host CPU. The code runs with any thread
+    count (a run-time argument of the entry point), so the count is not a compile input."""
     target.init()
-    module, layout = lower_module(irx, prefix, threads)
+    module, layout = lower_module(irx, prefix)
     tm = target.target_machine()
     mod = llvm.parse_assembly(str(module))
     mod.triple = tm.triple
@@ -46,37 +47,29 @@ def code_version() -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(irx: Ir, threads: int, prefix: str = "optc") -> str:
-    return CompileCache.key(ir_digest(irx), target.host_cpu(), threads, __version__, code_version(), prefix)
-
-
-def threads_of(options: CompileOptions) -> int:
-    t = options.threads
-    if t is None:
-        return 2
-    if not isinstance(t, int) or t < 1:
-        raise ValueError(f"CompileOptions.threads must be a positive integer or None, got {t!r}")
-    return min(t, 2)  # kernels split work in two at most
+def cache_key(irx: Ir, prefix: str = "optc") -> str:
+    return CompileCache.key(ir_digest(irx), target.host_cpu(), __version__, code_version(), prefix)
 
 
 def lower(irx: Ir, options: CompileOptions) -> NativeCode:
     """Native code for the optimised `irx`: from the cache when an entry for the same IR, CPU,
-    compiler and thread count is there and intact, otherwise compiled now (and stored)."""
-    threads = threads_of(options)
+    compiler is there and intact, otherwise compiled now (and stored). The artifact carries the
+    thread count its runs start with (CompileOptions.threads, else every CPU we may run on)."""
+    threads = resolve_threads(options.threads)
     prefix = options.prefix
     target.init()
     cache = CompileCache(options.cache_dir) if options.use_cache else None
-    key = cache_key(irx, threads, prefix) if cache else ""
+    key = cache_key(irx, prefix) if cache else ""
     layout = layout_of(irx, prefix)
     hit = cache.load(key) if cache else None
 
     def source() -> str:
-        return str(compile_module(irx, prefix, threads)[0])
+        return str(compile_module(irx, prefix)[0])
 
     if hit is not None and layout.matches(hit[1]):
         layout.ws_size = hit[1]["ws_size"]
         return NativeCode(hit[0], layout, irx, threads, cache_hit=True, source=source)
-    mod, layout, tm = compile_module(irx, prefix, threads)
+    mod, layout, tm = compile_module(irx, prefix)
     obj = tm.emit_object(mod)
     if cache:
         try:

@@ -12,7 +12,7 @@ from compiler.ir import Ir
 from compiler.options import CompileOptions
 
 from .abi import header
-from .backend import compile_module, threads_of
+from .backend import compile_module
 
 KINDS = ("ll", "asm", "obj", "so", "header")
 FILE_NAMES = {"ll": "{}.ll", "asm": "{}.s", "obj": "{}.o", "so": "lib{}.so", "header": "{}.h"}
@@ -24,7 +24,7 @@ def write(ir: Ir, kinds: tuple[str, ...], paths: list[Path], options: CompileOpt
         if kind not in KINDS:
             raise ValueError(f"unknown output kind {kind!r}; choose one of {', '.join(KINDS)}")
     prefix = options.prefix
-    mod, layout, tm = compile_module(ir, prefix, threads_of(options))
+    mod, layout, tm = compile_module(ir, prefix)
     for kind, path in zip(kinds, paths):
         path.parent.mkdir(parents=True, exist_ok=True)
         if kind == "ll":
@@ -47,7 +47,7 @@ def _link_shared(obj: bytes, path: Path, prefix: str) -> None:
     with tempfile.TemporaryDirectory() as d:
         o = Path(d) / f"{prefix}.o"
         o.write_bytes(obj)
-        r = subprocess.run([cc, "-shared", "-o", str(path), str(o), "-lm", "-lpthread"],
+        r = subprocess.run([cc, "-shared", "-o", str(path), str(o), "-lm", "-lgomp"],
                            capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError(f"linking {path} failed:\n{r.stderr}")

@@ -17,8 +17,10 @@ from compiler.ops import expr_for
 from compiler.ops.primitives import Expr, Prim
 
 from .loops import Space, broadcast_strides, c64, nest
+from .parallel import split_loop
+from .thresholds import PARALLEL_MIN_ELEMENTS
 from .rules import Ctx, lower_node
-from .types import PTR, compute_type, const, round_to, storage_type, to_compute, to_storage
+from .types import I32, PTR, compute_type, const, round_to, storage_type, to_compute, to_storage
 
 
 def iteration_shape(op: Op) -> tuple[int, ...]:
@@ -37,24 +39,20 @@ def storages_of(op: Op) -> list[int]:
     return seen
 
 
-# loops over at least this many elements are split across threads (measured: benchmarks/adam_step.py)
-PARALLEL_MIN_ELEMENTS = 1 << 19
-
-
-def emit_elementwise(module: ir.Module, op: Op, name: str, threads: int = 1) -> ir.Function:
-    """The kernel `name(p0, ..., pn)`; with threads > 1, large loops run on two threads."""
+def emit_elementwise(module: ir.Module, op: Op, name: str) -> ir.Function:
+    """The kernel `name(p0, ..., pn, int32 threads)`: loops over at least PARALLEL_MIN_ELEMENTS
+    elements are cut into blocks shared out among `threads` threads (parallel.split_loop)."""
     body, outer = emit_body(module, op, name + ".body")
     params = storages_of(op)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params)), name)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params) + [I32]), name)
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     size = prod(iteration_shape(op))
-    if threads > 1 and outer >= 2 and size >= PARALLEL_MIN_ELEMENTS:
-        from .parallel import run_split
-
-        run_split(module, b, body, list(fn.args), outer)
+    ptrs, threads = list(fn.args[:-1]), fn.args[-1]
+    if outer >= 2 and size >= PARALLEL_MIN_ELEMENTS:
+        split_loop(module, b, threads, body, ptrs, outer, size // outer, name)
     else:
-        b.call(body, list(fn.args) + [c64(0), c64(outer), ir.Constant(ir.IntType(1), 1)])
+        b.call(body, ptrs + [c64(0), c64(outer), ir.Constant(ir.IntType(1), 1)])
     b.ret_void()
     return fn
 

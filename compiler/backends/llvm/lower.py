@@ -22,12 +22,13 @@ from .entry import define_entry
 from .kernels import emit_elementwise
 from .loops import c64
 from .outline import FLAT_KINDS, KernelTable
-from .parallel import independent_calls, run_calls_split
-from .types import CTX, CTX_STATUS, I8, I32, I64, PTR
+from .parallel import independent_calls, split_calls
+from .thresholds import PARALLEL_MIN_CALL_ELEMENTS
+from .types import CTX, CTX_STATUS, CTX_THREADS, I8, I32, I64, PTR
 
 ALIGN = 64
-# groups of independent calls touching at least this many elements run on two threads
-PARALLEL_MIN_CALL_ELEMENTS = 1 << 16
+# the most workspace lanes (threads running graph calls of one group at once) a program provides
+MAX_CALL_LANES = 64
 
 
 def _align(n: int) -> int:
@@ -77,6 +78,10 @@ class GraphLowering:
         """The status word as an i8* kernel argument (kernels store an error code into it)."""
         return self.b.bitcast(self.ctx_field(CTX_STATUS), PTR)
 
+    def threads(self) -> ir.Value:
+        """The run-time thread count (i32; 0 = the OpenMP runtime's default)."""
+        return self.ctx_field(CTX_THREADS)
+
     def arg(self, k: int) -> ir.Value:
         return self.b.load(self.b.gep(self.args, [c64(k)]))
 
@@ -85,9 +90,8 @@ GRAPH_FN = ir.FunctionType(ir.VoidType(), [PTR.as_pointer(), PTR, CTX.as_pointer
 
 
 class ModuleLowering:
-    def __init__(self, irx: Ir, prefix: str = "optc", threads: int = 2) -> None:
+    def __init__(self, irx: Ir, prefix: str = "optc") -> None:
         self.ir = irx
-        self.threads = threads
         self.prefix = prefix
         self.module = ir.Module(name=prefix)
         self.layout = layout_of(irx, prefix)
@@ -99,9 +103,12 @@ class ModuleLowering:
         self.kernels = KernelTable()  # one noinline function per distinct op signature
         self.memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
         self.memset = self.module.declare_intrinsic("llvm.memset", [PTR, I64])
-        # offset of the second thread's workspace copy, known once every graph is laid out
-        self.ws_half = ir.GlobalVariable(self.module, I64, f"{prefix}_ws_half")
-        self.ws_half.linkage = "internal"
+        # call groups: how many threads may run calls at once, and the bytes between their workspace
+        # lanes (the called graphs' regions, copied once per lane after the last graph is laid out)
+        self.lanes = 1
+        self.lane_bytes = ir.GlobalVariable(self.module, I64, f"{prefix}_lane_bytes")
+        self.lane_bytes.linkage = "internal"
+        self.main_end = 0
 
     def build(self) -> ir.Module:
         graphs = self.ir.reachable_graphs()
@@ -113,13 +120,17 @@ class ModuleLowering:
             # O3 over thousands of calls cost ~17 ms per MLP layer (measured), more than all kernels
             self.graph_fns[g.id].attributes.add("noinline")
             self.graph_fns[g.id].attributes.add("optnone")
-        for g in graphs:
+        for g in graphs:  # main first: the called graphs' regions follow main's
             self._define(g, self.graph_fns[g.id])
+            if g is self.ir.main:
+                self.main_end = self.layout.ws_size
         define_entry(self.module, self.prefix, self.graph_fns[self.ir.main.id])
-        half = _align(self.layout.ws_size)
-        self.ws_half.initializer = ir.Constant(I64, half)
-        self.ws_half.global_constant = True
-        self.layout.ws_size = 2 * half  # a copy for the second thread of parallel call groups
+        # lane p of a call group runs with ws + p * lane: a called graph's region at offset r >=
+        # main_end then lies at r + p * lane, clear of main's region and of every other lane
+        lane = _align(self.layout.ws_size - self.main_end)
+        self.lane_bytes.initializer = ir.Constant(I64, lane)
+        self.lane_bytes.global_constant = True
+        self.layout.ws_size = _align(self.layout.ws_size) + (self.lanes - 1) * lane
         return self.module
 
     def kernel_name(self) -> str:
@@ -194,19 +205,18 @@ class ModuleLowering:
     def emit_ops(self, gl: GraphLowering, ops: list[Op]) -> None:
         k = 0
         while k < len(ops):
-            # only the main graph splits call groups: a graph called on the second thread already runs
-            # in the second workspace copy and has no third one
-            n = independent_calls(ops, k, gl.planned) if self.threads > 1 and gl.g is self.ir.main else 0
+            # only the main graph splits call groups: a called graph already runs in a workspace lane
+            n = independent_calls(ops, k, gl.planned) if gl.g is self.ir.main else 0
             if any(op.called is not None and op.called.id in self.collective_graphs for op in ops[k:k + n]):
                 n = 0  # a replica meets the others at collectives from one thread, in program order
             run = ops[k:k + n]
             work = [sum(v.spec.nelms for v in op.inputs) for op in run]
             if n >= 2 and sum(work) >= PARALLEL_MIN_CALL_ELEMENTS:
-                arrays = [special.call_args(self, gl, op) for op in run]
-                fns = [self.graph_fns[op.called.id] for op in run]  # type: ignore[union-attr]
-                ws_copy = gl.b.gep(gl.ws, [gl.b.load(self.ws_half)])
-                run_calls_split(gl.b, self.module, fns, arrays, gl.ws, ws_copy, gl.ctx, work,
-                                self.kernel_name() + ".calls")
+                lanes = min(n, MAX_CALL_LANES)
+                self.lanes = max(self.lanes, lanes)
+                calls = [(self.graph_fns[op.called.id], special.call_args(self, gl, op)) for op in run]  # type: ignore[union-attr]
+                split_calls(self.module, gl.b, gl.threads(), calls, gl.ws, gl.b.load(self.lane_bytes), lanes,
+                            gl.ctx, CTX, CTX_THREADS, work, self.kernel_name() + ".calls")
                 k += n
             elif collectives.all_reduce_run(ops, k) > 1:  # small tensors share one collective call
                 n = collectives.all_reduce_run(ops, k)
@@ -230,11 +240,11 @@ class ModuleLowering:
         if get(op.kind).decompose is None:
             raise NotImplementedError(special.SPECIAL.missing(f"{op.label} ({op.kind})", op.kind)
                                       + "; or run it with Session(ir, 'interpreter')")
-        kfn = emit_elementwise(self.module, op, self.kernel_name(), self.threads)
+        kfn = emit_elementwise(self.module, op, self.kernel_name())
         seen: dict[int, Value] = {}
         for v in list(op.inputs) + op.results:
             seen.setdefault(v.storage, v)
-        gl.b.call(kfn, [gl.p(v) for v in seen.values()])
+        gl.b.call(kfn, [gl.p(v) for v in seen.values()] + [gl.threads()])
 
 
 def graphs_with_collectives(irx: Ir) -> set[str]:
@@ -246,6 +256,6 @@ def graphs_with_collectives(irx: Ir) -> set[str]:
     return out
 
 
-def lower(irx: Ir, prefix: str = "optc", threads: int = 2) -> tuple[ir.Module, Manifest]:
-    m = ModuleLowering(irx, prefix, threads)
+def lower(irx: Ir, prefix: str = "optc") -> tuple[ir.Module, Manifest]:
+    m = ModuleLowering(irx, prefix)
     return m.build(), m.layout

@@ -1,27 +1,34 @@
 """MatMul: register-blocked float32 micro-kernels (C[4 rows, 64 cols] held in 16 vector registers
 while k runs, so each B vector loaded feeds four FMAs; 4x4 blocks of dot products when B is
-transposed), plain loop nests for the edges and for other dtypes (float32 accumulation)."""
+transposed), plain loop nests for the edges and for other dtypes (float32 accumulation).
+
+The result is cut into tiles (batch, rows, columns); one tile function takes a range of tile numbers
+and computes those tiles. Large matmuls share their tiles out among the threads (parallel.py). Tile
+edges fall on the micro-kernel grid (rows in 4s, columns in 64s or 4s), so every element goes down
+the same path, in the same machine code, whichever tile and thread compute it: results do not
+depend on the thread count."""
 from __future__ import annotations
 
+from math import prod
 from typing import TYPE_CHECKING, Callable
 
 from llvmlite import ir
 
 from compiler.ir import DType, Op
 
-from .loops import Space, broadcast_strides, c64, for_range, nest
-from .special import kernel, load, special, store, typed
-from .types import F32, compute_type, round_to
+from .loops import broadcast_strides, c64, for_range
+from .parallel import parallel, share
+from .special import load, special, store, typed
+from .thresholds import PARALLEL_MIN_MACS, TILE_MIN_MACS
+from .types import F32, I64, PTR, compute_type, round_to
 
 if TYPE_CHECKING:
     from .lower import GraphLowering, ModuleLowering
 
 VW = 16  # float32 lanes of one AVX-512 register (LLVM splits it on narrower machines)
-# float32 matmuls with at least this many multiply-adds (~0.2 ms on one thread, well above the cost of
-# starting a thread) split their rows over two threads (measured: benchmarks/mnist_train.py --threads 2)
-PARALLEL_MIN_MACS = 1 << 23
 ROWS, VECS = 4, 4
 VEC = ir.VectorType(F32, VW)
+Index = Callable[[ir.Value, ir.Value], ir.Value]
 
 
 def _vload(b: ir.IRBuilder, base: ir.Value, idx: ir.Value) -> ir.Value:
@@ -38,38 +45,54 @@ def _splat(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return b.shuffle_vector(v, ir.Constant(VEC, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), VW), [0] * VW))
 
 
-def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, M: int, K: int, N: int,
-             a_index: Callable[[ir.Value, ir.Value], ir.Value], b_off: ir.Value, c_off: ir.Value) -> None:
-    """C[c_off + i*N + j] = sum_k A(i, k) * B[b_off + k*N + j] for float32 A, B, C."""
+def _entry_alloca(b: ir.IRBuilder, ty: ir.Type, size: int | None = None) -> ir.Value:
+    """An alloca in the function's entry block (one inside a loop would grow the stack per trip)."""
+    eb = ir.IRBuilder(b.function.entry_basic_block)
+    eb.position_at_start(b.function.entry_basic_block)
+    return eb.alloca(ty, size=size)
+
+
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _cut(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, step: int) -> ir.Value:
+    """lo + (hi - lo) rounded down to a multiple of step."""
+    return b.add(lo, b.mul(b.sdiv(b.sub(hi, lo), c64(step)), c64(step)))
+
+
+def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, K: int, N: int,
+             a_index: Index, b_off: ir.Value, c_off: ir.Value, rows: tuple[ir.Value, ir.Value],
+             cols: tuple[ir.Value, ir.Value]) -> None:
+    """C[c_off + i*N + j] = sum_k A(i, k) * B[b_off + k*N + j] for float32 A, B, C over the tile
+    rows x cols (row starts on a multiple of 4, column starts on a multiple of 64)."""
     fma = module.globals.get("llvm.fmuladd.v16f32") or ir.Function(
         module, ir.FunctionType(VEC, [VEC, VEC, VEC]), "llvm.fmuladd.v16f32")
     sfma = module.declare_intrinsic("llvm.fmuladd", [F32], ir.FunctionType(F32, [F32, F32, F32]))
-    m4, n64 = M - M % ROWS, N - N % (VW * VECS)
+    (i_lo, i_hi), (j_lo, j_hi) = rows, cols
+    m4, n64 = _cut(b, i_lo, i_hi, ROWS), _cut(b, j_lo, j_hi, VW * VECS)
     zero = ir.Constant(VEC, [0.0] * VW)
-    accs = [[b.alloca(VEC) for _ in range(VECS)] for _ in range(ROWS)]
-    if m4 and n64:
-        with for_range(b, m4 // ROWS, "ib") as ib:
-            i0 = b.mul(ib, c64(ROWS))
-            with for_range(b, n64 // (VW * VECS), "jb") as jb:
-                j0 = b.mul(jb, c64(VW * VECS))
+    accs = [[_entry_alloca(b, VEC) for _ in range(VECS)] for _ in range(ROWS)]
+    with for_range(b, b.sdiv(b.sub(m4, i_lo), c64(ROWS)), "ib") as ib:
+        i0 = b.add(i_lo, b.mul(ib, c64(ROWS)))
+        with for_range(b, b.sdiv(b.sub(n64, j_lo), c64(VW * VECS)), "jb") as jb:
+            j0 = b.add(j_lo, b.mul(jb, c64(VW * VECS)))
+            for r in range(ROWS):
+                for v in range(VECS):
+                    b.store(zero, accs[r][v])
+            with for_range(b, K, "k") as k:
+                brow = b.add(b_off, b.add(b.mul(k, c64(N)), j0))
+                bv = [_vload(b, B, b.add(brow, c64(v * VW))) for v in range(VECS)]
                 for r in range(ROWS):
+                    a = _splat(b, b.load(b.gep(A, [a_index(b.add(i0, c64(r)), k)])))
                     for v in range(VECS):
-                        b.store(zero, accs[r][v])
-                with for_range(b, K, "k") as k:
-                    brow = b.add(b_off, b.add(b.mul(k, c64(N)), j0))
-                    bv = [_vload(b, B, b.add(brow, c64(v * VW))) for v in range(VECS)]
-                    for r in range(ROWS):
-                        a = _splat(b, b.load(b.gep(A, [a_index(b.add(i0, c64(r)), k)])))
-                        for v in range(VECS):
-                            b.store(b.call(fma, [a, bv[v], b.load(accs[r][v])]), accs[r][v])
-                for r in range(ROWS):
-                    crow = b.add(c_off, b.add(b.mul(b.add(i0, c64(r)), c64(N)), j0))
-                    for v in range(VECS):
-                        _vstore(b, b.load(accs[r][v]), C, b.add(crow, c64(v * VW)))
+                        b.store(b.call(fma, [a, bv[v], b.load(accs[r][v])]), accs[r][v])
+            for r in range(ROWS):
+                crow = b.add(c_off, b.add(b.mul(b.add(i0, c64(r)), c64(N)), j0))
+                for v in range(VECS):
+                    _vstore(b, b.load(accs[r][v]), C, b.add(crow, c64(v * VW)))
 
-    def plain(i_lo: int, i_hi: int, j_lo: int, j_hi: int) -> None:
-        if i_hi <= i_lo or j_hi <= j_lo:
-            return
+    def plain(i_lo: ir.Value, i_hi: ir.Value, j_lo: ir.Value, j_hi: ir.Value) -> None:
         with for_range(b, i_hi, "ti", start=i_lo) as i:
             crow = b.add(c_off, b.mul(i, c64(N)))
             with for_range(b, j_hi, "tj0", start=j_lo) as j:
@@ -81,8 +104,8 @@ def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir
                     cp = b.gep(C, [b.add(crow, j)])
                     b.store(b.call(sfma, [a, b.load(b.gep(B, [b.add(brow, j)])), b.load(cp)]), cp)
 
-    plain(0, m4, n64, N)
-    plain(m4, M, 0, N)
+    plain(i_lo, m4, n64, j_hi)
+    plain(m4, i_hi, j_lo, j_hi)
 
 
 def _hsum(b: ir.IRBuilder, module: ir.Module, v: ir.Value) -> ir.Value:
@@ -91,17 +114,21 @@ def _hsum(b: ir.IRBuilder, module: ir.Module, v: ir.Value) -> ir.Value:
     return b.call(fn, [ir.Constant(F32, 0.0), v], fastmath=("reassoc",))
 
 
-def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, M: int, K: int,
-                N: int, a_off: ir.Value, b_off: ir.Value, c_off: ir.Value) -> None:
-    """C[i, j] = dot(A[i, :], B[j, :]) for float32 row-major A (M, K) and B (N, K): 4x4 blocks of dot
-    products accumulate 16-lane partial sums over k, reduced once at the end."""
+def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, K: int, N: int,
+                a_off: ir.Value, b_off: ir.Value, c_off: ir.Value, rows: tuple[ir.Value, ir.Value],
+                cols: tuple[ir.Value, ir.Value]) -> None:
+    """C[i, j] = dot(A[i, :], B[j, :]) for float32 row-major A (M, K) and B (N, K) over the tile rows x
+    cols (starts on multiples of 4): 4x4 blocks of dot products accumulate 16-lane partial sums over
+    k, reduced once at the end."""
     fma = module.globals.get("llvm.fmuladd.v16f32") or ir.Function(
         module, ir.FunctionType(VEC, [VEC, VEC, VEC]), "llvm.fmuladd.v16f32")
     R = 4
-    m4, n4, k16 = M - M % R, N - N % R, K - K % VW
+    k16 = K - K % VW
+    (i_lo, i_hi), (j_lo, j_hi) = rows, cols
+    m4, n4 = (_cut(b, i_lo, i_hi, R), _cut(b, j_lo, j_hi, R)) if k16 else (i_lo, j_lo)
     zero = ir.Constant(VEC, [0.0] * VW)
-    accs = [[b.alloca(VEC) for _ in range(R)] for _ in range(R)]
-    tail = b.alloca(F32)
+    accs = [[_entry_alloca(b, VEC) for _ in range(R)] for _ in range(R)]
+    tail = _entry_alloca(b, F32)
 
     def dot_tail(i: ir.Value, j: ir.Value, start: int) -> ir.Value:
         b.store(ir.Constant(F32, 0.0), tail)
@@ -112,11 +139,11 @@ def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C:
                 b.store(b.fadd(b.load(tail), b.fmul(av, bv), flags=("reassoc", "contract")), tail)
         return b.load(tail)
 
-    if m4 and n4 and k16:
-        with for_range(b, m4 // R, "ib") as ib:
-            i0 = b.mul(ib, c64(R))
-            with for_range(b, n4 // R, "jb") as jb:
-                j0 = b.mul(jb, c64(R))
+    if k16:
+        with for_range(b, b.sdiv(b.sub(m4, i_lo), c64(R)), "ib") as ib:
+            i0 = b.add(i_lo, b.mul(ib, c64(R)))
+            with for_range(b, b.sdiv(b.sub(n4, j_lo), c64(R)), "jb") as jb:
+                j0 = b.add(j_lo, b.mul(jb, c64(R)))
                 for r in range(R):
                     for q in range(R):
                         b.store(zero, accs[r][q])
@@ -132,17 +159,27 @@ def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C:
                         i, j = b.add(i0, c64(r)), b.add(j0, c64(q))
                         s = b.fadd(_hsum(b, module, b.load(accs[r][q])), dot_tail(i, j, k16))
                         b.store(s, b.gep(C, [b.add(c_off, b.add(b.mul(i, c64(N)), j))]))
-    blocked_m, blocked_n = (m4, n4) if (m4 and n4 and k16) else (0, 0)
 
-    def plain(i_lo: int, i_hi: int, j_lo: int, j_hi: int) -> None:
-        if i_hi <= i_lo or j_hi <= j_lo:
-            return
+    def plain(i_lo: ir.Value, i_hi: ir.Value, j_lo: ir.Value, j_hi: ir.Value) -> None:
         with for_range(b, i_hi, "pi", start=i_lo) as i:
             with for_range(b, j_hi, "pj", start=j_lo) as j:
                 b.store(dot_tail(i, j, 0), b.gep(C, [b.add(c_off, b.add(b.mul(i, c64(N)), j))]))
 
-    plain(0, blocked_m, blocked_n, N)
-    plain(blocked_m, M, 0, N)
+    plain(i_lo, m4, n4, j_hi)
+    plain(m4, i_hi, j_lo, j_hi)
+
+
+def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool) -> tuple[int, int]:
+    """(rows, columns) per tile: the whole matrix unless it runs in parallel; then tiles of at least
+    TILE_MIN_MACS multiply-adds whose edges lie on the micro-kernel's grid."""
+    if not parallel_ok:
+        return M, N
+    cap = {"nn": 4 * VW * VECS, "nt": 64, "plain": N}[path]  # multiples of the micro-kernels' widths
+    tn = N if N <= cap else cap
+    row_step = 1 if path == "plain" else ROWS
+    tm = -(-TILE_MIN_MACS // max(tn * K, 1))
+    tm = max(-(-tm // row_step) * row_step, row_step)
+    return (M if tm >= M else tm), tn
 
 
 @special("MatMul")
@@ -161,88 +198,97 @@ def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     batch = tuple(y.shape[: len(y.shape) - (2 - (len(a.shape) == 1) - (len(w.shape) == 1))])
     a_b = broadcast_strides(ash[:-2], batch) if batch else ()
     w_b = broadcast_strides(wsh[:-2], batch) if batch else ()
-    if (a.dtype == w.dtype == dt == DType.float32 and not batch and not (ta and tb) and m.threads > 1
-            and M >= 2 * ROWS and M * N * K >= PARALLEL_MIN_MACS):
-        _matmul_two_threads(m, gl, op, M, K, N, ta, tb)
-        return
-    ct = compute_type(dt)
-    fn, b = kernel(m, 3)
+    f32 = a.dtype == w.dtype == dt == DType.float32
+    path = "nn" if f32 and not tb else "nt" if f32 and not ta else "plain"
+    nb = prod(batch)
+    par = nb * M * N * K >= PARALLEL_MIN_MACS
+    tm, tn = tiles(M, K, N, path, par)
+    tiles_m, tiles_n = -(-M // tm) if M else 0, -(-N // tn) if N else 0
+    count = nb * tiles_m * tiles_n
+
+    fnty = ir.FunctionType(ir.VoidType(), [PTR] * 3 + [I64, I64])
+    fn = ir.Function(m.module, fnty, m.kernel_name() + ".tiles")
+    fn.linkage = "internal"
+    for p in fn.args[:3]:
+        p.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
     A, W, Y = typed(b, fn.args[0], a.dtype), typed(b, fn.args[1], w.dtype), typed(b, fn.args[2], dt)
+    t_lo, t_hi = fn.args[3], fn.args[4]
+    with for_range(b, t_hi, "tile", start=t_lo) as t:
+        per_batch = c64(max(tiles_m * tiles_n, 1))
+        bi, r = b.sdiv(t, per_batch), b.srem(t, per_batch)
+        i0 = b.mul(b.sdiv(r, c64(max(tiles_n, 1))), c64(tm))
+        j0 = b.mul(b.srem(r, c64(max(tiles_n, 1))), c64(tn))
+        rows = (i0, _min(b, b.add(i0, c64(tm)), c64(M)))
+        cols = (j0, _min(b, b.add(j0, c64(tn)), c64(N)))
+        ab, wb = c64(0), c64(0)
+        inner = 1
+        for d in reversed(range(len(batch))):  # unflatten the batch index into each operand's offset
+            idx = b.srem(b.sdiv(bi, c64(inner)), c64(batch[d]))
+            ab, wb = b.add(ab, b.mul(idx, c64(a_b[d]))), b.add(wb, b.mul(idx, c64(w_b[d])))
+            inner *= batch[d]
+        a_off, w_off, y_off = b.mul(ab, c64(M * K)), b.mul(wb, c64(K * N)), b.mul(bi, c64(M * N))
+        if path == "nn":
+            def a_index(i: ir.Value, k: ir.Value) -> ir.Value:
+                return b.add(a_off, b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k))
+            emit_f32(m.module, b, A, W, Y, K, N, a_index, w_off, y_off, rows, cols)
+        elif path == "nt":
+            emit_f32_nt(m.module, b, A, W, Y, K, N, a_off, w_off, y_off, rows, cols)
+        else:
+            _plain_rows(m, b, op, A, W, Y, M, K, N, ta, tb, (a_off, w_off, y_off), rows)
+    b.ret_void()
+
+    args = [gl.p(a), gl.p(w), gl.p(y)]
+    if par and count >= 2:
+        def work(wb: ir.IRBuilder, cap: list[ir.Value], tid: ir.Value, nt: ir.Value) -> None:
+            lo, hi = share(wb, count, tid, nt)
+            wb.call(fn, cap + [lo, hi])
+        parallel(m.module, gl.b, gl.threads(), args, work, fn.name)
+    else:
+        gl.b.call(fn, args + [c64(0), c64(count)])
+
+
+def _plain_rows(m: "ModuleLowering", b: ir.IRBuilder, op: Op, A: ir.Value, W: ir.Value, Y: ir.Value, M: int,
+                K: int, N: int, ta: bool, tb: bool, offs: tuple[ir.Value, ir.Value, ir.Value],
+                rows: tuple[ir.Value, ir.Value]) -> None:
+    """Rows [rows) of one matrix of the result, any float dtypes, accumulating in the compute type
+    (narrow results in a float32 row)."""
+    a, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    dt = y.dtype
+    a_off, w_off, y_off = offs
+    ct = compute_type(dt)
     zero = ir.Constant(ct, 0.0)
     fmuladd = m.module.declare_intrinsic("llvm.fmuladd", [ct], ir.FunctionType(ct, [ct, ct, ct]))
-    acc = b.alloca(ct)
+    acc = _entry_alloca(b, ct)
+    narrow = dt not in (DType.float32, DType.float64)
+    row = _entry_alloca(b, F32, size=N) if narrow and not tb else None
 
-    def a_at(off, i, k):  # element (i, k) of op(A)
-        return b.add(off, b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k))
+    def a_at(i: ir.Value, k: ir.Value) -> ir.Value:  # element (i, k) of op(A)
+        return b.add(a_off, b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k))
 
-    def w_at(off, k, j):  # element (k, j) of op(B)
-        return b.add(off, b.add(b.mul(j, c64(K)), k) if tb else b.add(b.mul(k, c64(N)), j))
+    def w_at(k: ir.Value, j: ir.Value) -> ir.Value:  # element (k, j) of op(B)
+        return b.add(w_off, b.add(b.mul(j, c64(K)), k) if tb else b.add(b.mul(k, c64(N)), j))
 
-    bspace = Space.make(batch, [a_b, w_b, broadcast_strides(batch, batch)]) if batch else Space((), [(), (), ()])
-    f32 = a.dtype == w.dtype == dt == DType.float32
-    with nest(b, bspace) as (ab, wb, yb):
-        a_off, w_off, y_off = b.mul(ab, c64(M * K)), b.mul(wb, c64(K * N)), b.mul(yb, c64(M * N))
-        if f32 and not tb:
-            emit_f32(m.module, b, A, W, Y, M, K, N, lambda i, k: a_at(a_off, i, k), w_off, y_off)
-        elif f32 and not ta:
-            emit_f32_nt(m.module, b, A, W, Y, M, K, N, a_off, w_off, y_off)
+    with for_range(b, rows[1], "i", start=rows[0]) as i:
+        crow = b.add(b.mul(i, c64(N)), y_off)
+        if tb:
+            with for_range(b, N, "j") as j:
+                b.store(zero, acc)
+                with for_range(b, K, "k") as k:
+                    av = load(b, A, a_at(i, k), a.dtype)
+                    bv = load(b, W, w_at(k, j), w.dtype)
+                    b.store(b.fadd(b.load(acc), b.fmul(av, bv), flags=("reassoc", "contract")), acc)
+                store(b, round_to(b, b.load(acc), dt), Y, b.add(crow, j), dt)
         else:
-            with for_range(b, M, "i") as i:
-                crow = b.add(b.mul(i, c64(N)), y_off)
-                if tb:
-                    with for_range(b, N, "j") as j:
-                        b.store(zero, acc)
-                        with for_range(b, K, "k") as k:
-                            av = load(b, A, a_at(a_off, i, k), a.dtype)
-                            bv = load(b, W, w_at(w_off, k, j), w.dtype)
-                            b.store(b.fadd(b.load(acc), b.fmul(av, bv), flags=("reassoc", "contract")), acc)
-                        store(b, round_to(b, b.load(acc), dt), Y, b.add(crow, j), dt)
-                else:
-                    C = Y if dt in (DType.float32, DType.float64) else None
-                    if C is None:  # narrow types accumulate a float32 row on the stack
-                        C = b.alloca(F32, size=N)
-                        base = c64(0)
-                    else:
-                        base = crow
-                    with for_range(b, N, "j0") as j:
-                        b.store(zero, b.gep(C, [b.add(base, j)]))
-                    with for_range(b, K, "k") as k:
-                        av = load(b, A, a_at(a_off, i, k), a.dtype)
-                        with for_range(b, N, "j") as j:
-                            cp = b.gep(C, [b.add(base, j)])
-                            bv = load(b, W, w_at(w_off, k, j), w.dtype)
-                            b.store(b.call(fmuladd, [av, bv, b.load(cp)]), cp)
-                    if C is not Y:
-                        with for_range(b, N, "j1") as j:
-                            store(b, round_to(b, b.load(b.gep(C, [j])), dt), Y, b.add(crow, j), dt)
-    b.ret_void()
-    gl.b.call(fn, [gl.p(a), gl.p(w), gl.p(y)])
-
-
-def _rows_kernel(m: "ModuleLowering", op: Op, M: int, K: int, N: int, ta: bool, tb: bool, r0: int, rows: int
-                 ) -> ir.Function:
-    """A float32 kernel (A, W, Y) computing rows [r0, r0 + rows) of Y = op(A) @ op(W); every element is
-    summed in the same order as by the whole-matrix kernel, so splitting changes no bit."""
-    fn, b = kernel(m, 3)
-    A, W, Y = (typed(b, fn.args[k], DType.float32) for k in range(3))
-    if not tb:
-        def a_index(i, k):  # element (r0 + i, k) of op(A)
-            i = b.add(i, c64(r0))
-            return b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k)
-        emit_f32(m.module, b, A, W, Y, rows, K, N, a_index, c64(0), c64(r0 * N))
-    else:
-        emit_f32_nt(m.module, b, A, W, Y, rows, K, N, c64(r0 * K), c64(0), c64(r0 * N))
-    b.ret_void()
-    return fn
-
-
-def _matmul_two_threads(m: "ModuleLowering", gl: "GraphLowering", op: Op, M: int, K: int, N: int, ta: bool,
-                        tb: bool) -> None:
-    """A large 2-d float32 matmul: the top rows of the result on this thread, the bottom ones on a second."""
-    from .parallel import run_two
-
-    cut = (M // 2 + ROWS - 1) // ROWS * ROWS
-    args = [gl.p(v) for v in (op.inputs[0], op.inputs[1], op.outputs[0])]
-    top = _rows_kernel(m, op, M, K, N, ta, tb, 0, cut)
-    bottom = _rows_kernel(m, op, M, K, N, ta, tb, cut, M - cut)
-    run_two(gl.b, m.module, [(top, args, [])], [(bottom, args, [])], m.kernel_name() + ".rows")
+            C, base = (row, c64(0)) if row is not None else (Y, crow)
+            with for_range(b, N, "j0") as j:
+                b.store(zero, b.gep(C, [b.add(base, j)]))
+            with for_range(b, K, "k") as k:
+                av = load(b, A, a_at(i, k), a.dtype)
+                with for_range(b, N, "j") as j:
+                    cp = b.gep(C, [b.add(base, j)])
+                    bv = load(b, W, w_at(k, j), w.dtype)
+                    b.store(b.call(fmuladd, [av, bv, b.load(cp)]), cp)
+            if row is not None:
+                with for_range(b, N, "j1") as j:
+                    store(b, round_to(b, b.load(b.gep(row, [j])), dt), Y, b.add(crow, j), dt)

@@ -2,10 +2,10 @@
 
 Each group is the FusedKernel it stands for (compiler/ops/multi_kernel.group_kernels), lowered as a loop
 body over a range of its outer index (kernels.emit_body); groups with the same sizes, dtypes and
-buffer-sharing pattern share one body. With two threads and enough work, the groups' element spaces are
-laid end to end and cut in two equal halves (one group may be cut inside), so the two threads get the
-same amount of work whatever the sizes of the groups; single-element results (an optimizer's step)
-are stored once per group after the join.
+buffer-sharing pattern share one body. With enough work the groups' element spaces are laid end to
+end and cut into fixed-size blocks shared out among the threads (parallel.split_ranges; a group may
+be cut inside), so every thread gets the same amount of work whatever the sizes of the groups;
+single-element results (an optimizer's step) are stored once per group after the region.
 """
 from __future__ import annotations
 
@@ -19,14 +19,13 @@ from compiler.ops.multi_kernel import group_kernels
 
 from .kernels import emit_body, storages_of
 from .loops import c64
-from .parallel import run_ranges_split
+from .parallel import split_ranges
 from .special import special
+from .thresholds import PARALLEL_MIN_GROUP_ELEMENTS
 
 if TYPE_CHECKING:
     from .lower import GraphLowering, ModuleLowering
 
-# groups touching at least this many elements in all run on two threads
-PARALLEL_MIN_GROUP_ELEMENTS = 1 << 16
 I1 = ir.IntType(1)
 
 
@@ -53,8 +52,8 @@ def _multi_kernel(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
         size = prod(sub.attrs["shape"])
         parts.append((body, list(seen.values()), outer, max(size // max(outer, 1), 1)))
     b = gl.b
-    if m.threads > 1 and sum(n * inner for _, _, n, inner in parts) >= PARALLEL_MIN_GROUP_ELEMENTS:
-        run_ranges_split(b, m.module, parts, m.kernel_name() + ".groups")
+    if sum(n * inner for _, _, n, inner in parts) >= PARALLEL_MIN_GROUP_ELEMENTS:
+        split_ranges(m.module, b, gl.threads(), parts, m.kernel_name() + ".groups")
         for body, args, _, _ in parts:  # the single-element results, once per group
             b.call(body, args + [c64(0), c64(0), ir.Constant(I1, 1)])
     else:

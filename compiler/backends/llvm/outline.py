@@ -9,7 +9,8 @@ repeats an existing shape adds only call instructions.
 A signature is everything the lowering rules read: the op kind, roles and attributes (names and
 member labels ignored, as in structural hashing), every operand's shape and dtype, which operands
 share a storage and with which version offset, the in-place effects, the op's error code (the
-status value a failed check stores) and the thread count the module is built for. The outlined
+status value a failed check stores). The thread count is not part of it: it is a run-time argument
+(the context's thread field), so one kernel serves every count. The outlined
 function is `void k(i8* s0, ..., i8* sn, i8* scratch, ctx* c)`: one pointer per distinct storage,
 then the caller's scratch area (sized by the first lowering) and the context (status, streams).
 """
@@ -44,8 +45,7 @@ def signature(m: "ModuleLowering", op: Op) -> tuple:
     operands = tuple((v.spec.shape, v.dtype.name, storages.index(v.storage), v.version - first[v.storage])
                      for v in values)
     return (op.kind, op.roles, attrs, len(op.inputs), len(op.outputs), operands, op.modifies,
-            tuple(sorted(op.aliases.items())), tuple(sorted(op.updates)), m.error_codes.get(op.id),
-            m.threads)
+            tuple(sorted(op.aliases.items())), tuple(sorted(op.updates)), m.error_codes.get(op.id))
 
 
 class Outlined:

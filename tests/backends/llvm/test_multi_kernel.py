@@ -71,7 +71,7 @@ def test_groups_of_one_size_share_one_kernel_function():
     from compiler.backends.llvm.lower import lower
 
     work = optimise(_sgd([(1000,)] * 70 + [(7,)] * 10)(), CompileOptions(level=3))
-    module, _ = lower(work, "optc", threads=2)
+    module, _ = lower(work, "optc")
     bodies = [f.name for f in module.functions if f.name.endswith(".body")]
     assert len(bodies) == 2, bodies
-    assert any(f.name.endswith(".groups") for f in module.functions)  # 70,070 elements: two threads
+    assert any(f.name.endswith(".groups.omp") for f in module.functions)  # 70,070 elements: a parallel region

@@ -199,7 +199,7 @@ def test_large_matmuls_split_rows_over_two_threads_bit_for_bit(m, k, n, ta, tb):
     """float32 matmuls above PARALLEL_MIN_MACS compute their top and bottom rows on two threads; each
     element is summed exactly as by one thread, so the results are identical, and within the bound of
     the interpreter."""
-    from compiler.backends.llvm.matmul import PARALLEL_MIN_MACS
+    from compiler.backends.llvm.thresholds import PARALLEL_MIN_MACS
 
     assert m * k * n >= PARALLEL_MIN_MACS
     a = _normal((k, m) if ta else (m, k), np.float32, 1)
