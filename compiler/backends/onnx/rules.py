@@ -33,6 +33,10 @@ rule = RULES.rule
 for _kind in ("ReplicatedAllReduce", "ReplicatedAllReduceInplace", "ReplicatedReduceScatter", "ReplicatedAllGather",
              "ReplicaShardedSlice", "ReplicatedSlice"):
     RULES.refuse(_kind, "collectives across replicas are not emitted: ONNX export describes one replica")
+# the data-movement kinds PopXL conformance added (compiler/ops/movement.py) have no ONNX emitter yet
+for _kind in ("Concat", "ConcatInplace", "Gather", "ReshapeInplace", "Slice", "SliceGrad", "SliceInplace", "TransposeInplace"):
+    RULES.refuse(_kind, "slice / concat / gather and the in-place view ops are not emitted for ONNX yet; "
+                 "run the program with Session(ir, 'cpu') or 'interpreter'")
 F32, F64 = DType.float32, DType.float64
 
 

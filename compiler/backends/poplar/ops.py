@@ -32,6 +32,10 @@ rule = RULES.rule
 for _kind in ("ReplicatedAllReduce", "ReplicatedAllReduceInplace", "ReplicatedReduceScatter", "ReplicatedAllGather",
              "ReplicaShardedSlice", "ReplicatedSlice"):
     RULES.refuse(_kind, "collectives across replicas are not emitted: the Poplar emitter writes a single-replica program")
+# the data-movement kinds PopXL conformance added (compiler/ops/movement.py) have no Poplar emitter yet
+for _kind in ("Concat", "ConcatInplace", "Gather", "ReshapeInplace", "Slice", "SliceGrad", "SliceInplace", "TransposeInplace"):
+    RULES.refuse(_kind, "slice / concat / gather and the in-place view ops are not emitted for Poplar yet; "
+                 "run the program with Session(ir, 'cpu') or 'interpreter'")
 
 
 def _written_after(g: Graph, op: Op, storages: set[int]) -> bool:
