@@ -133,11 +133,6 @@ class Session:
                              "host_load needs an array")
         return by_name
 
-    def expected_inputs(self) -> list[HostToDeviceStream]:
-        """The host-to-device streams `run` needs data for (those some host_load reads)."""
-        handles = getattr(self.ir, "_stream_handles", {})
-        return [handles[n] for n in self.ir.streams if n in self._loads and n in handles]
-
     def create_host_outputs(self) -> dict[DeviceToHostStream, np.ndarray]:
         """Zeroed arrays for every device-to-host stream, shaped as `run` returns them (see run_with_outputs)."""
         nht = self.ir.num_host_transfers
