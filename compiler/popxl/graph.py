@@ -102,7 +102,7 @@ class Graph:
     def _by_ref_inputs(self) -> set["Tensor"]:
         from .tensor import wrap
 
-        return {wrap(v) for v in self._g.by_ref_inputs()}
+        return {wrap(self._g.inputs[i]) for i in sorted(self._g.by_ref)}
 
     def get_input_tensors(self) -> tuple["Tensor", ...]:
         return self.inputs
