@@ -13,7 +13,7 @@ gives, so that the table alone answers "does this backend lower that kind?"
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, Hashable, Iterator, TypeVar
+from typing import Callable, Generic, Hashable, Iterable, Iterator, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R", bound=Callable)
@@ -50,6 +50,10 @@ class RuleTable(Generic[K, R]):
 
     def refuse(self, key: K, reason: str) -> None:
         self.refused[key] = reason
+
+    def refuse_all(self, keys: Iterable[K], reason: str) -> None:
+        for key in keys:
+            self.refused[key] = reason
 
     def __getitem__(self, key: K) -> R:
         return self._rules[key]

@@ -16,6 +16,10 @@ from compiler.ir import Op, TensorSpec
 from .registry import OPS, OpDef, OpError, register
 
 S = dict[str, TensorSpec]
+# the data-movement kinds of this family (plus the in-place view variants) that only the LLVM backend and
+# the interpreter run; the IPU emitters refuse them by this list
+KINDS = ("Concat", "ConcatInplace", "Gather", "ReshapeInplace", "Slice", "SliceGrad", "SliceInplace",
+         "TransposeInplace")
 D = dict[str, Any]
 
 

@@ -19,6 +19,8 @@ from typing import Callable
 import numpy as np
 
 from compiler.ir import DType, Op
+from compiler.ops.collectives import KINDS as COLLECTIVE_KINDS
+from compiler.ops.movement import KINDS as MOVEMENT_KINDS
 from compiler.ops.nn import norm_axes
 
 from ..rules import RuleTable
@@ -30,12 +32,8 @@ Rule = Callable[[Builder, Op, Names], None]
 RULES: RuleTable[str, Rule] = RuleTable("ONNX", "compiler/backends/onnx/rules.py", elementwise=True)
 RULES.walk("Call", "HostLoad", "HostStore", "MultiKernel")  # export.py: inlined calls, graph inputs / outputs
 rule = RULES.rule
-for _kind in ("ReplicatedAllReduce", "ReplicatedAllReduceInplace", "ReplicatedReduceScatter", "ReplicatedAllGather",
-             "ReplicaShardedSlice", "ReplicatedSlice"):
-    RULES.refuse(_kind, "collectives across replicas are not emitted: ONNX export describes one replica")
-# the data-movement kinds PopXL conformance added (compiler/ops/movement.py) have no ONNX emitter yet
-for _kind in ("Concat", "ConcatInplace", "Gather", "ReshapeInplace", "Slice", "SliceGrad", "SliceInplace", "TransposeInplace"):
-    RULES.refuse(_kind, "slice / concat / gather and the in-place view ops are not emitted for ONNX yet; "
+RULES.refuse_all(COLLECTIVE_KINDS, "collectives across replicas are not emitted: ONNX export describes one replica")
+RULES.refuse_all(MOVEMENT_KINDS, "slice / concat / gather and the in-place view ops are not emitted for ONNX yet; "
                  "run the program with Session(ir, 'cpu') or 'interpreter'")
 F32, F64 = DType.float32, DType.float64
 

@@ -19,6 +19,8 @@ from typing import Callable
 import numpy as np
 
 from compiler.ir import DType, Graph, Op, Value
+from compiler.ops.collectives import KINDS as COLLECTIVE_KINDS
+from compiler.ops.movement import KINDS as MOVEMENT_KINDS
 from compiler.ops.nn import norm_axes
 
 from ..rules import RuleTable
@@ -29,12 +31,9 @@ Rule = Callable[[Scope, Op], None]
 RULES: RuleTable[str, Rule] = RuleTable("Poplar", "compiler/backends/poplar/ops.py", elementwise=True)
 RULES.walk("MultiKernel")  # program.py: one popops kernel per group of buffers
 rule = RULES.rule
-for _kind in ("ReplicatedAllReduce", "ReplicatedAllReduceInplace", "ReplicatedReduceScatter", "ReplicatedAllGather",
-             "ReplicaShardedSlice", "ReplicatedSlice"):
-    RULES.refuse(_kind, "collectives across replicas are not emitted: the Poplar emitter writes a single-replica program")
-# the data-movement kinds PopXL conformance added (compiler/ops/movement.py) have no Poplar emitter yet
-for _kind in ("Concat", "ConcatInplace", "Gather", "ReshapeInplace", "Slice", "SliceGrad", "SliceInplace", "TransposeInplace"):
-    RULES.refuse(_kind, "slice / concat / gather and the in-place view ops are not emitted for Poplar yet; "
+RULES.refuse_all(COLLECTIVE_KINDS, "collectives across replicas are not emitted: "
+                 "the Poplar emitter writes a single-replica program")
+RULES.refuse_all(MOVEMENT_KINDS, "slice / concat / gather and the in-place view ops are not emitted for Poplar yet; "
                  "run the program with Session(ir, 'cpu') or 'interpreter'")
 
 
