@@ -7,12 +7,12 @@ import pytest
 
 from compiler.backends.llvm import rules as llvm_prims
 from compiler.backends.llvm import special as llvm_ops
+from compiler.backends.onnx import rules as onnx_rules
 from compiler.backends.llvm import lower  # noqa: F401  (registers the kinds of matmul.py, reduce.py, ...)
 from compiler.backends.poplar import ops as poplar_ops
 from compiler.ops import OPS
 from compiler.ops.primitives import Prim
 
-onnx_rules = pytest.importorskip("compiler.backends.onnx.rules", reason="onnx not installed")
 TABLES = {"llvm": llvm_ops.SPECIAL, "onnx": onnx_rules.RULES, "poplar": poplar_ops.RULES}
 
 

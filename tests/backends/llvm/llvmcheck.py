@@ -66,3 +66,26 @@ def check(name: str, got: np.ndarray, want: np.ndarray, exact: bool = False, ato
         np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=1e-3, atol=atol, err_msg=name)
     else:
         assert_close(name, got, want)
+
+
+def sgd_program(shapes, normalised: bool = False) -> Callable[[], popxl.Ir]:
+    """A builder of SGD on float32 variables of `shapes`, one called update graph each (tanh of the
+    gradient, optionally divided by its norm so the graph needs workspace)."""
+    def build():
+        ir = popxl.Ir()
+        with ir.main_graph:
+            lr = popxl.variable(np.asarray(0.1, np.float32), name="lr")
+            for i, shape in enumerate(shapes):
+                n = int(np.prod(shape))
+                w = popxl.variable(np.linspace(-1, 1, n).reshape(shape).astype(np.float32), name=f"w{i}")
+                g = popxl.variable(np.cos(np.arange(n)).reshape(shape).astype(np.float32), name=f"g{i}")
+
+                def sgd(t: popxl.TensorByRef, d: popxl.Tensor, lr: popxl.Tensor):
+                    e = ops.tanh(d)
+                    if normalised:  # e and its norm live in the called graph's workspace region
+                        e = e / ops.sqrt(ops.sumsquare(e) + 1.0)
+                    ops.scaled_add_(t, e, b=-lr)
+
+                ops.call(ir.create_graph(sgd, w, g, lr), w, g, lr)
+        return ir
+    return build

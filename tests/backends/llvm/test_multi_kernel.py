@@ -7,41 +7,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from compiler import popxl
 from compiler.driver import CompileOptions, optimise
-from compiler.popxl import ops
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "examples"))
-from llvmcheck import compare  # noqa: E402
+from llvmcheck import compare, sgd_program  # noqa: E402
 from tutorial_programs import MNIST_SHAPES as MNIST  # noqa: E402
 from tutorial_programs import adam_per_variable  # noqa: E402
 
 
 def _adam_per_variable(shapes):
     return lambda: adam_per_variable(shapes)
-
-
-def _sgd(shapes):
-    def build():
-        ir = popxl.Ir()
-        with ir.main_graph:
-            lr = popxl.variable(np.asarray(0.1, np.float32), name="lr")
-            for i, shape in enumerate(shapes):
-                n = int(np.prod(shape))
-                w = popxl.variable(np.linspace(-1, 1, n).reshape(shape).astype(np.float32), name=f"w{i}")
-                g = popxl.variable(np.cos(np.arange(n)).reshape(shape).astype(np.float32), name=f"g{i}")
-
-                def sgd(t: popxl.TensorByRef, d: popxl.Tensor, lr: popxl.Tensor):
-                    ops.scaled_add_(t, ops.tanh(d), b=-lr)
-
-                ops.call(ir.create_graph(sgd, w, g, lr), w, g, lr)
-        return ir
-    return build
 
 
 def _kinds(build) -> list[str]:
@@ -62,7 +41,7 @@ def test_mnist_adam_steps_as_one_launch(threads):
     [(5,), (5,)],  # too little work for a second thread
 ], ids=["big", "odd", "many-small", "tiny"])
 def test_groups_on_two_threads_match_the_interpreter(shapes):
-    build = _sgd(shapes)
+    build = sgd_program(shapes)
     assert _kinds(build) == ["MultiKernel"]
     compare(build, levels=(3,), runs=2, threads=2)
 
@@ -70,7 +49,7 @@ def test_groups_on_two_threads_match_the_interpreter(shapes):
 def test_groups_of_one_size_share_one_kernel_function():
     from compiler.backends.llvm.lower import lower
 
-    work = optimise(_sgd([(1000,)] * 70 + [(7,)] * 10)(), CompileOptions(level=3))
+    work = optimise(sgd_program([(1000,)] * 70 + [(7,)] * 10)(), CompileOptions(level=3))
     module, _ = lower(work, "optc")
     bodies = [f.name for f in module.functions if f.name.endswith(".body")]
     assert len(bodies) == 2, bodies

@@ -14,13 +14,12 @@ import pytest
 
 from compiler import popxl
 from compiler.driver import CompileOptions
-from compiler.popxl import ops
 from compiler.popxl.ops._emit import emit_op, out
 from conftest import run_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
-from llvmcheck import check, np_dtype, program  # noqa: E402
+from llvmcheck import check, np_dtype, program, sgd_program  # noqa: E402
 
 COUNTS = (1, 2, 3, 4, 7)
 
@@ -71,33 +70,12 @@ def test_fused_elementwise(tmp_path, n, dt):
     _same_at_every_count(_adam(n, dt), tmp_path)
 
 
-def _sgd(shapes, normalised: bool = False):
-    def build():
-        ir = popxl.Ir()
-        with ir.main_graph:
-            lr = popxl.variable(np.asarray(0.1, np.float32), name="lr")
-            for i, shape in enumerate(shapes):
-                n = int(np.prod(shape))
-                w = popxl.variable(np.linspace(-1, 1, n).reshape(shape).astype(np.float32), name=f"w{i}")
-                g = popxl.variable(np.cos(np.arange(n)).reshape(shape).astype(np.float32), name=f"g{i}")
-
-                def sgd(t: popxl.TensorByRef, d: popxl.Tensor, lr: popxl.Tensor):
-                    e = ops.tanh(d)
-                    if normalised:  # e and its norm live in the called graph's workspace region
-                        e = e / ops.sqrt(ops.sumsquare(e) + 1.0)
-                    ops.scaled_add_(t, e, b=-lr)
-
-                ops.call(ir.create_graph(sgd, w, g, lr), w, g, lr)
-        return ir
-    return build
-
-
 @pytest.mark.parametrize("shapes", [
     [(100_003,), (3,), (70_001,), (1000, 7)],  # block edges inside groups, odd sizes, a 2-d group
     [(1000,)] * 70 + [(7,)] * 10,  # many small groups
 ], ids=["mixed", "many-small"])
 def test_multikernel_groups(tmp_path, shapes):
-    _same_at_every_count(_sgd(shapes), tmp_path, level=3)
+    _same_at_every_count(sgd_program(shapes), tmp_path, level=3)
 
 
 @pytest.mark.parametrize("shapes", [[(60_000,)] * 9, [(150_000,), (10,), (30_000,), (9_000,)] * 3],
@@ -106,7 +84,7 @@ def test_independent_calls(tmp_path, shapes):
     """Each thread runs its calls in its own workspace lane (a shared one would mix the threads'
     intermediates; seen only when the threads overlap in time, so on a busy machine not every run
     would catch it)."""
-    _same_at_every_count(_sgd(shapes, normalised=True), tmp_path, level=2)
+    _same_at_every_count(sgd_program(shapes, normalised=True), tmp_path, level=2)
 
 
 def _matmul(sa, sb, dt, ta=False, tb=False):
