@@ -82,3 +82,6 @@ from skip_policy import (  # noqa: E402, F401
     pytest_sessionfinish,
     pytest_terminal_summary,
 )
+
+# `pytest --optc-threads N`: every Session defaults to N threads (tests/thread_option.py)
+from thread_option import pytest_addoption, pytest_configure, pytest_report_header  # noqa: E402, F401
