@@ -129,6 +129,10 @@ def machine() -> dict:
         info["torch_threads"] = torch.get_num_threads()
     except ImportError:
         info["torch"] = None
+    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) == os.SCHED_FIFO:
+        # `chrt -f N python benchmarks/...`: the run (and every thread and process it starts) preempts all
+        # normal-priority jobs, which the load average still counts although they got no CPU meanwhile
+        info["realtime_priority"] = os.sched_getparam(0).sched_priority
     for var in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             info.setdefault("env", {})[var] = os.environ[var]

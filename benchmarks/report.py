@@ -71,10 +71,15 @@ def header(data: dict) -> str:
     m = data["machine"]
     torch = f", torch {m['torch']}" if m.get("torch") else ""
     start = "not recorded" if m.get("loadavg_1min") is None else m["loadavg_1min"]
+    if m.get("realtime_priority"):
+        load = (f"run at real-time priority (`chrt -f {m['realtime_priority']}`): other jobs, counted in the load "
+                f"average ({start} at start, {data['loadavg_end']} at end), got no CPU while it ran, apart from "
+                "the 5% of each second the kernel keeps for them")
+    else:
+        load = (f"load average {start} at start, {data['loadavg_end']} at end "
+                "(a load above the CPU count means other jobs shared the cores)")
     return (f"*{data['time'].replace('T', ' ').rstrip('Z')} UTC, commit `{data['commit']}`, "
-            f"`{data['command']}` — {m['cpu']}, {m['cpu_count']} CPUs{torch}; load average "
-            f"{start} at start, {data['loadavg_end']} at end "
-            f"(a load above the CPU count means other jobs shared the cores). "
+            f"`{data['command']}` — {m['cpu']}, {m['cpu_count']} CPUs{torch}; {load}. "
             f"Source: `{data['_file']}`.*")
 
 

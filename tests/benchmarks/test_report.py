@@ -71,3 +71,13 @@ def test_readme_benchmark_tables_are_rendered_from_the_committed_results():
     assert report.main(["--check"]) == 0, "run `python -m benchmarks.report` (after the benchmarks)"
     readme = report.README.read_text()
     assert {m.group("name") for m in report.BLOCK.finditer(readme)} >= {"adam_step", "torch_optim"}
+
+
+def test_a_real_time_priority_run_says_so_in_its_header(tmp_path):
+    path = _write(tmp_path, 9.654, dt.datetime(2026, 12, 4, 20, 0, tzinfo=dt.timezone.utc))
+    data = json.loads(path.read_text())
+    data["_file"] = "x.json"
+    assert "other jobs shared the cores" in report.header(data) and "chrt" not in report.header(data)
+    data["machine"]["realtime_priority"] = 20
+    text = report.header(data)
+    assert "real-time priority (`chrt -f 20`)" in text and "got no CPU while it ran" in text
