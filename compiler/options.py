@@ -23,6 +23,11 @@ class CompileOptions:
     threads: int | None = None
     check_finite: bool = False  # opt-in: name the first tensor that goes NaN/Inf
     prefix: str = "optc"  # symbol prefix of the native entry points (ahead-of-time output)
+    # the CPU native code is generated for: an LLVM CPU name of compiler/backends/llvm/isa.py's CPUS
+    # (x86-64-v2, haswell, neoverse-n1, ...), or None for this machine; target_triple for another
+    # architecture (aarch64-linux-gnu). Code for a CPU this machine lacks features of is refused at load.
+    target_cpu: str | None = None
+    target_triple: str | None = None
     # under mpiexec: how long a collective or start-up check waits for the other processes before it
     # raises (a rank that died without a word); seconds
     collective_timeout_s: float = 300.0

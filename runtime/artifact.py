@@ -30,6 +30,10 @@ class Manifest:
     # host transfers of each stream per iteration (several host_loads of one stream; default 1)
     h2d_per: list[int] = field(default_factory=list)
     d2h_per: list[int] = field(default_factory=list)
+    # what the code was generated for and needs of the CPU running it (runtime/cpu_check.py)
+    target: str = ""  # LLVM CPU name
+    triple: str = ""
+    requires: tuple[str, ...] = ()  # LLVM feature names, e.g. ("avx", "avx2", "fma")
 
     @property
     def entry(self) -> str:

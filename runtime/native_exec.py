@@ -10,6 +10,7 @@ from compiler.ops.collectives import KINDS as COLLECTIVES
 
 from .artifact import NativeCode
 from .bound_run import BoundRun
+from .cpu_check import ensure as ensure_cpu
 from .executor import CollectiveFailed, Executor
 from .hooks import Hooks
 from .loader import load_object
@@ -25,6 +26,7 @@ class NativeExecutable:
         self.layout = code.manifest
         self.cache_hit = code.cache_hit
         self._source = code.source
+        ensure_cpu(code.manifest)  # before linking: code for a richer CPU would die of SIGILL
         address, engine = load_object(code.obj, code.manifest.entry)
         self._code = (address, engine)
         self._executor = Executor(code.manifest, address, engine, code.threads)

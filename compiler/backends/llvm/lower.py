@@ -16,13 +16,14 @@ from compiler.ops import get
 from compiler.ops.collectives import KINDS as COLLECTIVES
 from runtime.artifact import Manifest
 
-from . import collectives, indexed, matmul, movement, multi, reduce, special  # noqa: F401  (each registers its op kinds)
+from . import collectives, indexed, isa, matmul, movement, multi, reduce, special  # noqa: F401  (each registers its op kinds)
 from .abi import error_sites, layout_of
 from .entry import define_entry
 from .kernels import emit_elementwise
 from .loops import c64
 from .outline import FLAT_KINDS, KernelTable
 from .parallel import independent_calls, split_calls
+from .target import host_target
 from .thresholds import PARALLEL_MIN_CALL_ELEMENTS
 from .types import CTX, CTX_STATUS, CTX_THREADS, I8, I32, I64, PTR
 
@@ -90,10 +91,11 @@ GRAPH_FN = ir.FunctionType(ir.VoidType(), [PTR.as_pointer(), PTR, CTX.as_pointer
 
 
 class ModuleLowering:
-    def __init__(self, irx: Ir, prefix: str = "optc") -> None:
+    def __init__(self, irx: Ir, prefix: str = "optc", target_isa: isa.Isa | None = None) -> None:
         self.ir = irx
         self.prefix = prefix
         self.module = ir.Module(name=prefix)
+        isa.bind(self.module, target_isa or host_target().isa)  # kernels read their parameters from it
         self.layout = layout_of(irx, prefix)
         self.error_codes = {op.id: k + 1 for k, op in enumerate(error_sites(irx))}
         self.graph_fns: dict[str, ir.Function] = {}
@@ -256,6 +258,6 @@ def graphs_with_collectives(irx: Ir) -> set[str]:
     return out
 
 
-def lower(irx: Ir, prefix: str = "optc") -> tuple[ir.Module, Manifest]:
-    m = ModuleLowering(irx, prefix)
+def lower(irx: Ir, prefix: str = "optc", target_isa: isa.Isa | None = None) -> tuple[ir.Module, Manifest]:
+    m = ModuleLowering(irx, prefix, target_isa)
     return m.build(), m.layout

@@ -15,7 +15,7 @@ from compiler.ops.primitives import Node, Prim
 
 from ..rules import RuleTable
 from .mathf import exp_f32, tanh_f32
-from .types import F32, F64, compute_type, const, f64_to_f16_exact
+from .types import F32, F64, compute_type, const, f16_to_f32, f64_to_f16_exact
 
 Rule = Callable[["Ctx", Node, list[DType], list[ir.Value]], ir.Value]
 RULES: RuleTable[Prim, Rule] = RuleTable("LLVM", "compiler/backends/llvm/rules.py")
@@ -173,7 +173,7 @@ def _fma(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
     x, y, z = (b.fpext(v, F64) for v in a)
     r = b.fadd(b.fmul(x, y), z)
     if n.dtype is DType.float16:
-        return b.fpext(f64_to_f16_exact(b, r), F32)
+        return f16_to_f32(b, f64_to_f16_exact(b, r))
     return b.fptrunc(r, F32)  # bfloat16 is then rounded from float32, as ml_dtypes converts
 
 
@@ -204,7 +204,7 @@ def _cast(c: Ctx, n: Node, dts: list[DType], a: list[ir.Value]) -> ir.Value:
         if st == dt_:
             return x
         if dst is DType.float16:  # numpy rounds float64 to float16 once; via float32 would round twice
-            return b.fpext(f64_to_f16_exact(b, x), F32)
+            return f16_to_f32(b, f64_to_f16_exact(b, x))
         return b.fpext(x, dt_) if dt_ == F64 else b.fptrunc(x, dt_)
     if src.is_float and dst is DType.bool:
         return b.fcmp_unordered("!=", x, ir.Constant(st, 0.0))

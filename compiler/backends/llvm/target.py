@@ -1,4 +1,5 @@
-"""LLVM set-up: the host target machine (CPU name and features) and the O3 new-pass-manager pipeline."""
+"""LLVM set-up: the target machine for a CompileOptions target (the host by default, or a named CPU and
+triple from isa.CPUS for code shipped elsewhere) and the O3 new-pass-manager pipeline."""
 from __future__ import annotations
 
 import functools
@@ -7,10 +8,18 @@ import llvmlite.binding as llvm
 
 from runtime.loader import prepare_llvm
 
+from .isa import CHECKED, Target, arch_of, named_target
+
 
 def init() -> None:
     """Initialise LLVM's native target once (and make libm's symbols visible to the JIT)."""
     prepare_llvm()
+
+
+@functools.cache
+def _all_targets() -> None:
+    llvm.initialize_all_targets()  # cross compilation (aarch64 from x86_64, ...)
+    llvm.initialize_all_asmprinters()
 
 
 @functools.cache
@@ -20,13 +29,33 @@ def host_cpu() -> tuple[str, str, str]:
     return llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
-def target_machine(reloc: str = "pic", portable: bool = False) -> llvm.TargetMachine:
-    """The host machine (or a generic x86-64 one when `portable`, for shipped binaries)."""
+@functools.cache
+def host_target() -> Target:
+    """This machine: its own CPU name and every feature it has; it requires those of CHECKED it has."""
     triple, cpu, features = host_cpu()
-    target = llvm.Target.from_triple(triple)
-    if portable:
-        cpu, features = "x86-64-v2" if "x86_64" in triple else "generic", ""
-    return target.create_target_machine(cpu=cpu, features=features, opt=3, reloc=reloc, codemodel="default")
+    have = {name for name, on in llvm.get_host_cpu_features().items() if on}
+    return Target(triple, cpu, features, tuple(sorted(have & CHECKED)))
+
+
+def resolve(cpu: str | None = None, triple: str | None = None) -> Target:
+    """The Target of CompileOptions(target_cpu=cpu, target_triple=triple): None or "host" is this machine."""
+    host = host_target()
+    if cpu in (None, "host"):
+        if triple is not None and arch_of(triple) != host.arch:
+            raise ValueError(f"target triple {triple!r} with the host CPU: name a CPU of {arch_of(triple)} "
+                             "(target_cpu / --target-cpu), e.g. generic")
+        return host
+    return named_target(cpu, triple, host.triple)
+
+
+def target_machine(t: Target | None = None, reloc: str = "pic") -> llvm.TargetMachine:
+    """A target machine generating code for `t` (default: the host)."""
+    t = t or host_target()
+    init()
+    if t.arch != host_target().arch:
+        _all_targets()
+    target = llvm.Target.from_triple(t.triple)
+    return target.create_target_machine(cpu=t.cpu, features=t.features, opt=3, reloc=reloc, codemodel="default")
 
 
 def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:

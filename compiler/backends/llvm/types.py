@@ -9,6 +9,8 @@ from llvmlite import ir
 
 from compiler.ir import DType
 
+from . import isa
+
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType(I8)
@@ -49,6 +51,49 @@ def compute_type(dt: DType) -> ir.Type:
     return ir.IntType(_INT_BITS[dt])
 
 
+def _c32(v: int) -> ir.Constant:
+    return ir.Constant(I32, v)
+
+
+def f16_to_f32(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """float16 (storage) -> float32, exactly: a conversion instruction where the target has one (isa.py's
+    f16c), else integer arithmetic that vectorises like it (instead of a libgcc call per element)."""
+    if isa.of(b.module).f16c:
+        return b.fpext(v, F32)
+    h = b.zext(b.bitcast(v, I16), I32)
+    sign = b.shl(b.and_(h, _c32(0x8000)), _c32(16))
+    o = b.shl(b.and_(h, _c32(0x7FFF)), _c32(13))  # exponent and mantissa in float32's places
+    e = b.and_(o, _c32(0x0F800000))
+    o = b.add(o, _c32(112 << 23))  # rebias the exponent: 127 - 15
+    special = b.add(o, _c32(112 << 23))  # inf / NaN: all-ones exponent (NaN payload kept)
+    # zero and subnormals: a float32 whose exponent makes the mantissa bits count in units of 2^-24
+    sub = b.bitcast(b.fsub(b.bitcast(b.add(o, _c32(1 << 23)), F32), b.bitcast(_c32(113 << 23), F32)), I32)
+    o = b.select(b.icmp_unsigned("==", e, _c32(0x0F800000)), special,
+                 b.select(b.icmp_unsigned("==", e, _c32(0)), sub, o))
+    return b.bitcast(b.or_(o, sign), F32)
+
+
+def f32_to_f16(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """float32 -> float16 (storage) rounded to nearest even, overflow to inf, NaN stays a quiet NaN:
+    an instruction where the target has one (isa.py's f16c), else integer and float32 arithmetic."""
+    if isa.of(b.module).f16c:
+        return b.fptrunc(v, F16)
+    x = b.bitcast(v, I32)
+    sign = b.lshr(b.and_(x, _c32(0x80000000)), _c32(16))
+    x = b.and_(x, _c32(0x7FFFFFFF))
+    nan = b.or_(_c32(0x7E00), b.lshr(b.and_(x, _c32(0x007FFFFF)), _c32(13)))
+    big = b.select(b.icmp_unsigned(">", x, _c32(0x7F800000)), nan, _c32(0x7C00))  # NaN, else inf
+    # below 2^-14 (float16 subnormals and zero): adding 0.5 rounds the value into the mantissa bits of
+    # 0.5 + v, to nearest even by the float32 addition itself
+    magic = (127 - 15 + 23 - 10 + 1) << 23
+    small = b.sub(b.bitcast(b.fadd(b.bitcast(x, F32), b.bitcast(_c32(magic), F32)), I32), _c32(magic))
+    odd = b.and_(b.lshr(x, _c32(13)), _c32(1))  # ties to even: round up on exactly half only when odd
+    normal = b.lshr(b.add(b.add(x, _c32(((15 - 127) << 23) + 0xFFF)), odd), _c32(13))
+    o = b.select(b.icmp_unsigned(">=", x, _c32((127 + 16) << 23)), big,
+                 b.select(b.icmp_unsigned("<", x, _c32(113 << 23)), small, normal))
+    return b.bitcast(b.trunc(b.or_(o, sign), I16), F16)
+
+
 def bf16_to_f32(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
     return b.bitcast(b.shl(b.zext(v, I32), ir.Constant(I32, 16)), F32)
 
@@ -76,13 +121,13 @@ def f64_to_f16_exact(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     bits = b.select(too_big, b.sub(bits, ir.Constant(I32, 1)), bits)
     inexact = b.fcmp_ordered("!=", back, x)
     bits = b.select(inexact, b.or_(bits, ir.Constant(I32, 1)), bits)
-    return b.fptrunc(b.bitcast(bits, F32), F16)
+    return f32_to_f16(b, b.bitcast(bits, F32))
 
 
 def to_compute(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:
     """A loaded storage value -> its compute representation."""
     if dt is DType.float16:
-        return b.fpext(v, F32)
+        return f16_to_f32(b, v)
     if dt is DType.bfloat16:
         return bf16_to_f32(b, v)
     if dt is DType.bool:
@@ -92,7 +137,7 @@ def to_compute(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:
 
 def to_storage(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:
     if dt is DType.float16:
-        return b.fptrunc(v, F16)
+        return f32_to_f16(b, v)
     if dt is DType.bfloat16:
         return f32_to_bf16(b, v)
     if dt is DType.bool:
@@ -103,7 +148,7 @@ def to_storage(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:
 def round_to(b: ir.IRBuilder, v: ir.Value, dt: DType) -> ir.Value:
     """Round a float32 compute value to dt's precision (no-op for full-precision types)."""
     if dt is DType.float16:
-        return b.fpext(b.fptrunc(v, F16), F32)
+        return f16_to_f32(b, f32_to_f16(b, v))
     if dt is DType.bfloat16:
         return bf16_to_f32(b, f32_to_bf16(b, v))
     return v
