@@ -19,10 +19,13 @@ $(STAMP): pyproject.toml
 
 setup: system-deps $(STAMP)
 
-# Debian packages: Graphviz's dot (viz tool), gcc (AOT test), Fashion-MNIST (the MNIST example)
+# Debian packages: Graphviz's dot (viz tool), gcc (AOT test), Fashion-MNIST (the MNIST example), the aarch64
+# cross compiler (with its libgomp) and qemu-user (tests/aot/test_cross_aarch64.py)
 system-deps:
 	@need=""; \
 	command -v dot >/dev/null 2>&1 || need="$$need graphviz"; \
+	command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need="$$need gcc-aarch64-linux-gnu"; \
+	command -v qemu-aarch64 >/dev/null 2>&1 || need="$$need qemu-user"; \
 	command -v gcc >/dev/null 2>&1 || need="$$need gcc"; \
 	command -v g++ >/dev/null 2>&1 || need="$$need g++"; \
 	[ -f $(FMNIST) ] || need="$$need dataset-fashion-mnist"; \

@@ -83,5 +83,21 @@ from skip_policy import (  # noqa: E402, F401
     pytest_terminal_summary,
 )
 
-# `pytest --optc-threads N`: every Session defaults to N threads (tests/thread_option.py)
-from thread_option import pytest_addoption, pytest_configure, pytest_report_header  # noqa: E402, F401
+# `pytest --optc-threads N`: every Session defaults to N threads (tests/thread_option.py); `pytest
+# --target-cpu NAME`: every Session compiles for CPU NAME (tests/target_option.py)
+import target_option  # noqa: E402
+import thread_option  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    thread_option.pytest_addoption(parser)
+    target_option.pytest_addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    thread_option.pytest_configure(config)
+    target_option.pytest_configure(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [h for h in (thread_option.pytest_report_header(config), target_option.pytest_report_header(config)) if h]

@@ -2,6 +2,7 @@
 
   python -m tools.compile TARGET --emit {ll,asm,obj,so,header,all} -o PATH [--level N] [--prefix NAME]
   python -m tools.compile TARGET --emit so,header -o DIR [--level N] [--prefix NAME]
+  python -m tools.compile TARGET --emit obj,header -o DIR --target-cpu neoverse-n1 --triple aarch64-linux-gnu
   python -m tools.compile TARGET --target poplar -o DIR [--level N]
   python -m tools.compile TARGET --target onnx -o FILE.onnx|DIR [--level N]
 
@@ -11,6 +12,9 @@ library (so, needs gcc) or the C header of the entry points (header); several ki
 or `all`, write each into the folder PATH. --target poplar writes a Poplar C++ program and its build file
 into DIR; --target onnx writes an ONNX model (PopART's input format) to FILE.onnx, or to DIR/NAME.onnx
 when -o is a folder (NAME: the TARGET file's name). --level picks the pass pipeline (0-3; default 2).
+--target-cpu (an LLVM CPU name: x86-64-v2, x86-64-v3, haswell, skylake-avx512, znver3, generic, neoverse-n1,
+apple-m1, ...; default this machine) and --triple (default this machine's, or aarch64-unknown-linux-gnu for
+an ARM CPU) choose what --emit generates code for; the header records the ISA extensions it needs.
 """
 from __future__ import annotations
 
@@ -59,12 +63,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("-o", "--output", required=True, metavar="PATH")
     ap.add_argument("--level", type=int, choices=[0, 1, 2, 3], help="pass pipeline level (default 2)")
     ap.add_argument("--prefix", default="optc", help="symbol prefix of the C entry points (--emit; default optc)")
+    ap.add_argument("--target-cpu", metavar="NAME", help="LLVM CPU to generate code for (--emit; default: this machine)")
+    ap.add_argument("--triple", metavar="TRIPLE", help="target triple (--emit; e.g. aarch64-linux-gnu)")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    opts = CompileOptions(prefix=args.prefix)
+    opts = CompileOptions(prefix=args.prefix, target_cpu=args.target_cpu, target_triple=args.triple)
     if args.level is not None:
         opts.level = args.level
     try:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from compiler.ir import DType, Ir, Op, TensorSpec
 from runtime.artifact import Manifest
+from .cpu_header import target_lines
+from .isa import Target
 from runtime.native_runtime import ABI_VERSION, BAD_ABI_VERSION, COLLECTIVE_FAILED, NO_COLLECTIVE_HOOKS
 
 # ops whose kernels check data-dependent indices (out of range would read or write out of bounds)
@@ -77,6 +79,8 @@ def header(ir: Ir, layout: Manifest) -> str:
         f"#define {P}_NUM_VARIABLES {len(layout.var_ids)}",
         f"#define {P}_NUM_INPUT_STREAMS {len(layout.h2d)}",
         f"#define {P}_NUM_OUTPUT_STREAMS {len(layout.d2h)}",
+        "",
+        *target_lines(p, Target(layout.triple, layout.target, "", layout.requires)),
         "",
         *RUNTIME_DECL,
         "",

@@ -1,10 +1,11 @@
-"""MatMul: register-blocked float32 micro-kernels (C[4 rows, 64 cols] held in 16 vector registers
-while k runs, so each B vector loaded feeds four FMAs; 4x4 blocks of dot products when B is
-transposed), plain loop nests for the edges and for other dtypes (float32 accumulation).
+"""MatMul: register-blocked float32 micro-kernels (C[rows, vectors x lanes] held in vector registers
+while k runs, so each B vector loaded feeds one FMA per row; blocks of dot products when B is
+transposed; the shapes per ISA come from isa.py's table: 4 x 64 on AVX-512, 6 x 16 on AVX2, 8 x 12
+on NEON), plain loop nests for the edges and for other dtypes (float32 accumulation).
 
 The result is cut into tiles (batch, rows, columns); one tile function takes a range of tile numbers
 and computes those tiles. Large matmuls share their tiles out among the threads (parallel.py). Tile
-edges fall on the micro-kernel grid (rows in 4s, columns in 64s or 4s), so every element goes down
+edges fall on the micro-kernel grid (rows and columns in the ISA's blocks), so every element goes down
 the same path, in the same machine code, whichever tile and thread compute it: results do not
 depend on the thread count."""
 from __future__ import annotations
@@ -17,6 +18,8 @@ from llvmlite import ir
 from compiler.ir import DType, Op
 
 from .loops import broadcast_strides, c64, for_range
+from .isa import Isa
+from .isa import of as isa_of
 from .parallel import parallel, share
 from .special import load, special, store, typed
 from .thresholds import PARALLEL_MIN_MACS, TILE_MIN_MACS
@@ -25,24 +28,33 @@ from .types import F32, I64, PTR, compute_type, round_to
 if TYPE_CHECKING:
     from .lower import GraphLowering, ModuleLowering
 
-VW = 16  # float32 lanes of one AVX-512 register (LLVM splits it on narrower machines)
-ROWS, VECS = 4, 4
-VEC = ir.VectorType(F32, VW)
 Index = Callable[[ir.Value, ir.Value], ir.Value]
 
 
+def _vec(b: ir.IRBuilder) -> ir.VectorType:
+    """One vector register of float32 for the module's ISA."""
+    return ir.VectorType(F32, isa_of(b.module).lanes)
+
+
 def _vload(b: ir.IRBuilder, base: ir.Value, idx: ir.Value) -> ir.Value:
-    p = b.bitcast(b.gep(base, [idx]), VEC.as_pointer())
+    p = b.bitcast(b.gep(base, [idx]), _vec(b).as_pointer())
     return b.load(p, align=4)
 
 
 def _vstore(b: ir.IRBuilder, v: ir.Value, base: ir.Value, idx: ir.Value) -> None:
-    b.store(v, b.bitcast(b.gep(base, [idx]), VEC.as_pointer()), align=4)
+    b.store(v, b.bitcast(b.gep(base, [idx]), v.type.as_pointer()), align=4)
 
 
 def _splat(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    v = b.insert_element(ir.Constant(VEC, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-    return b.shuffle_vector(v, ir.Constant(VEC, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), VW), [0] * VW))
+    vec = _vec(b)
+    v = b.insert_element(ir.Constant(vec, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    return b.shuffle_vector(v, ir.Constant(vec, ir.Undefined),
+                            ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [0] * vec.count))
+
+
+def _vfma(module: ir.Module, vec: ir.VectorType) -> ir.Function:
+    name = f"llvm.fmuladd.v{vec.count}f32"
+    return module.globals.get(name) or ir.Function(module, ir.FunctionType(vec, [vec, vec, vec]), name)
 
 
 def _entry_alloca(b: ir.IRBuilder, ty: ir.Type, size: int | None = None) -> ir.Value:
@@ -65,9 +77,10 @@ def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir
              a_index: Index, b_off: ir.Value, c_off: ir.Value, rows: tuple[ir.Value, ir.Value],
              cols: tuple[ir.Value, ir.Value]) -> None:
     """C[c_off + i*N + j] = sum_k A(i, k) * B[b_off + k*N + j] for float32 A, B, C over the tile
-    rows x cols (row starts on a multiple of 4, column starts on a multiple of 64)."""
-    fma = module.globals.get("llvm.fmuladd.v16f32") or ir.Function(
-        module, ir.FunctionType(VEC, [VEC, VEC, VEC]), "llvm.fmuladd.v16f32")
+    rows x cols (starts on multiples of the ISA's micro-kernel rows and columns)."""
+    P = isa_of(module)
+    VW, ROWS, VECS, VEC = P.lanes, P.mm_rows, P.mm_vecs, _vec(b)
+    fma = _vfma(module, VEC)
     sfma = module.declare_intrinsic("llvm.fmuladd", [F32], ir.FunctionType(F32, [F32, F32, F32]))
     (i_lo, i_hi), (j_lo, j_hi) = rows, cols
     m4, n64 = _cut(b, i_lo, i_hi, ROWS), _cut(b, j_lo, j_hi, VW * VECS)
@@ -109,8 +122,8 @@ def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir
 
 
 def _hsum(b: ir.IRBuilder, module: ir.Module, v: ir.Value) -> ir.Value:
-    fn = module.globals.get("llvm.vector.reduce.fadd.v16f32") or ir.Function(
-        module, ir.FunctionType(F32, [F32, VEC]), "llvm.vector.reduce.fadd.v16f32")
+    name = f"llvm.vector.reduce.fadd.v{v.type.count}f32"
+    fn = module.globals.get(name) or ir.Function(module, ir.FunctionType(F32, [F32, v.type]), name)
     return b.call(fn, [ir.Constant(F32, 0.0), v], fastmath=("reassoc",))
 
 
@@ -118,16 +131,16 @@ def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C:
                 a_off: ir.Value, b_off: ir.Value, c_off: ir.Value, rows: tuple[ir.Value, ir.Value],
                 cols: tuple[ir.Value, ir.Value]) -> None:
     """C[i, j] = dot(A[i, :], B[j, :]) for float32 row-major A (M, K) and B (N, K) over the tile rows x
-    cols (starts on multiples of 4): 4x4 blocks of dot products accumulate 16-lane partial sums over
-    k, reduced once at the end."""
-    fma = module.globals.get("llvm.fmuladd.v16f32") or ir.Function(
-        module, ir.FunctionType(VEC, [VEC, VEC, VEC]), "llvm.fmuladd.v16f32")
-    R = 4
+    cols (starts on multiples of the ISA's block): nt_rows x nt_cols blocks of dot products accumulate
+    one-vector partial sums over k, reduced once at the end."""
+    P = isa_of(module)
+    VW, R, Q, VEC = P.lanes, P.nt_rows, P.nt_cols, _vec(b)
+    fma = _vfma(module, VEC)
     k16 = K - K % VW
     (i_lo, i_hi), (j_lo, j_hi) = rows, cols
-    m4, n4 = (_cut(b, i_lo, i_hi, R), _cut(b, j_lo, j_hi, R)) if k16 else (i_lo, j_lo)
+    m4, n4 = (_cut(b, i_lo, i_hi, R), _cut(b, j_lo, j_hi, Q)) if k16 else (i_lo, j_lo)
     zero = ir.Constant(VEC, [0.0] * VW)
-    accs = [[_entry_alloca(b, VEC) for _ in range(R)] for _ in range(R)]
+    accs = [[_entry_alloca(b, VEC) for _ in range(Q)] for _ in range(R)]
     tail = _entry_alloca(b, F32)
 
     def dot_tail(i: ir.Value, j: ir.Value, start: int) -> ir.Value:
@@ -142,20 +155,20 @@ def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C:
     if k16:
         with for_range(b, b.sdiv(b.sub(m4, i_lo), c64(R)), "ib") as ib:
             i0 = b.add(i_lo, b.mul(ib, c64(R)))
-            with for_range(b, b.sdiv(b.sub(n4, j_lo), c64(R)), "jb") as jb:
-                j0 = b.add(j_lo, b.mul(jb, c64(R)))
+            with for_range(b, b.sdiv(b.sub(n4, j_lo), c64(Q)), "jb") as jb:
+                j0 = b.add(j_lo, b.mul(jb, c64(Q)))
                 for r in range(R):
-                    for q in range(R):
+                    for q in range(Q):
                         b.store(zero, accs[r][q])
                 with for_range(b, k16 // VW, "kb") as kb:
                     k0 = b.mul(kb, c64(VW))
                     av = [_vload(b, A, b.add(a_off, b.add(b.mul(b.add(i0, c64(r)), c64(K)), k0))) for r in range(R)]
-                    bv = [_vload(b, B, b.add(b_off, b.add(b.mul(b.add(j0, c64(q)), c64(K)), k0))) for q in range(R)]
+                    bv = [_vload(b, B, b.add(b_off, b.add(b.mul(b.add(j0, c64(q)), c64(K)), k0))) for q in range(Q)]
                     for r in range(R):
-                        for q in range(R):
+                        for q in range(Q):
                             b.store(b.call(fma, [av[r], bv[q], b.load(accs[r][q])]), accs[r][q])
                 for r in range(R):
-                    for q in range(R):
+                    for q in range(Q):
                         i, j = b.add(i0, c64(r)), b.add(j0, c64(q))
                         s = b.fadd(_hsum(b, module, b.load(accs[r][q])), dot_tail(i, j, k16))
                         b.store(s, b.gep(C, [b.add(c_off, b.add(b.mul(i, c64(N)), j))]))
@@ -169,14 +182,14 @@ def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C:
     plain(m4, i_hi, j_lo, j_hi)
 
 
-def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool) -> tuple[int, int]:
+def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool, P: Isa) -> tuple[int, int]:
     """(rows, columns) per tile: the whole matrix unless it runs in parallel; then tiles of at least
     TILE_MIN_MACS multiply-adds whose edges lie on the micro-kernel's grid."""
     if not parallel_ok:
         return M, N
-    cap = {"nn": 4 * VW * VECS, "nt": 64, "plain": N}[path]  # multiples of the micro-kernels' widths
+    cap = {"nn": 4 * P.mm_cols, "nt": 16 * P.nt_cols, "plain": N}[path]  # multiples of the kernels' widths
     tn = N if N <= cap else cap
-    row_step = 1 if path == "plain" else ROWS
+    row_step = {"nn": P.mm_rows, "nt": P.nt_rows, "plain": 1}[path]
     tm = -(-TILE_MIN_MACS // max(tn * K, 1))
     tm = max(-(-tm // row_step) * row_step, row_step)
     return (M if tm >= M else tm), tn
@@ -202,7 +215,7 @@ def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     path = "nn" if f32 and not tb else "nt" if f32 and not ta else "plain"
     nb = prod(batch)
     par = nb * M * N * K >= PARALLEL_MIN_MACS
-    tm, tn = tiles(M, K, N, path, par)
+    tm, tn = tiles(M, K, N, path, par, isa_of(m.module))
     tiles_m, tiles_n = -(-M // tm) if M else 0, -(-N // tn) if N else 0
     count = nb * tiles_m * tiles_n
 
