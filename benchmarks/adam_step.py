@@ -1,6 +1,7 @@
 """One Adam step: the compiled tutorial Adam vs numpy in-place ufuncs, torch.optim.Adam and torch.compile.
 
 Run: python benchmarks/adam_step.py [--quick] [--sizes 1,16,64] [--threads 1,2] [--rounds 15]
+     python benchmarks/adam_step.py --target-cpu host,haswell,x86-64-v2 [--sizes 1,16] [--threads 1]
 
 Every variant keeps fp32 state (our Adam's first moment in float32, like torch's); the tutorial's
 float16 first moment is a separate column. Variants and an in-place-add bandwidth probe are timed
@@ -32,7 +33,7 @@ LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
 PROBE_N = 16 * 2**20  # float32 elements of the bandwidth probe's a += b
 
 
-def compiled_step(shapes: list[tuple[int, ...]], first_order: popxl.dtype, threads: int):
+def compiled_step(shapes: list[tuple[int, ...]], first_order: popxl.dtype, threads: int, target_cpu: str | None = None):
     """A Session that applies the tutorial Adam to each parameter (graphs deduplicated by the passes)."""
     ir = popxl.Ir()
     rng = np.random.default_rng(0)
@@ -44,7 +45,7 @@ def compiled_step(shapes: list[tuple[int, ...]], first_order: popxl.dtype, threa
             facts, graph = opt.create_graph(w, w.spec, lr=LR, beta1=B1, beta2=B2, eps=EPS,
                                             first_order_dtype=first_order)
             graph.bind(facts.init()).call(w, g)
-    sess = popxl.Session(ir, "cpu", options=CompileOptions(threads=threads))
+    sess = popxl.Session(ir, "cpu", options=CompileOptions(threads=threads, target_cpu=target_cpu))
     sess.__enter__()
     return sess.run
 
@@ -101,6 +102,43 @@ def torch_compiled_step(shapes) -> tuple[object, float]:
     return step, time.perf_counter() - t0
 
 
+def torch_setup(shapes: list[list[int]]):
+    """torch.optim.Adam(fused=True).step on fp32 parameters of `shapes` (isa_rows.py's workers)."""
+    return torch_opt([tuple(s) for s in shapes], fused=True).step
+
+
+def isa_table(cpus: list[str], sizes: str, threads_list: str, rounds: int) -> Table:
+    """One Adam step (fp32 state) compiled for each CPU, against torch's fused Adam restricted to the same
+    ISA in its own process (isa_rows.py), alternating rounds. Memory-bound: the ISA should not matter."""
+    from isa_rows import TORCH_FOR, TorchWorker, alternate, timed
+
+    t = Table("isa", "One Adam step per target CPU, fp32 state: median ms/step (torch fused Adam on the same "
+              "ISA, in its own process)", ["case", "target", "threads", "ours", "torch ISA", "torch fused",
+                                           "ours / torch fused", "ours / ours host"])
+    for threads in map(int, threads_list.split(",")):
+        for m in map(int, sizes.split(",")):
+            shapes = [(m * 2**20,)]
+            workers = {isa: TorchWorker(isa, {"module": "adam_step", "threads": threads, "args": {"shapes": shapes}})
+                       for isa in sorted({TORCH_FOR[c] for c in cpus})}
+            variants = {}
+            for cpu in cpus:
+                run = compiled_step(shapes, popxl.float32, threads, None if cpu == "host" else cpu)
+                variants[cpu] = timed(lambda r=run: r({}), 2)
+            for isa, w in workers.items():
+                variants[f"torch {isa}"] = lambda w=w: w.time(2)
+            med = alternate(variants, rounds)
+            for cpu in cpus:
+                isa = TORCH_FOR[cpu]
+                t.add(**{"case": f"1 x {m}M", "target": cpu, "threads": threads, "ours": med[cpu] * 1e3,
+                         "torch ISA": f"{isa} ({workers[isa].info['capability']})",
+                         "torch fused": med[f"torch {isa}"] * 1e3, "ours / torch fused": med[cpu] / med[f"torch {isa}"],
+                         "ours / ours host": med[cpu] / med["host"] if "host" in med else None})
+                print(f"1 x {m}M {cpu} threads {threads}: {t.rows[-1]}", flush=True)
+            for w in workers.values():
+                w.close()
+    return t
+
+
 def run_case(label: str, shapes, threads: int, rounds: int, with_torch: bool, with_compile: bool) -> dict:
     n = sum(int(np.prod(s)) for s in shapes)
     fns = {"ours fp32": compiled_step(shapes, popxl.float32, threads),
@@ -133,7 +171,22 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="sizes 1,16, the 100-tensor case, 5 rounds")
     ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile (its compile takes minutes)")
     ap.add_argument("--results-dir", default=None, help="where to write the result (default benchmarks/results)")
+    ap.add_argument("--target-cpu", default=None, help="instead: rows per target CPU, e.g. host,haswell,x86-64-v2 "
+                    "(torch restricted to the same ISA in its own process); writes adam_step_isa")
     args = ap.parse_args(argv)
+    if args.target_cpu:
+        sizes = args.sizes or "1,16"
+        rounds = args.rounds or (5 if args.quick else 15)
+        t = isa_table(args.target_cpu.split(","), sizes, args.threads, rounds)
+        path = write_result("adam_step_isa", [t], command=f"python benchmarks/adam_step.py --target-cpu "
+                            f"{args.target_cpu} --sizes {sizes} --threads {args.threads}",
+                            settings={"sizes": sizes, "threads": args.threads, "rounds": rounds, "pause_s": PAUSE_S},
+                            notes=["torch restricted by ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, "
+                                   "DNNL_MAX_CPU_ISA=AVX2 (host rows: torch's defaults); rounds alternate between "
+                                   "our sessions and the torch processes; medians of 2-step samples."],
+                            results_dir=args.results_dir)
+        print(f"wrote {path}")
+        return {"path": path}
     sizes = args.sizes or ("1,16" if args.quick else "1,16,64")
     rounds = args.rounds or (5 if args.quick else 15)
     try:

@@ -4,6 +4,7 @@ PyTorch eager, from the same initial weights in the same batch order; report tes
 steps/s at batch 8 and 128, plus where our step's time goes.
 
   python benchmarks/mnist_train.py [--quick] [--data DIR] [--batches 8,128] [--threads 1,2] [--limit-steps N]
+  python benchmarks/mnist_train.py --target-cpu host,haswell,x86-64-v2 [--batches 8,128] [--threads 1]
 
 Headline rows keep the same state dtypes on both sides: our Adam's first moment in float32, like torch's.
 The tutorial's float16 first moment is a separate, labelled column. PyTorch runs the same update rule
@@ -15,6 +16,7 @@ batches, with a 50 ms pause before each variant (paused) and without (back to ba
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 from functools import partial
 import sys
@@ -170,6 +172,61 @@ def _steps(step, args: list) -> None:
 PIECES = ("forward", "forward+backward", "adam", "step")
 
 
+def torch_setup(data: str, bs: int, seed: int, count: int, lr: float = 1e-3):
+    """One torch eager step with fused Adam per call, over `count` batches (isa_rows.py's workers)."""
+    train, _ = mnist_adam.load_data(data)
+    mean, std = stats(train)
+    feeds = itertools.cycle([b for _, b in zip(range(count), batches(train, bs, mean, std, seed=seed + 1))])
+    tr = TorchTrainer(initial_weights(bs, seed), lr, "fused")
+    return lambda: tr.step(*next(feeds))
+
+
+def isa_table(args, cpus: list[str]) -> Table:
+    """Our step (fp32 Adam state) compiled for each CPU, against torch eager + fused Adam restricted to
+    the same ISA in its own process (isa_rows.py), alternating rounds."""
+    from isa_rows import TORCH_FOR, TorchWorker, alternate, timed
+
+    rounds = args.rounds or (3 if args.quick else 7)
+    train, _ = mnist_adam.load_data(args.data)
+    mean, std = stats(train)
+    t = Table("isa", "MNIST training step per target CPU: steps/s (ours fp32 Adam state vs torch eager + fused "
+              "Adam on the same ISA, each torch in its own process)",
+              ["target", "threads", "batch", "ours", "torch ISA", "torch fused Adam", "ours / torch",
+               "ours / ours host"])
+    for threads in map(int, args.threads.split(",")):
+        for bs in map(int, args.batches.split(",")):
+            reps = 100 if bs <= 32 else 10
+            data = [b for _, b in zip(range(reps), batches(train, bs, mean, std, seed=args.seed + 1))]
+            setup = {"module": "mnist_train", "threads": threads,
+                     "args": {"data": args.data, "bs": bs, "seed": args.seed, "count": reps}}
+            workers = {isa: TorchWorker(isa, setup) for isa in sorted({TORCH_FOR[c] for c in cpus})}
+            variants, sessions = {}, []
+            for cpu in cpus:
+                np.random.seed(args.seed)
+                ir, streams, _, _ = mnist_adam.train_ir(bs, 1e-3, popxl.float32)
+                sess = popxl.Session(ir, "cpu", options=CompileOptions(
+                    threads=threads, target_cpu=None if cpu == "host" else cpu))
+                sess.__enter__()
+                sessions.append(sess)
+                feeds = itertools.cycle([dict(zip(streams, b)) for b in data])
+                variants[cpu] = timed(lambda s=sess, f=feeds: s.run(next(f)), reps)
+            for isa, w in workers.items():
+                variants[f"torch {isa}"] = lambda w=w, n=reps: w.time(n)
+            med = alternate(variants, rounds)
+            for cpu in cpus:
+                isa = TORCH_FOR[cpu]
+                t.add(**{"target": cpu, "threads": threads, "batch": bs, "ours": 1 / med[cpu],
+                         "torch ISA": f"{isa} ({workers[isa].info['capability']})",
+                         "torch fused Adam": 1 / med[f"torch {isa}"], "ours / torch": med[f"torch {isa}"] / med[cpu],
+                         "ours / ours host": med["host"] / med[cpu] if "host" in med else None})
+                print(f"{cpu} threads {threads} batch {bs}: {t.rows[-1]}", flush=True)
+            for w in workers.values():
+                w.close()
+            for sess in sessions:
+                sess.__exit__(None, None, None)
+    return t
+
+
 def build_piece(bs: int, piece: str):
     """A program with one piece of the training step: forward + loss; forward + backward (the gradients
     summed into one number so nothing is dropped); the eight Adam updates on gradient variables; the step."""
@@ -236,7 +293,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="300-step epochs, 3 short rounds")
     ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile (its compile takes minutes)")
     ap.add_argument("--results-dir", default=None, help="where to write the result (default benchmarks/results)")
+    ap.add_argument("--target-cpu", default=None, help="instead: rows per target CPU, e.g. host,haswell,x86-64-v2 "
+                    "(torch restricted to the same ISA in its own process); writes mnist_train_isa")
     args = ap.parse_args(argv)
+    if args.target_cpu:
+        cpus = args.target_cpu.split(",")
+        path = write_result("mnist_train_isa", [isa_table(args, cpus)],
+                            command=f"python benchmarks/mnist_train.py --target-cpu {args.target_cpu} "
+                                    f"--batches {args.batches} --threads {args.threads}",
+                            settings={"threads": args.threads, "batches": args.batches, "pause_s": PAUSE_S},
+                            notes=["torch restricted by ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, "
+                                   "DNNL_MAX_CPU_ISA=AVX2 (host rows: torch's defaults); rounds alternate between "
+                                   "our sessions and the torch processes; medians."],
+                            results_dir=args.results_dir)
+        print(f"wrote {path}")
+        return {"path": path}
     import torch
 
     limit = args.limit_steps or (300 if args.quick else None)

@@ -6,11 +6,15 @@ in hardware, whether float16 <-> float32 conversions are instructions, and the r
 the matmul micro-kernels, sized so that the accumulators, the loaded B vectors and the broadcast A
 value fit the register file without spilling:
 
-  ISA     bits regs  matmul (rows x vectors)          transposed-B dot blocks
-  avx512  512  32    4 x 4 (16 acc + 4 B + 1 A = 21)   4 x 4 (16 acc + 8 loads)
-  avx2    256  16    6 x 2 (12 acc + 2 B + 1 A = 15)   2 x 4 (8 acc + 6 loads)
-  sse4    128  16    6 x 2 (12 + 2 + 1)                2 x 4
-  neon    128  32    8 x 3 (24 acc + 3 B + 1 A = 28)   4 x 4
+  ISA     bits regs  matmul (rows x vectors)          transposed-B dot blocks    elementwise loops
+  avx512  512  32    4 x 4 (16 acc + 4 B + 1 A = 21)   4 x 4 (16 acc + 8 loads)   256-bit
+  avx2    256  16    6 x 2 (12 acc + 2 B + 1 A = 15)   2 x 4 (8 acc + 6 loads)    256-bit
+  sse4    128  16    6 x 2 (12 + 2 + 1)                2 x 4                      128-bit
+  neon    128  32    8 x 3 (24 acc + 3 B + 1 A = 28)   4 x 4                      128-bit
+
+Elementwise loops are vectorised by LLVM; `ew_bits` tells it the widest vectors to prefer (on AVX-512
+machines 256 bits, LLVM's own tuning for them: the loops are memory-bound and 512-bit instructions
+lower the clock of several Intel parts).
 
 A `Target` is a triple, an LLVM CPU name and the features the code may use; `required` lists the
 ISA extensions (of CHECKED) a machine running it must have, recorded in the C header and in the
@@ -36,6 +40,7 @@ class Isa:
     mm_vecs: int  # vectors of C per row
     nt_rows: int  # A rows of one block of dot products (B transposed)
     nt_cols: int  # B rows of one block
+    ew_bits: int  # widest vectors the loop vectoriser prefers for elementwise loops
 
     @property
     def lanes(self) -> int:
@@ -48,10 +53,14 @@ class Isa:
 
 
 ISAS = {
-    "avx512": Isa("avx512", 512, 32, fma=True, f16c=True, bf16=False, mm_rows=4, mm_vecs=4, nt_rows=4, nt_cols=4),
-    "avx2": Isa("avx2", 256, 16, fma=True, f16c=True, bf16=False, mm_rows=6, mm_vecs=2, nt_rows=2, nt_cols=4),
-    "sse4": Isa("sse4", 128, 16, fma=False, f16c=False, bf16=False, mm_rows=6, mm_vecs=2, nt_rows=2, nt_cols=4),
-    "neon": Isa("neon", 128, 32, fma=True, f16c=True, bf16=False, mm_rows=8, mm_vecs=3, nt_rows=4, nt_cols=4),
+    "avx512": Isa("avx512", 512, 32, fma=True, f16c=True, bf16=False, mm_rows=4, mm_vecs=4, nt_rows=4, nt_cols=4,
+                     ew_bits=256),
+    "avx2": Isa("avx2", 256, 16, fma=True, f16c=True, bf16=False, mm_rows=6, mm_vecs=2, nt_rows=2, nt_cols=4,
+                 ew_bits=256),
+    "sse4": Isa("sse4", 128, 16, fma=False, f16c=False, bf16=False, mm_rows=6, mm_vecs=2, nt_rows=2, nt_cols=4,
+                 ew_bits=128),
+    "neon": Isa("neon", 128, 32, fma=True, f16c=True, bf16=False, mm_rows=8, mm_vecs=3, nt_rows=4, nt_cols=4,
+                 ew_bits=128),
 }
 
 # x86-64 micro-architecture levels (the psABI's), then named CPUs: the extensions code generation may
@@ -118,6 +127,13 @@ class Target:
 
     def describe(self) -> str:
         return f"{self.cpu} ({self.triple})"
+
+    def llvm_features(self) -> str:
+        """The feature string for LLVM: the CPU's (or host's) own, plus the table's preferred loop width."""
+        tuning = {512: "-prefer-256-bit", 256: "+prefer-256-bit"}.get(self.isa.ew_bits, "")
+        if self.arch != "x86_64" or not tuning:
+            return self.features
+        return ",".join(f for f in (self.features, tuning) if f)
 
 
 def named_target(cpu: str, triple: str | None, host_triple: str) -> Target:

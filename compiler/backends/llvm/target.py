@@ -55,7 +55,8 @@ def target_machine(t: Target | None = None, reloc: str = "pic") -> llvm.TargetMa
     if t.arch != host_target().arch:
         _all_targets()
     target = llvm.Target.from_triple(t.triple)
-    return target.create_target_machine(cpu=t.cpu, features=t.features, opt=3, reloc=reloc, codemodel="default")
+    return target.create_target_machine(cpu=t.cpu, features=t.llvm_features(), opt=3, reloc=reloc,
+                                        codemodel="default")
 
 
 def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
