@@ -32,7 +32,8 @@ def optimise(ir: Ir, options: CompileOptions) -> Ir:
     """A copy of `ir` with the pass pipeline applied (the user's Ir is left as built)."""
     work = clone(ir)
     if options.level > 0:
-        run_pipeline(work, level=options.level, skip=options.skip, verify_each=options.verify_each)
+        run_pipeline(work, level=options.level, skip=options.skip, verify_each=options.verify_each,
+                     enable=("shard_weight_update",) if options.shard_weight_update else ())
     return work
 
 

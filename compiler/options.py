@@ -31,3 +31,6 @@ class CompileOptions:
     # under mpiexec: how long a collective or start-up check waits for the other processes before it
     # raises (a rank that died without a word); seconds
     collective_timeout_s: float = 300.0
+    # with replication > 1: run the optimizer update on 1/N shards, optimizer state stored sharded (ZeRO-1;
+    # passes/shard_weight_update.py, docs/sharding.md)
+    shard_weight_update: bool = False

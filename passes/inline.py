@@ -29,11 +29,11 @@ def _elementwise(op: Op) -> bool:
     return d.decompose is not None and d.elementwise and op.called is None
 
 
-def refusal(call: Op) -> str | None:
-    """Why this call must stay a call, or None."""
+def refusal(call: Op, max_ops: int | None = MAX_OPS) -> str | None:
+    """Why this call must stay a call, or None (max_ops None: any number of elementwise ops)."""
     h = call.called
     assert h is not None
-    if len(h.ops) > MAX_OPS or not h.ops or not all(_elementwise(op) for op in h.ops):
+    if (max_ops is not None and len(h.ops) > max_ops) or not h.ops or not all(_elementwise(op) for op in h.ops):
         return f"{h.id!r} is not a small elementwise graph"
     info = AliasInfo(h)
     for i, v in enumerate(h.inputs):

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .graph import Graph
+from .sharding import ShardLayout
 from .spec import TensorSpec
 from .value import Value
 
@@ -35,6 +36,8 @@ class Ir:
         self.meta: dict[str, Any] = {}
         # what dedup_subgraphs merged: removed graph id -> id of the identical graph kept in its place
         self.merged_graphs: dict[str, str] = {}
+        # variables shard_weight_update keeps as one (k,) shard per replica: value id -> layout (sharding.py)
+        self.sharded_variables: dict[int, ShardLayout] = {}
 
     # ------------------------------------------------------------------ ids
     def _next_op_id(self) -> int:

@@ -13,6 +13,7 @@ from compiler.ops.collectives import group_index
 
 from .creation import DeviceToHostStream, HostToDeviceStream
 from .host_indices import check_batch, host_index_checks
+from .sharded_variables import device_value, gather_full, layouts
 from .replication import (full_shape, group_members, initial_value, local_replicas, merge_outputs, split_streams,
                           variable_groups)
 from .tensor import Tensor
@@ -49,12 +50,13 @@ class Session:
             raise NotImplementedError("CompileOptions(check_finite=True) with replication > 1 is checked only on "
                                       "Session(ir, 'interpreter'); use that device to find the first NaN/Inf")
         self._exe = compile(ir, opts)
+        self._sharded = layouts(self._exe)  # variables kept as one shard per replica (shard_weight_update)
         self._var_ids = list(ir.variables)
         self._host = {vid: np.array(ir.variables[vid], copy=True) for vid in self._var_ids}
         self._replicas, self._first_replica = local_replicas(ir)
         # one set of device buffers per replica this process hosts; _dev is the first replica's
-        self._devs = [{vid: _aligned_copy(initial_value(ir, vid, self._first_replica + r)) for vid in self._var_ids}
-                      for r in range(self._replicas)]
+        self._devs = [{vid: _aligned_copy(self._on_device(vid, initial_value(ir, vid, self._first_replica + r), r))
+                       for vid in self._var_ids} for r in range(self._replicas)]
         self._dev = self._devs[0]
         self._attached = 0
         self._dirty = False  # device newer than host
@@ -83,8 +85,12 @@ class Session:
         for r, dev in enumerate(self._devs):
             for vid in self._var_ids:
                 grouped = self._grouped(vid)
-                np.copyto(dev[vid], self._host[vid] if grouped is None else grouped[r])
+                np.copyto(dev[vid], self._on_device(vid, self._host[vid] if grouped is None else grouped[r], r))
         self._dirty = False
+
+    def _on_device(self, vid: int, full: np.ndarray, local: int) -> np.ndarray:
+        """What local replica `local` holds of a variable whose full value is `full` (a shard if sharded)."""
+        return device_value(self._sharded.get(vid), full, self._first_replica + local)
 
     def _grouped(self, vid: int) -> np.ndarray | None:
         """Host data of a variable with one value per replica group, indexed by local replica."""
@@ -96,6 +102,11 @@ class Session:
 
     def weights_to_host(self) -> None:
         for vid in self._var_ids:
+            if vid in self._sharded:  # the full layout from every replica's shard
+                world = getattr(getattr(self._exe, "rendezvous", None), "world", None)
+                np.copyto(self._host[vid], gather_full(self._sharded[vid], [d[vid] for d in self._devs],
+                                                       self._first_replica, world))
+                continue
             np.copyto(self._host[vid], self._dev[vid])
             members = group_members(self.ir, vid, self._first_replica, self._replicas)
             if members is not None:
@@ -264,8 +275,8 @@ class Session:
             self.weights_to_host()
         np.copyto(cur, a)
         if self.is_attached:
-            for dev in self._devs:
-                np.copyto(dev[vid], a)
+            for r, dev in enumerate(self._devs):
+                np.copyto(dev[vid], self._on_device(vid, a, r))
 
     def write_variables_data(self, datas: Mapping[Tensor, np.ndarray]) -> None:
         for t, d in datas.items():
@@ -298,6 +309,6 @@ class Session:
         for n, vid in names.items():
             np.copyto(self._host[vid], data[n])
             if self.is_attached:
-                for dev in self._devs:
-                    np.copyto(dev[vid], data[n])
+                for r, dev in enumerate(self._devs):
+                    np.copyto(dev[vid], self._on_device(vid, data[n], r))
         self._dirty = False
