@@ -102,7 +102,7 @@ class Finder:
 
     def classify(self, reduces: list[Op], members: set[Op]) -> Update | str:
         """The Update for these ops, or why they cannot be sharded."""
-        g, info = self.g, self.info
+        info = self.info
         ops = sorted(members, key=self.pos.__getitem__)
         reduced = {a.outputs[0].id for a in reduces}
         shape = reduces[0].outputs[0].shape
@@ -118,6 +118,25 @@ class Finder:
                 root = info.values_of(v.storage)[0]
                 if root.kind == "variable":
                     touched.setdefault(v.storage, root)
+        # values S produces that others read: only the final version of a whole variable
+        final: dict[int, Value] = {}  # storage -> the last version the update makes of it
+        for v in produced.values():
+            if v.storage not in final or final[v.storage].version < v.version:
+                final[v.storage] = v
+        for v in produced.values():
+            outside = [op for op in self.readers.get(v.id, []) if op not in members]
+            if scalar(v) or not outside:
+                continue
+            root = info.values_of(v.storage)[0]
+            if root.kind == "variable" and final[v.storage] is v:
+                continue  # a weight's new value: gathered whole
+            return (f"{outside[0].label} reads {v.name!r} {v.spec}, which the update computes: it needs the whole "
+                    "tensor (a reduction across shards), which shard_weight_update does not implement")
+        for a in reduces:  # the reduced gradient itself, read by something other than an elementwise op
+            outside = [op for op in self.readers.get(a.outputs[0].id, []) if op not in members]
+            if outside:
+                return (f"{outside[0].label} reads the reduced gradient {a.outputs[0].name!r} whole (a reduction "
+                        "across shards, e.g. a norm), which shard_weight_update does not implement")
         grad_storages = {a.outputs[0].storage for a in reduces}
         for s, root in touched.items():
             if root.id in groups:
@@ -133,7 +152,8 @@ class Finder:
                 return f"the update overwrites the reduced gradient variable {root.name!r} in place"
             first = min(self.pos[acc.op] for acc in accesses if acc.op in members)
             last = max(self.pos[acc.op] for acc in writes)
-            late = [acc for acc in accesses if acc.op not in members and first < acc.position < last]
+            # reads of the old value may go on until the new one is copied back; writes may not
+            late = [acc for acc in accesses if acc.op not in members and acc.write and first < acc.position < last]
             if late:
                 return (f"{late[0].op.label} touches variable {root.name!r} in the middle of its update "
                         f"({writes[0].op.label} .. {writes[-1].op.label})")
@@ -153,21 +173,6 @@ class Finder:
                     continue
                 if v not in upd.sliced:
                     upd.sliced.append(v)
-        # values S produces that others read: only the final version of a whole variable
-        final = g.final_versions()
-        for v in produced.values():
-            outside = [op for op in self.readers.get(v.id, []) if op not in members]
-            if scalar(v) or not outside:
-                continue
-            if v.storage in upd.whole and final[v.storage] is v:
-                continue
-            return (f"{outside[0].label} reads {v.name!r} {v.spec}, which the update computes: it needs the whole "
-                    "tensor (a reduction across shards), which shard_weight_update does not implement")
-        for a in reduces:  # the reduced gradient itself, read by something other than an elementwise op
-            outside = [op for op in self.readers.get(a.outputs[0].id, []) if op not in members]
-            if outside:
-                return (f"{outside[0].label} reads the reduced gradient {a.outputs[0].name!r} whole (a reduction "
-                        "across shards, e.g. a norm), which shard_weight_update does not implement")
         return upd
 
     def find(self) -> list[Update]:

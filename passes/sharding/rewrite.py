@@ -75,6 +75,7 @@ class Collectives:
 
     def __init__(self, ir: Ir, g: Graph, edit: Edit) -> None:
         self.ir, self.g, self.edit, self.n = ir, g, edit, ir.replication_factor
+        self.anchors: dict[int, Op] = {}  # shard value id -> the op its all-gather follows (default: update's end)
 
     def scatter(self, updates: list[Update]) -> dict[int, Value]:
         """reduce op id -> this replica's (k,) shard of its reduced gradient."""
@@ -156,7 +157,8 @@ def rewrite(ir: Ir, g: Graph, updates: list[Update], coll: Collectives) -> None:
             copies.append((u, before, final))
     whole = coll.gather(gathers)
     for u, before, final in copies:
-        cp = emit(g, "CopyVarUpdate", {"t": before, "X": whole[clones[final.id].id]}, {}, "shard_copy_back")
-        edit.after.setdefault(u.ops[-1], []).append(cp)
+        shard = clones[final.id]
+        cp = emit(g, "CopyVarUpdate", {"t": before, "X": whole[shard.id]}, {}, "shard_copy_back")
+        edit.after.setdefault(coll.anchors.get(shard.id, u.ops[-1]), []).append(cp)
         edit.retarget.append((final, cp.outputs[0]))
     edit.apply(g)
