@@ -3,6 +3,12 @@ replication 1 and 2 in one process, and under `mpiexec -n 2` (one replica per pr
 DDP (gloo) with fused Adam on the same model and 2 processes. One thread per replica / process.
 
   python benchmarks/data_parallel.py [--batch 32] [--ga 2] [--steps 60] [--rounds 3]
+  python benchmarks/data_parallel.py --sharded [--steps 10] [--rounds 3]
+
+--sharded measures CompileOptions(shard_weight_update=True) against the same program unsharded, in one
+process at 2 and 4 replicas: optimizer-state bytes per replica (exact, from the replicas' buffers) and
+step time, on the tutorial's MNIST model and on a model whose optimizer dominates (4 layers of
+2048x2048, micro-batch 8).
 
 Every configuration runs in fresh processes, in interleaved rounds (ours R=1, ours R=2, ours mpiexec,
 torch DDP, then again), and the table gives each one's median over the rounds; only ratios from one
@@ -117,6 +123,143 @@ def worker_ddp(rank: int, world: int, ga: int, batch: int, steps: int) -> float:
     return steps * ga * world * batch / dt
 
 
+# ----------------------------------------------------------------------------- sharded weight update
+class Wide:
+    """4 x (2048x2048 + bias) layers with gelu, cross-entropy over 2048 classes: the optimizer's state and
+    update dwarf the matmuls at micro-batch 8."""
+
+    width, layers = 2048, 4
+
+
+def wide_program(replicas: int, batch: int):
+    """The tutorial's train_program shape (GA 1) on the Wide model: (ir, [x, labels] streams, variables)."""
+    from data_parallel import optimizer_step
+    from mnist_adam import Linear
+
+    from compiler import addons, popxl
+    from compiler.popxl import ops
+
+    class Net(addons.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            for k in range(Wide.layers):
+                setattr(self, f"fc{k}", Linear(Wide.width))
+
+        def build(self, x: popxl.Tensor) -> popxl.Tensor:
+            for k in range(Wide.layers):
+                x = getattr(self, f"fc{k}")(x)
+                x = ops.gelu(x) if k < Wide.layers - 1 else x
+            return x
+
+    from custom_optimiser import Adam
+
+    ir = popxl.Ir(replication=replicas)
+    with ir.main_graph:
+        spec = popxl.TensorSpec((batch, Wide.width), popxl.float32)
+        xs = popxl.h2d_stream(spec.shape, popxl.float32, "x")
+        ls = popxl.h2d_stream((batch,), popxl.int32, "labels")
+        loss_s = popxl.d2h_stream((), popxl.float32, "loss")
+        facts, fwd = Net().create_graph(spec)
+        variables = facts.init()
+        bwd = addons.autodiff(fwd, grads_required=fwd.args.tensors)
+        with popxl.in_sequence(True):
+            x = ops.host_load(xs)
+            labels = ops.host_load(ls, "labels")
+            info = fwd.bind(variables).call_with_info(x)
+            loss, dx = addons.ops.cross_entropy_with_grad(info.outputs[0], labels)
+            ops.host_store(loss_s, loss)
+            grads = bwd.call(dx, args=bwd.grad_graph_info.inputs_dict(info))
+            for g in grads:
+                ops.collectives.replicated_all_reduce_(g, op="mean")
+            optimizer_step(variables, grads, Adam(cache=True), 1e-4)
+    return ir, [xs, ls], variables
+
+
+def worker_shard(model: str, replicas: int, shard: bool, steps: int) -> tuple[float, int, int]:
+    """(median step ms, optimizer-state bytes per replica, those bytes unsharded) of one configuration."""
+    from compiler import popxl
+    from compiler.driver import CompileOptions
+
+    np.random.seed(0)
+    if model == "mnist":
+        from data_parallel import train_program
+
+        ga, batch = 2, 32
+        ir, streams, variables, _ = train_program(replicas, ga, batch)
+        shapes = [(ga, replicas, batch, 28, 28), (ga, replicas, batch)]
+        classes = 10
+    else:
+        batch = 8
+        ir, streams, variables = wide_program(replicas, batch)
+        shapes = [(replicas, batch, Wide.width), (replicas, batch)]
+        classes = Wide.width
+    sess = popxl.Session(ir, "cpu", options=CompileOptions(threads=1, shard_weight_update=shard))
+    rng = np.random.default_rng(0)
+    feed = {streams[0]: rng.standard_normal(shapes[0]).astype(np.float32),
+            streams[1]: rng.integers(0, classes, shapes[1]).astype(np.int32)}
+    weights = {t._value.id for t in variables.tensors}  # state: every other variable but the accumulators
+    state = [vid for n, vid in sess._names().items() if vid not in weights and not n.startswith("accum")]
+    mine = sum(sess._devs[0][vid].nbytes for vid in state)
+    full = sum(sess._host[vid].nbytes for vid in state)
+    times = []
+    with sess:
+        for _ in range(3):
+            sess.run(feed)
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            sess.run(feed)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3, mine, full
+
+
+SHARD_CONFIGS = [(m, r, sh) for m in ("mnist", "wide") for r in (2, 4) for sh in (False, True)]
+MODEL_NAMES = {"mnist": "tutorial MNIST (GA 2, micro-batch 32)", "wide": "4 x 2048x2048, micro-batch 8"}
+
+
+def launch_shard(model: str, replicas: int, shard: bool, steps: int) -> tuple[float, int, int]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "shard", "--model", model,
+           "--replicas", str(replicas), "--steps", str(steps)] + (["--shard"] if shard else [])
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_clean_env(), cwd=ROOT, timeout=1800)
+    if p.returncode:
+        raise RuntimeError(f"{model} R={replicas} shard={shard} failed:\n{p.stderr[-3000:]}")
+    line = [x for x in p.stdout.splitlines() if x.startswith("SHARD ")][0].split()
+    return float(line[1]), int(line[2]), int(line[3])
+
+
+def main_sharded(a: argparse.Namespace) -> dict:
+    from common import Table, write_result
+
+    ms: dict[tuple, list[float]] = {c: [] for c in SHARD_CONFIGS}
+    mem: dict[tuple, tuple[int, int]] = {}
+    for r in range(a.rounds):
+        for c in SHARD_CONFIGS:
+            t, mine, full = launch_shard(*c, a.steps)
+            ms[c].append(t)
+            mem[c] = (mine, full)
+            print(f"round {r + 1}: {c}: {t:.1f} ms/step, state {mine} B per replica", flush=True)
+    med = {c: statistics.median(v) for c, v in ms.items()}
+    t = Table("sharded", "shard_weight_update: optimizer state per replica and step time (one process, median of "
+              "interleaved rounds, 1 thread per replica)",
+              ["model", "replicas", "state MB/replica unsharded", "sharded", "state ratio",
+               "step ms unsharded", "step ms sharded", "sharded / unsharded"])
+    for m in ("mnist", "wide"):
+        for r in (2, 4):
+            off, on = (m, r, False), (m, r, True)
+            t.add(model=MODEL_NAMES[m], replicas=r,
+                  **{"state MB/replica unsharded": round(mem[off][0] / 1e6, 2),
+                     "sharded": round(mem[on][0] / 1e6, 2),
+                     "state ratio": round(mem[on][0] / mem[off][0], 4),
+                     "step ms unsharded": round(med[off], 1), "step ms sharded": round(med[on], 1),
+                     "sharded / unsharded": round(med[on] / med[off], 2)})
+    t.notes.append(f"{a.steps} timed steps per launch after 3 warm-up steps, {a.rounds} rounds; state = Adam's "
+                   "two moments (float16 first moments, as the tutorial); the weights stay whole on every replica")
+    # its own result folder: the README's data_parallel block renders the newest file of its name
+    write_result("data_parallel_sharded", [t],
+                 command=" ".join(["python benchmarks/data_parallel.py", *sys.argv[1:]]), settings=vars(a),
+                 notes=["each configuration in fresh processes; rounds interleave them"])
+    return {str(k): v for k, v in med.items()}
+
+
 # ----------------------------------------------------------------------------- launching
 def _free_port() -> int:
     with socket.socket() as s:
@@ -166,7 +309,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ga", type=int, default=2, help="gradient accumulation steps")
     ap.add_argument("--steps", type=int, default=60, help="timed optimizer steps per launch")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--worker", choices=["ours", "ddp"], help=argparse.SUPPRESS)
+    ap.add_argument("--sharded", action="store_true", help="the shard_weight_update table instead")
+    ap.add_argument("--worker", choices=["ours", "ddp", "shard"], help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="mnist", help=argparse.SUPPRESS)
+    ap.add_argument("--shard", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--replicas", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--world", type=int, default=2, help=argparse.SUPPRESS)
@@ -174,6 +320,12 @@ def main(argv: list[str] | None = None) -> dict:
     if a.worker == "ours":
         print(f"SAMPLES_PER_S {worker_ours(a.replicas, a.ga, a.batch, a.steps):.3f}", flush=True)
         return {}
+    if a.worker == "shard":
+        t, mine, full = worker_shard(a.model, a.replicas, a.shard, a.steps)
+        print(f"SHARD {t:.3f} {mine} {full}", flush=True)
+        return {}
+    if a.sharded:
+        return main_sharded(a)
     if a.worker == "ddp":
         print(f"SAMPLES_PER_S {worker_ddp(a.rank, a.world, a.ga, a.batch, a.steps):.3f}", flush=True)
         return {}

@@ -1,13 +1,15 @@
 """Print graph schedules in PopXL's print_schedule format.
 
   python -m tools.print_schedule TARGET [--graph NAME | --all-graphs] [--after PASS | --pipeline LEVEL] [--diff]
+                                  [--shard-weight-update]
 
 TARGET is a saved IR or a Python file defining build_ir() (see tools/target.py). By default it prints
 every graph except the main graph, in creation order, exactly as the PopXL tutorials'
 `print(graph.print_schedule())` does; --all-graphs prints the main graph first, then the rest;
 --graph main prints the main graph alone. --after/--pipeline print the IR after the pass pipeline;
 --diff prints a unified diff of the schedules as built and after the pipeline (level 2 unless
---after or --pipeline says otherwise). Notes go to stderr, so stdout is the schedule text alone.
+--after or --pipeline says otherwise); --shard-weight-update adds that opt-in pass (an opt-in --after PASS
+is added by itself). Notes go to stderr, so stdout is the schedule text alone.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     when.add_argument("--after", metavar="PASS", help="after the pipeline up to and including PASS")
     when.add_argument("--pipeline", metavar="LEVEL", type=int, help="after the whole pipeline at LEVEL (0-3)")
     ap.add_argument("--diff", action="store_true", help="unified diff: as built -> after the pipeline")
+    ap.add_argument("--shard-weight-update", action="store_true",
+                    help="with the opt-in pass shard_weight_update (CompileOptions.shard_weight_update)")
     return ap
 
 
@@ -46,16 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         ir = load_target(args.target)
+        enable = ("shard_weight_update",) if args.shard_weight_update else ()
         if args.diff:
             level = args.pipeline if args.pipeline is not None or args.after else 2
             before = render(ir, args.graph, args.all_graphs)
-            after = render(after_passes(ir, args.after, level), args.graph, args.all_graphs)
+            after = render(after_passes(ir, args.after, level, enable), args.graph, args.all_graphs)
             what = f"after {args.after}" if args.after else f"after the level-{level} pipeline"
             diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "as built", what, lineterm="")
             print("\n".join(diff) or f"(no change {what})")
             return 0
         if args.after or args.pipeline is not None:
-            ir = after_passes(ir, args.after, args.pipeline)
+            ir = after_passes(ir, args.after, args.pipeline, enable)
         print(render(ir, args.graph, args.all_graphs))
         return 0
     except TargetError as e:

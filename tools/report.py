@@ -1,4 +1,5 @@
-"""What the default pipeline does to the example programs: ops, graphs and workspace bytes, before and after.
+"""What the default pipeline does to the example programs: ops, graphs and workspace bytes, before and after;
+and what shard_weight_update does to the data-parallel tutorial: optimizer-state bytes per replica.
 
   python -m tools.report
 """
@@ -40,6 +41,23 @@ def report(name: str, ir: Ir) -> list[str]:
     ]
 
 
+def shard_report(name: str, ir: Ir) -> list[str]:
+    """Optimizer-state bytes each replica holds without and with shard_weight_update (the state being the
+    variables the pass shards), and what it refused."""
+    after = clone(ir)
+    run_pipeline(after, level=2, enable=("shard_weight_update",))
+    n = ir.replication_factor
+    full = sum(lay.numel * after.variables[vid].itemsize for vid, lay in after.sharded_variables.items())
+    mine = sum(after.variables[vid].nbytes for vid in after.sharded_variables)
+    refused = after.main.info.get("shard_refusals", [])
+    return [
+        f"{name}, {n} replicas, shard_weight_update:",
+        f"  optimizer state per replica (bytes) {full:10d} -> {mine:10d}   ({len(after.sharded_variables)} variables "
+        f"sharded; 1/{n} = {full / n:.0f} + padding)",
+        f"  updates left unsharded        {len(refused):6d}" + "".join(f"\n    {r}" for r in refused),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "examples"))
     import custom_optimiser
@@ -49,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 
     lines += report("MNIST training step, batch 8 (examples/mnist_adam.py)", mnist_adam.build_ir()[0])
     lines += report("MNIST training step, batch 128", mnist_adam.train_ir(128)[0])
+    import data_parallel
+
+    for replicas in (2, 4):
+        lines += shard_report("data-parallel tutorial (examples/data_parallel.py)",
+                              data_parallel.train_program(replicas, 2, 8)[0])
     print("\n".join(lines))
     return 0
 

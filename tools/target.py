@@ -17,7 +17,7 @@ from pathlib import Path
 from compiler.ir import Graph, Ir
 from compiler.ir.clone import clone
 from compiler.ir.serialize import IRFormatError
-from passes.pipeline import LEVELS, run_pipeline
+from passes.pipeline import LEVELS, OPT_IN, pipeline, run_pipeline
 
 
 class TargetError(ValueError):
@@ -65,22 +65,24 @@ def load_target(target: str) -> Ir:
 
 
 def pass_names() -> list[str]:
-    """Every pass `--after` accepts, in pipeline order."""
-    return list(LEVELS[max(LEVELS)])
+    """Every pass `--after` accepts, in pipeline order (opt-in passes included)."""
+    return pipeline(max(LEVELS), enable=tuple(OPT_IN))
 
 
-def after_passes(ir: Ir, after: str | None = None, level: int | None = None) -> Ir:
+def after_passes(ir: Ir, after: str | None = None, level: int | None = None, enable: tuple[str, ...] = ()) -> Ir:
     """A copy of `ir` after the pass pipeline: up to and including pass `after` (of the level-3 pipeline), or the
-    whole pipeline at `level`. `ir` itself is not changed."""
+    whole pipeline at `level`; `enable`: opt-in passes (an opt-in `after` is enabled). `ir` is not changed."""
     work = clone(ir)
+    if after in OPT_IN and after not in enable:
+        enable = (*enable, after)
     if after is not None and after not in pass_names():
         raise TargetError(f"unknown pass {after!r}; --after takes one of: {', '.join(pass_names())}")
     if after is None and level is not None and level not in LEVELS:
         raise TargetError(f"unknown pipeline level {level}; levels: {', '.join(map(str, sorted(LEVELS)))}")
     if after is not None:
-        run_pipeline(work, level=max(LEVELS), stop_after=after)
+        run_pipeline(work, level=max(LEVELS), stop_after=after, enable=enable)
     elif level is not None:
-        run_pipeline(work, level=level)
+        run_pipeline(work, level=level, enable=enable)
     return work
 
 

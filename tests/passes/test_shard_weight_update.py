@@ -148,3 +148,15 @@ def test_interleaved_updates_are_not_packed():
     out = optimise(program(2, "sgd", interleaved=True)[0], ON)
     assert kinds(out).count("ReplicatedReduceScatter") == len(SHAPES)
     assert kinds(out).count("ReplicatedAllGather") == len(SHAPES)
+
+
+def test_report_shows_state_bytes_per_replica():
+    from tools.report import shard_report
+
+    ir, _ = program(4, "adam", shapes=[(7,), (3, 3)])
+    lines = "\n".join(shard_report("p", ir))
+    full = (7 + 9) * 4 * 2  # two float32 moments
+    mine = (2 + 3) * 4 * 2  # ceil(7/4) + ceil(9/4) elements each
+    assert f"{full:10d} -> {mine:10d}" in lines and "4 variables sharded" in lines, lines
+    lamb = "\n".join(shard_report("p", program(2, "lamb", shapes=[(7,)])[0]))
+    assert "left unsharded             1" in lamb and "LambSquare" in lamb
