@@ -182,7 +182,9 @@ def main(argv=None) -> dict:
                             f"{args.target_cpu} --sizes {sizes} --threads {args.threads}",
                             settings={"sizes": sizes, "threads": args.threads, "rounds": rounds, "pause_s": PAUSE_S},
                             notes=["torch restricted by ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, "
-                                   "DNNL_MAX_CPU_ISA=AVX2 (host rows: torch's defaults); rounds alternate between "
+                                   "DNNL_MAX_CPU_ISA=AVX2 (x86-64-v2 rows: ATen default, MKL SSE4_2, oneDNN SSE41; "
+                                   "host rows: torch's "
+                                   "defaults); rounds alternate between "
                                    "our sessions and the torch processes; medians of 2-step samples."],
                             results_dir=args.results_dir)
         print(f"wrote {path}")

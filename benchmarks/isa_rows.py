@@ -23,9 +23,11 @@ from common import PAUSE_S
 TORCH_ISA: dict[str, dict[str, str] | None] = {
     "default": None,
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"},
+    # x86-64-v2: ATen's unvectorised build, MKL's and oneDNN's SSE4 kernels
+    "sse4": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "DNNL_MAX_CPU_ISA": "SSE41"},
 }
 # the torch ISA that is like for like with our build for a CPU (host: torch's defaults)
-TORCH_FOR = {"host": "default", "haswell": "avx2", "x86-64-v3": "avx2", "znver3": "avx2", "x86-64-v2": "avx2"}
+TORCH_FOR = {"host": "default", "haswell": "avx2", "x86-64-v3": "avx2", "znver3": "avx2", "x86-64-v2": "sse4"}
 HERE = Path(__file__).resolve().parent
 
 

@@ -303,7 +303,9 @@ def main(argv=None) -> dict:
                                     f"--batches {args.batches} --threads {args.threads}",
                             settings={"threads": args.threads, "batches": args.batches, "pause_s": PAUSE_S},
                             notes=["torch restricted by ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, "
-                                   "DNNL_MAX_CPU_ISA=AVX2 (host rows: torch's defaults); rounds alternate between "
+                                   "DNNL_MAX_CPU_ISA=AVX2 (x86-64-v2 rows: ATen default, MKL SSE4_2, oneDNN SSE41; "
+                                   "host rows: torch's "
+                                   "defaults); rounds alternate between "
                                    "our sessions and the torch processes; medians."],
                             results_dir=args.results_dir)
         print(f"wrote {path}")

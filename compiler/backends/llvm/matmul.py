@@ -75,11 +75,11 @@ def _cut(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, step: int) -> ir.Value:
 
 def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, K: int, N: int,
              a_index: Index, b_off: ir.Value, c_off: ir.Value, rows: tuple[ir.Value, ir.Value],
-             cols: tuple[ir.Value, ir.Value]) -> None:
+             cols: tuple[ir.Value, ir.Value], block_rows: int | None = None) -> None:
     """C[c_off + i*N + j] = sum_k A(i, k) * B[b_off + k*N + j] for float32 A, B, C over the tile
-    rows x cols (starts on multiples of the ISA's micro-kernel rows and columns)."""
+    rows x cols (starts on multiples of the micro-kernel's rows, `block_rows` or the ISA's, and columns)."""
     P = isa_of(module)
-    VW, ROWS, VECS, VEC = P.lanes, P.mm_rows, P.mm_vecs, _vec(b)
+    VW, ROWS, VECS, VEC = P.lanes, block_rows or P.mm_rows, P.mm_vecs, _vec(b)
     fma = _vfma(module, VEC)
     sfma = module.declare_intrinsic("llvm.fmuladd", [F32], ir.FunctionType(F32, [F32, F32, F32]))
     (i_lo, i_hi), (j_lo, j_hi) = rows, cols
@@ -189,7 +189,7 @@ def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool, P: Isa) -> tuple
         return M, N
     cap = {"nn": 4 * P.mm_cols, "nt": 16 * P.nt_cols, "plain": N}[path]  # multiples of the kernels' widths
     tn = N if N <= cap else cap
-    row_step = {"nn": P.mm_rows, "nt": P.nt_rows, "plain": 1}[path]
+    row_step = {"nn": P.mm_rows_for(M, K), "nt": P.nt_rows, "plain": 1}[path]
     tm = -(-TILE_MIN_MACS // max(tn * K, 1))
     tm = max(-(-tm // row_step) * row_step, row_step)
     return (M if tm >= M else tm), tn
@@ -244,7 +244,7 @@ def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
         if path == "nn":
             def a_index(i: ir.Value, k: ir.Value) -> ir.Value:
                 return b.add(a_off, b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k))
-            emit_f32(m.module, b, A, W, Y, K, N, a_index, w_off, y_off, rows, cols)
+            emit_f32(m.module, b, A, W, Y, K, N, a_index, w_off, y_off, rows, cols, isa_of(m.module).mm_rows_for(M, K))
         elif path == "nt":
             emit_f32_nt(m.module, b, A, W, Y, K, N, a_off, w_off, y_off, rows, cols)
         else:

@@ -52,6 +52,8 @@ def test_cpu_names_choose_their_table_rows():
     assert [rows[c].name for c in rows] == ["sse4", "avx2", "avx2", "avx512"]
     assert not rows["x86-64-v2"].fma and not rows["x86-64-v2"].f16c and rows["haswell"].fma
     assert (rows["haswell"].mm_rows, rows["haswell"].mm_cols) == (6, 16)
+    # batch 8 (6 + 2 ragged rows) and k = 8 (weight gradients at batch 8) take 4-row blocks; batch 128 six
+    assert [rows["haswell"].mm_rows_for(m, k) for m, k in ((8, 784), (784, 8), (128, 784))] == [4, 4, 6]
     arm = target.resolve("neoverse-n1", "aarch64-linux-gnu")
     assert arm.isa.name == "neon" and (arm.isa.mm_rows, arm.isa.mm_cols) == (8, 12)
     assert target.resolve("apple-m1").triple.startswith("aarch64")  # an ARM name picks the ARM triple
@@ -139,7 +141,7 @@ def _normal(shape, dt=np.float32, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dt)
 
 
-MM = [((4, 64), (64, 64), False), ((13, 37), (37, 50), False), ((130, 70), (70, 150), False),
+MM = [((4, 64), (64, 64), False), ((13, 37), (37, 50), False), ((130, 70), (70, 150), False), ((30, 8), (8, 40), False),
       ((9, 40), (33, 40), True), ((37, 67), (70, 67), True)]
 
 
