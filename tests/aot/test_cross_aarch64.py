@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from compiler import popxl
+from compiler.popxl import ops
 from compiler.driver import CompileOptions, emit, emit_all
-from conftest import run_session
+from conftest import assert_close, run_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import custom_optimiser  # noqa: E402
@@ -109,6 +110,45 @@ def test_aarch64_object_under_qemu_is_bit_identical_to_the_interpreter(tmp_path,
     # the same binary on an ARMv8.0 core without fp16 arithmetic or dot products: refused by the header check
     r = _qemu(exe, str(tmp_path), "1", *sizes, cpu="cortex-a53")
     assert r.returncode == 64 and "this CPU lacks" in r.stderr, r.stderr
+
+
+def _kernels() -> popxl.Ir:
+    """The NEON table row's kernels: 8 x 12 matmul blocks (with ragged edges), 4-row blocks for a short k,
+    transposed-B dot blocks, exp / tanh polynomials with FMA, float16 conversions."""
+    from compiler.popxl.ops._emit import emit_op, out
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends" / "llvm"))
+    from llvmcheck import program
+
+    rng = np.random.default_rng(7)
+    arrays = {"a": rng.standard_normal((19, 70)).astype(np.float32),
+              "b": rng.standard_normal((70, 53)).astype(np.float32),
+              "bt": rng.standard_normal((29, 70)).astype(np.float32),
+              "c": rng.standard_normal((30, 8)).astype(np.float32), "d": rng.standard_normal((8, 40)).astype(np.float32),
+              "h": (rng.standard_normal(1000) * 3).astype(np.float16)}
+
+    def body(t):
+        return {"nn": t["a"] @ t["b"], "short_k": t["c"] @ t["d"],
+                "nt": out(emit_op("MatMul", {"a": t["a"], "b": t["bt"]}, {"transpose_b": True})),
+                "tanh": ops.tanh(t["a"]), "exp": ops.exp(t["b"]), "h": ops.cast(ops.exp(t["h"]), popxl.float16)}
+    return program(arrays, body)()
+
+
+def test_aarch64_kernels_under_qemu_match_the_interpreter(tmp_path):
+    ir = _kernels()
+    emit_all(ir, tmp_path, CompileOptions(target_cpu="apple-m1"), ("obj", "header"))
+    (tmp_path / "main.c").write_text(DRIVER)
+    exe = tmp_path / "main"
+    subprocess.run([CC, "-O1", "-o", str(exe), str(tmp_path / "main.c"), str(tmp_path / "optc.o"), f"-I{tmp_path}",
+                    "-lgomp", "-lm"], check=True)
+    sizes = _inputs(ir, tmp_path)
+    r = _qemu(exe, str(tmp_path), "2", *sizes)
+    assert r.returncode == 0, r.stderr
+    want, _ = run_session(_kernels(), "interpreter")
+    for k, vid in enumerate(ir.variables):
+        spec, name = ir.variables[vid], ir.main.values[vid].name
+        got = np.fromfile(tmp_path / f"out{k}.bin", dtype=spec.dtype).reshape(spec.shape)
+        assert_close(name, got, want[name])
 
 
 def test_aarch64_shared_library_refuses_a_cpu_without_its_features(tmp_path):

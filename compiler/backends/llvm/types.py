@@ -99,7 +99,9 @@ def bf16_to_f32(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
 
 
 def f32_to_bf16(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
-    """Round to nearest even; NaN stays a (quiet) NaN."""
+    """Round to nearest even; NaN stays a (quiet) NaN. Integer arithmetic on every ISA, also where the
+    table records bfloat16 instructions (isa.Isa.bf16): AVX512-BF16's VCVTNEPS2BF16 treats subnormal
+    inputs as zero, numpy / ml_dtypes round them, and the reference must agree bit for bit."""
     bits = b.bitcast(v, I32)
     lsb = b.and_(b.lshr(bits, ir.Constant(I32, 16)), ir.Constant(I32, 1))
     rounded = b.add(bits, b.add(ir.Constant(I32, 0x7FFF), lsb))
