@@ -7,6 +7,7 @@ gradients of the forward outputs and returns the gradients of the non-variable f
 """
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, Iterable
 
 from compiler import popxl
@@ -21,8 +22,9 @@ BUILDING_GRAD: list["Module"] = []  # the module whose `build_grad` runs now
 
 
 def _outside(what: str) -> Exception:
-    return Exception(f"You can only use `{what}` within the `build_grad` method, which runs through "
-                     "`create_grad_graph` or `autodiff`.")
+    # popxl.addons' wording ("within the `build_graph` method"): users' tests match on it
+    return Exception(f"{what}: you can only get items within the `build_graph` method of a gradient graph, "
+                     "i.e. inside `build_grad`, which runs through `create_grad_graph` or `autodiff`.")
 
 
 class Aux:
@@ -38,7 +40,7 @@ class Aux:
 
     def __getitem__(self, key: str) -> Any:
         if not BUILDING_GRAD or BUILDING_GRAD[-1].aux is not self:
-            raise _outside("aux[...]")
+            raise _outside("aux")
         v = self._fwd[key]
         if not isinstance(v, popxl.Tensor):
             return v
@@ -68,17 +70,24 @@ class VarGrads:
         self._vars = variables
 
     def __setitem__(self, key: str, t: popxl.Tensor) -> None:
-        if not BUILDING_GRAD or BUILDING_GRAD[-1].var_grad is not self or self._vars is None:
-            raise _outside("var_grad[...]")
+        self._check_inside()
         if not isinstance(t, popxl.Tensor):
-            raise TypeError(f"var_grad[{key!r}] must be a Tensor, got {type(t).__name__}")
+            raise TypeError(f"var_grad[{key!r}]: Not a tensor: {type(t).__name__}. Store the gradient Tensor.")
+        assert self._vars is not None
         if key not in self._vars:
-            raise KeyError(f"var_grad: {key!r} is not a variable input; variables: {list(self._vars)}")
+            raise KeyError(f"var_grad[{key!r}]: Not a variable input of the forward graph; its variables: "
+                           f"{list(self._vars)}")
         if t.shape != self._vars[key].shape:
-            raise ValueError(f"var_grad[{key!r}] has shape {t.shape}; the variable has {self._vars[key].shape}")
+            raise ValueError(f"var_grad[{key!r}]: Shape or meta-shape of Tensor does not match variable. "
+                             f"Tensor: {t.shape}, variable: {self._vars[key].shape}")
         self._dict[key] = t
 
+    def _check_inside(self) -> None:
+        if not BUILDING_GRAD or BUILDING_GRAD[-1].var_grad is not self or self._vars is None:
+            raise _outside("var_grad")
+
     def __getitem__(self, key: str) -> popxl.Tensor:
+        self._check_inside()
         return self._dict[key]
 
     def __contains__(self, key: str) -> bool:
@@ -92,18 +101,24 @@ def create_grad_graph(module: "Module", fwd: "GraphWithNamedArgs", grads_provide
     from .graph import GraphWithNamedArgs
 
     g = fwd.graph
+    if g._g.info.get("build_grad_applied"):
+        raise Exception(f"Autodiff has already been applied to {g.name!r} with `build_grad`: its forward graph "
+                        "gained the aux tensors as outputs. Create the graph again to get a second gradient graph.")
     provided = list(g.outputs if grads_provided is None else grads_provided)
     required = list(g.inputs if grads_required is None else grads_required)
     for t in provided:
         if t not in g.outputs:
-            raise ValueError(f"grads_provided: {t!r} is not an output of {g.name!r}")
+            raise ValueError(f"A Tensor specified in `grads_provided` is not a output of `fwd_graph` {g.name!r}: "
+                             f"{t!r}")
     for t in required:
         if t not in g.inputs:
-            raise ValueError(f"grads_required: {t!r} is not an input of {g.name!r}")
+            raise ValueError(f"A Tensor specified in `grads_required` is not a input of `fwd_graph` {g.name!r}: "
+                             f"{t!r}")
+    _check_signature(module, len(provided))
     names = {t: k for k, t in fwd.args.to_dict().items()}
     variables = {names[t]: t for t in required if t in names}
     module.aux = (fwd.aux or Aux()).copy()
-    module.var_grad = VarGrads(variables)
+    module.var_grad = VarGrads({k: t for t, k in names.items()})  # any variable may be set; required ones must
     ir = g.ir
     BUILDING_GRAD.append(module)
     try:
@@ -116,15 +131,21 @@ def create_grad_graph(module: "Module", fwd: "GraphWithNamedArgs", grads_provide
         raise Exception(f"Not all variable gradients have been specified in self.var_grad: {sorted(missing)}. To "
                         "leave some out, pass grads_required to autodiff.")
     nonvar = [t for t in required if t not in names]
-    if len(returned) != len(nonvar):
-        raise Exception(f"build_grad returned {len(returned)} gradients but the forward graph has {len(nonvar)} "
-                        "non-variable inputs whose gradients are required (pass grads_required to choose them)")
+    if len(returned) > len(nonvar):
+        raise Exception(f"Too many outputs in the grad graph: `build_grad` returned {len(returned)} tensors but "
+                        f"the gradients of {len(nonvar)} non-variable forward inputs are required (pass "
+                        "grads_required to choose them)")
+    if len(returned) < len(nonvar):
+        raise Exception(f"Not all forward graph inputs have been specified: `build_grad` returned {len(returned)} "
+                        f"tensors but the gradients of {len(nonvar)} non-variable forward inputs are required "
+                        "(pass grads_required to choose them)")
+    for i, (t, r) in enumerate(zip(returned, nonvar)):
+        if t.shape != r.shape:
+            raise ValueError(f"Shape or meta-shape of output Tensor at position {i} of `build_grad` does not match "
+                             f"its forward input {r.name!r}: {t.shape} vs {r.shape}")
     outs, it = [], iter(returned)
     for t in required:
-        outs.append(module.var_grad[names[t]] if t in names else next(it))
-    for t, r in zip(outs, required):
-        if t.shape != r.shape:
-            raise ValueError(f"the gradient of {r.name!r} has shape {t.shape}, the input has {r.shape}")
+        outs.append(module.var_grad._dict[names[t]] if t in names else next(it))
     grad._g.outputs = [grad.resolve(t._value) for t in outs]
     # stitching: each aux tensor the gradient graph reads becomes a forward output
     fwd_outs = g._g.outputs
@@ -138,8 +159,20 @@ def create_grad_graph(module: "Module", fwd: "GraphWithNamedArgs", grads_provide
                     [("fwd", g.resolve(v._value)) for v in module.aux.grad_to_fwd.values()],
                     [t._value for t in required])
     module.aux, module.var_grad = Aux(), VarGrads()
+    g._g.info["build_grad_applied"] = True
     return GraphWithNamedArgs(grad, NamedTensors(),
                               grad_graph_info=popxl.transforms.GradGraphInfo(info, grad, g))
+
+
+def _check_signature(module: "Module", n_provided: int) -> None:
+    """build_grad takes one gradient per provided forward output, positionally (as popxl.addons checks)."""
+    params = list(inspect.signature(module.build_grad).parameters.values())
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY) for p in params):
+        raise TypeError(f"{type(module).__name__}.build_grad: the method signature must only have a fixed number of "
+                        "positional parameters as inputs.: one per gradient of a forward output")
+    if len(params) != n_provided:
+        raise ValueError(f"{type(module).__name__}.build_grad: the {n_provided} gradients provided (the forward "
+                         f"outputs, or grads_provided) do not match the signature, which takes {len(params)}")
 
 
 def check_called_graphs(graph: popxl.Graph, known: dict) -> None:

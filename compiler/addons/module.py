@@ -22,7 +22,9 @@ class Module(popxl.Module):
         object.__setattr__(self, "_scope_name", None)
         self._reset()
         if cache and self.implements_grad_graph:
-            raise ValueError(f"{type(self).__name__}: a Module with cache=True cannot override build_grad")
+            raise ValueError(f"{type(self).__name__}: You cannot use graph caching if you have implemented "
+                             "`build_grad` (a cached graph would share its aux outputs between calls); "
+                             "pass cache=False")
         if grad_inlining_error not in ("error", "warning", "none"):
             raise ValueError(f"grad_inlining_error should be one of 'error', 'warning', 'none'. Not: "
                              f"{grad_inlining_error!r}")
@@ -100,6 +102,7 @@ class Module(popxl.Module):
         def call(*args: Any, **kwargs: Any) -> tuple[popxl.Tensor, ...]:
             facts, graph = module.create_graph(*args, **kwargs)
             n = len(graph.graph.outputs)
+            self.called_graphs_grad_info.update(graph.called_graphs_grad_info)  # graphs it calls, nested
             if module.implements_grad_graph:  # before the call: the forward graph gains outputs
                 self.called_graphs_grad_info[graph.graph] = graph.autodiff(method="build_grad").grad_graph_info
             key = name or type(module).__name__
