@@ -1,5 +1,5 @@
 """More elementwise ops PopXL offers, each a composition of the existing primitives:
-ceil, fmod, logical and/or/not, isnan/isinf, swish."""
+ceil, fmod, logical and/or/not, isnan/isinf, swish, sin, cos."""
 from __future__ import annotations
 
 import math
@@ -71,3 +71,7 @@ _unary("Not", "out = !x", lambda e, x: e.compare(Prim.eq, x, e.const(False, DTyp
 _binary("Fmod", "out = a - b*trunc(a/b) (sign of a)", _fmod)
 _binary("And", "out = a && b", lambda e, a, b: e.select(a, b, e.const(False, DType.bool)), bools=True)
 _binary("Or", "out = a || b", lambda e, a, b: e.select(a, e.const(True, DType.bool), b), bools=True)
+_unary("Sin", "out = sin(x)", lambda e, x: e.sin(x),  # dx = dy * cos(x)
+       grad=lambda c, op, dys: [c.mul(dys[0], c.one("Cos", {"x": c.fwd(op.inputs[0])}))])
+_unary("Cos", "out = cos(x)", lambda e, x: e.cos(x),  # dx = -dy * sin(x)
+       grad=lambda c, op, dys: [c.neg(c.mul(dys[0], c.one("Sin", {"x": c.fwd(op.inputs[0])})))])

@@ -123,9 +123,13 @@ def _grad_reduce(c: Any, op: Op, dys: list[Any]) -> list[Any]:
     return [g]
 
 
-def _reduce(kind: str, fn: Any, formula: str) -> None:
+def _reduce(kind: str, fn: Any, formula: str, grad: Any = None, floats: bool = False) -> None:
+    """A reduction over attr `axes` (all when None), keeping them as 1s when attr `keepdims`; `fn(acc, axis=,
+    keepdims=)` computes it in the accumulator dtype (float32 for float16). floats: float inputs only."""
     def infer(s: S, a: D) -> list[TensorSpec]:
         x = s["x"]
+        if floats and not x.dtype.is_float:
+            raise OpError(f"{kind}: x must be a floating-point tensor, got {x}")
         axes = norm_axes(kind, x.rank, a.get("axes"))
         if kind in ("ReduceMax", "ReduceMin") and any(i < x.rank and x.shape[i] == 0 for i in axes):
             raise OpError(f"{kind}: the reduced axes {sorted(axes)} of {x} include one of length 0, and a "
@@ -142,7 +146,7 @@ def _reduce(kind: str, fn: Any, formula: str) -> None:
         r = fn(acc, axis=axes, keepdims=bool(a.get("keepdims", False)))
         return [np.asarray(r).astype(v.dtype)]
 
-    register(OpDef(kind=kind, formula=formula, infer=infer, reference=ref, grad=_grad_reduce))
+    register(OpDef(kind=kind, formula=formula, infer=infer, reference=ref, grad=grad or _grad_reduce))
 
 
 _reduce("ReduceSum", np.sum, "out = sum(x, axes)")
@@ -151,6 +155,10 @@ _reduce("ReduceMax", np.max, "out = max(x, axes)")
 _reduce("ReduceMin", np.min, "out = min(x, axes)")
 _reduce("ReduceSumSquare", lambda v, axis, keepdims: np.sum(v * v, axis=axis, keepdims=keepdims),
         "out = sum(x*x, axes)")
+
+
+define_reduction = _reduce  # reductions.py adds PopXL's other reductions with it
+expand_reduced = _expand
 
 
 # --------------------------------------------------------------- shape ops

@@ -30,6 +30,8 @@ class Prim(str, enum.Enum):
     exp = "exp"
     log = "log"
     tanh = "tanh"
+    sin = "sin"
+    cos = "cos"
     erf = "erf"
     abs = "abs"
     sign = "sign"
@@ -48,7 +50,8 @@ class Prim(str, enum.Enum):
     ne = "ne"
 
 
-UNARY = {Prim.neg, Prim.sqrt, Prim.exp, Prim.log, Prim.tanh, Prim.erf, Prim.abs, Prim.sign, Prim.floor}
+UNARY = {Prim.neg, Prim.sqrt, Prim.exp, Prim.log, Prim.tanh, Prim.sin, Prim.cos, Prim.erf, Prim.abs, Prim.sign,
+         Prim.floor}
 BINARY = {Prim.add, Prim.sub, Prim.mul, Prim.div, Prim.max, Prim.min, Prim.pow}
 COMPARE = {Prim.lt, Prim.le, Prim.gt, Prim.ge, Prim.eq, Prim.ne}
 
@@ -125,6 +128,8 @@ class Expr:
     def log(self, a: int) -> int: return self.unary(Prim.log, a)
     def tanh(self, a: int) -> int: return self.unary(Prim.tanh, a)
     def erf(self, a: int) -> int: return self.unary(Prim.erf, a)
+    def sin(self, a: int) -> int: return self.unary(Prim.sin, a)
+    def cos(self, a: int) -> int: return self.unary(Prim.cos, a)
     def abs(self, a: int) -> int: return self.unary(Prim.abs, a)
 
     def c(self, value: float, like: int) -> int:
@@ -161,6 +166,10 @@ def _np_unary(prim: Prim, x: np.ndarray) -> np.ndarray:
         return np.log(x)
     if prim is Prim.tanh:
         return np.tanh(x)
+    if prim is Prim.sin:
+        return np.sin(x)
+    if prim is Prim.cos:
+        return np.cos(x)
     if prim is Prim.erf:
         return np.asarray(_erf(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(x.dtype)  # 0-d safe
     if prim is Prim.abs:

@@ -1,4 +1,4 @@
-"""Reductions (ReduceSum/Mean/Max/Min/SumSquare, LambSquare) and Softmax.
+"""Reductions (ReduceSum/Mean/Max/Min/SumSquare/L1/L2/LogSum/LogSumExp/Prod, LambSquare) and Softmax.
 
 Floats accumulate in float32 (float64 for float64), then round once to the output dtype, as the
 reference does for float16; integer sums accumulate in their own type (wrapping, which gives numpy's
@@ -32,9 +32,16 @@ def acc_type(dt: DType) -> DType:
     return DType.float64 if dt is DType.float64 else DType.float32 if dt.is_float else dt
 
 
+# kinds that fold by addition (l1 adds |x|, l2 and sumsq add x*x; l2, logsum and mean finish the sum)
+_SUMS = ("sum", "sumsq", "mean", "l1", "l2", "logsum")
+_FINISH = {"l2": Prim.sqrt, "logsum": Prim.log}
+
+
 def _identity(kind: str, dt: DType) -> float | int:
-    if kind in ("sum", "sumsq", "mean"):
+    if kind in _SUMS:
         return 0
+    if kind == "prod":
+        return 1
     if dt.is_float:
         return float("-inf") if kind == "max" else float("inf")
     if dt is DType.bool:
@@ -141,8 +148,10 @@ class _Reduction:
 
     def _fold(self, b: ir.IRBuilder, cur: ir.Value, xv: ir.Value) -> ir.Value:
         adt = self.adt
-        if self.kind in ("sum", "mean", "sumsq"):
+        if self.kind in _SUMS:
             return b.fadd(cur, xv, flags=("reassoc",)) if adt.is_float else b.add(cur, xv)
+        if self.kind == "prod":  # in order: numpy's prod does not reassociate either
+            return b.fmul(cur, xv) if adt.is_float else b.mul(cur, xv)
         return lower_node(Ctx(b, self.m.module), Node(Prim.max if self.kind == "max" else Prim.min, (0, 1), adt),
                           [adt, adt], [cur, xv])
 
@@ -158,8 +167,10 @@ class _Reduction:
             xv = load(b, X, i, x.dtype)
             if x.dtype != adt:
                 xv = lower_node(ctx, Node(Prim.cast, (0,), adt), [x.dtype], [xv])
-            if self.kind == "sumsq":
+            if self.kind in ("sumsq", "l2"):
                 xv = b.fmul(xv, xv) if adt.is_float else b.mul(xv, xv)
+            elif self.kind == "l1":
+                xv = lower_node(ctx, Node(Prim.abs, (0,), adt), [adt], [xv])
             p = b.gep(ACC, [o])
             b.store(self._fold(b, b.load(p), xv), p)
 
@@ -171,14 +182,13 @@ class _Reduction:
             v = b.load(b.gep(rows[0], [o]))
             for row in rows[1:]:
                 w = b.load(b.gep(row, [o]))
-                v = (b.fadd(v, w) if self.adt.is_float else b.add(v, w)) if self.kind in ("sum", "mean", "sumsq") \
-                    else self._fold(b, v, w)
+                v = self._fold(b, v, w)
             b.store(v, b.gep(ACC, [o]))
 
     def finish(self, b: ir.IRBuilder, acc: ir.Value, yp: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
         """Outputs [lo, hi): the mean's division and the cast to a narrower output type."""
         kind, adt, y = self.kind, self.adt, self.y
-        if kind != "mean" and self.direct:
+        if kind not in ("mean", *_FINISH) and self.direct:
             return
         at = compute_type(adt)
         ACC, Y = typed(b, acc, adt), typed(b, yp, y.dtype)
@@ -190,6 +200,8 @@ class _Reduction:
                     v = b.fdiv(v, ir.Constant(at, float(self.count)))
                 elif self.count:
                     v = (b.sdiv if adt.is_signed else b.udiv)(v, ir.Constant(at, self.count))
+            if kind in _FINISH:
+                v = lower_node(ctx, Node(_FINISH[kind], (0,), adt), [adt], [v])
             if not self.direct:
                 v = lower_node(ctx, Node(Prim.cast, (0,), y.dtype), [adt], [v])
                 v = round_to(b, v, y.dtype)
@@ -197,13 +209,52 @@ class _Reduction:
 
 
 _REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
-           "ReduceSumSquare": "sumsq"}
+           "ReduceSumSquare": "sumsq", "ReduceL1": "l1", "ReduceL2": "l2", "ReduceLogSum": "logsum",
+           "ReduceProd": "prod"}
 
 
 @special(*_REDUCE)
 def _reduce(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     x = op.inputs[0]
     _reduction(m, gl, op, _REDUCE[op.kind], norm_axes(op.kind, len(x.shape), op.attrs.get("axes")))
+
+
+@special("ReduceLogSumExp")
+def _logsumexp(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    """y = log(sum(exp(x - m))) + m, m = the max over the axes (0 where not finite), in two serial passes
+    over x: the max folds into one scratch row, the exponentials' sum into another."""
+    x, y = op.inputs[0], op.outputs[0]
+    r = _Reduction(m, op, "max", norm_axes(op.kind, len(x.shape), op.attrs.get("axes")))
+    adt, n = r.adt, r.n_out
+    fn, b = kernel(m, 3)
+    mx, sm = fn.args[1], b.gep(fn.args[1], [c64(n * adt.itemsize)])
+    r.init(b, mx, c64(0), c64(n))
+    r.accumulate(b, fn.args[0], mx, None, None)
+    ctx = Ctx(b, m.module)
+    MX, SM, X, Y = typed(b, mx, adt), typed(b, sm, adt), typed(b, fn.args[0], x.dtype), typed(b, fn.args[2], y.dtype)
+    zero = ir.Constant(compute_type(adt), 0.0)
+    with for_range(b, n, "o0") as o:
+        p = b.gep(MX, [o])
+        v = b.load(p)
+        finite = b.fcmp_ordered("<", b.call(ctx.intrinsic("llvm.fabs", v.type), [v]), ir.Constant(v.type, float("inf")))
+        b.store(b.select(finite, v, zero), p)
+        b.store(zero, b.gep(SM, [o]))
+    if x.spec.nelms:
+        with nest(b, r.space) as (i, o):
+            xv = load(b, X, i, x.dtype)
+            if x.dtype != adt:
+                xv = lower_node(ctx, Node(Prim.cast, (0,), adt), [x.dtype], [xv])
+            e = lower_node(ctx, Node(Prim.exp, (0,), adt), [adt], [b.fsub(xv, b.load(b.gep(MX, [o])))])
+            p = b.gep(SM, [o])
+            b.store(b.fadd(b.load(p), e, flags=("reassoc",)), p)
+    with for_range(b, n, "o1") as o:
+        v = b.fadd(lower_node(ctx, Node(Prim.log, (0,), adt), [adt], [b.load(b.gep(SM, [o]))]),
+                   b.load(b.gep(MX, [o])))
+        if y.dtype != adt:
+            v = round_to(b, lower_node(ctx, Node(Prim.cast, (0,), y.dtype), [adt], [v]), y.dtype)
+        store(b, v, Y, o, y.dtype)
+    b.ret_void()
+    gl.b.call(fn, [gl.p(x), gl.slot(2 * n * adt.itemsize), gl.p(y)])
 
 
 @special("LambSquare")

@@ -13,7 +13,7 @@ back, which is what numpy's arithmetic does; opset 11 has no int8/int16 Add, Mul
                        reference's x/0 = 0, also avoiding a division trap in the runtime)
     max min         -> Max Min (floats, NaN-propagating like numpy); Where(a > b, a, b) for integers
     neg             -> Neg; 0 - a for unsigned integers
-    sqrt exp log tanh abs sign floor pow erf -> the ONNX op of the same name (floor of an integer and
+    sqrt exp log tanh sin cos abs sign floor pow erf -> the ONNX op of the same name (floor of an integer and
                        pow of integers: Identity, Pow in float64); erf of float64 via float32
     fma             -> Mul and Add in float64, then one rounding (what the reference does)
     lt gt eq        -> Less Greater Equal; le ge -> Or(Less/Greater, Equal); ne -> Not(Equal)
@@ -32,7 +32,7 @@ from .builder import Builder
 _FLOAT_OP = {Prim.add: "Add", Prim.sub: "Sub", Prim.mul: "Mul", Prim.div: "Div", Prim.sqrt: "Sqrt",
              Prim.exp: "Exp", Prim.log: "Log", Prim.tanh: "Tanh", Prim.abs: "Abs", Prim.sign: "Sign",
              Prim.floor: "Floor", Prim.max: "Max", Prim.min: "Min", Prim.pow: "Pow", Prim.neg: "Neg",
-             Prim.erf: "Erf"}
+             Prim.erf: "Erf", Prim.sin: "Sin", Prim.cos: "Cos"}
 _SMALL_INTS = {DType.int8, DType.int16, DType.uint8, DType.uint16}
 
 

@@ -1,7 +1,8 @@
 """Lowering rules for the non-elementwise ops, one function per op kind (ONNX opset 11).
 
     MatMul                     -> MatMul (Transpose for transpose_a/b); float16 in float32, as the reference
-    ReduceSum/Mean/Max/Min/SumSquare, LambSquare -> the ONNX reduction of the same name (axes attribute);
+    ReduceSum/Mean/Max/Min/SumSquare/L1/L2/LogSum/LogSumExp/Prod, LambSquare -> the ONNX reduction of the
+                                  same name (axes attribute);
                                   float16 accumulates in float32; integer means in float64 then truncate
     Reshape, Transpose         -> Reshape, Transpose
     Softmax                    -> Softmax over the last axis (Transpose around it for other axes)
@@ -53,8 +54,11 @@ def _matmul(b: Builder, op: Op, names: Names) -> None:
     names[out.id] = b.cast(b.one("MatMul", *ins), cd, out.dtype)
 
 
-_REDUCE = {"ReduceSum": "ReduceSum", "ReduceMean": "ReduceMean", "ReduceMax": "ReduceMax", "ReduceMin": "ReduceMin",
-           "ReduceSumSquare": "ReduceSumSquare"}
+_REDUCE = {k: k for k in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1",
+                          "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd")}
+# a reduction over no axes is elementwise (ONNX would read an empty axes list as "all axes")
+_NO_AXES = {"ReduceSumSquare": lambda b, x: b.one("Mul", x, x), "ReduceL1": lambda b, x: b.one("Abs", x),
+            "ReduceL2": lambda b, x: b.one("Abs", x), "ReduceLogSum": lambda b, x: b.one("Log", x)}
 
 
 @rule(*_REDUCE)
@@ -62,8 +66,7 @@ def _reduce(b: Builder, op: Op, names: Names) -> None:
     x, out = op.inputs[0], op.outputs[0]
     axes = norm_axes(op.kind, len(x.shape), op.attrs.get("axes"))
     if not axes:  # nothing to reduce over
-        src = names[x.id]
-        names[out.id] = b.one("Mul", src, src) if op.kind == "ReduceSumSquare" else b.one("Identity", src)
+        names[out.id] = _NO_AXES.get(op.kind, lambda b, x: b.one("Identity", x))(b, names[x.id])
         return
     cd = compute_dtype(x.dtype)
     if op.kind == "ReduceMean" and not x.dtype.is_float:

@@ -8,6 +8,7 @@ typed constant explicitly and never relies on implicit promotion:
     max, min, pow        -> pe::Max, pe::Min, pe::Pow
     neg, sqrt, exp, log  -> pe::Neg, pe::Sqrt, pe::Exp, pe::Log
     tanh, erf, abs       -> pe::Tanh, pe::Erf, pe::Abs
+    sin, cos             -> pe::Sin, pe::Cos
     sign, floor          -> pe::Signum, pe::Floor (floor of an integer is the integer itself)
     lt, le, gt, ge       -> pe::Lt, pe::Lte, pe::Gt, pe::Gte
     eq, ne               -> pe::Equal, pe::NotEqual
@@ -27,6 +28,7 @@ from compiler.ops.primitives import Node, Prim
 from .types import PoplarError, const_expr, poplar_type
 
 UNARY = {Prim.neg: "Neg", Prim.sqrt: "Sqrt", Prim.exp: "Exp", Prim.log: "Log", Prim.tanh: "Tanh", Prim.erf: "Erf",
+         Prim.sin: "Sin", Prim.cos: "Cos",
          Prim.abs: "Abs", Prim.sign: "Signum", Prim.floor: "Floor"}
 BINARY = {Prim.add: "Add", Prim.sub: "Sub", Prim.mul: "Mul", Prim.div: "Divide", Prim.max: "Max", Prim.min: "Min",
           Prim.pow: "Pow", Prim.lt: "Lt", Prim.le: "Lte", Prim.gt: "Gt", Prim.ge: "Gte", Prim.eq: "Equal",

@@ -58,6 +58,8 @@ ceil = _un("Ceil", "ceil")
 swish = _un("Swish", "swish")
 isnan = _un("IsNaN", "isnan")
 isinf = _un("IsInf", "isinf")
+sin = _un("Sin", "sin")
+cos = _un("Cos", "cos")
 fmod = _bin("Fmod", "fmod")
 _not, _and, _or = _un("Not", "logical_not"), _bin("And", "logical_and"), _bin("Or", "logical_or")
 

@@ -45,6 +45,11 @@ mean = _reduce("ReduceMean", "mean")
 max = _reduce("ReduceMax", "max")
 min = _reduce("ReduceMin", "min")
 sumsquare = _reduce("ReduceSumSquare", "sumsquare")
+l1 = _reduce("ReduceL1", "l1")
+l2 = _reduce("ReduceL2", "l2")
+logsum = _reduce("ReduceLogSum", "logsum")
+logsumexp = _reduce("ReduceLogSumExp", "logsumexp")
+prod = _reduce("ReduceProd", "prod")
 
 
 def reshape(t: Tensor, shape: Iterable[int]) -> Tensor:

@@ -22,7 +22,7 @@ SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-3, 65504.0, -7.5]
 
 UNARY_EXACT = ["Neg", "Sqrt", "Abs", "Sign", "Floor", "Relu", "Reciprocal", "Square", "Identity", "Ceil", "IsNaN",
                "IsInf", "Detach", "DetachInplace"]
-UNARY_APPROX = ["Exp", "Log", "Tanh", "Gelu", "GeluErf", "Sigmoid", "Swish"]  # approximations: ~1 ulp
+UNARY_APPROX = ["Exp", "Log", "Tanh", "Gelu", "GeluErf", "Sigmoid", "Swish", "Sin", "Cos"]  # approximations: ~1 ulp
 BINARY = ["Add", "Sub", "Mul", "Div", "Max", "Min", "Fmod"]
 COMPARE = ["Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal", "NotEqual"]
 GRAD_OPS = {"GeluGrad": "x", "GeluErfGrad": "x", "ReluGrad": "x", "TanhGrad": "y", "SigmoidGrad": "y"}

@@ -56,6 +56,7 @@ def _literal(text: str) -> Any:
 
 
 _UN = {"Neg": np.negative, "Sqrt": np.sqrt, "Exp": np.exp, "Log": np.log, "Tanh": np.tanh, "Abs": np.abs,
+       "Sin": np.sin, "Cos": np.cos,
        "Signum": np.sign, "Floor": np.floor}
 _BIN = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Max": np.maximum, "Min": np.minimum, "Pow": np.power}
 _CMP = {"Lt": np.less, "Lte": np.less_equal, "Gt": np.greater, "Gte": np.greater_equal, "Equal": np.equal,
