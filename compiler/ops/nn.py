@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir import Op, TensorSpec
+from compiler.ir import DType, Op, TensorSpec
 
+from .primitives import cast_array
 from .registry import OpDef, OpError, register
 from .rules import same_dtype
 
@@ -171,7 +172,10 @@ def _infer_reshape(s: S, a: D) -> list[TensorSpec]:
         raise OpError(f"Invalid shape value in reshape: {tuple(shape)} (dims must be >= 0, or -1 once)")
     if -1 in shape:
         rest = prod(d for d in shape if d != -1)
-        if rest == 0 or x.nelms % rest:
+        if rest == 0:  # -1 next to a 0: no size gives the element count (PopXL's wording)
+            raise OpError(f"Invalid shape value in reshape: {tuple(shape)}: -1 cannot be inferred next to a 0 "
+                          f"(reshaping {x})")
+        if x.nelms % rest:
             raise OpError(f"Reshape: cannot reshape {x} to {tuple(shape)}")
         shape[shape.index(-1)] = x.nelms // rest
     if prod(shape) != x.nelms:
@@ -189,7 +193,7 @@ def _perm(s: S, a: D) -> tuple[int, ...]:
     p = tuple(a["perm"]) if a.get("perm") is not None else tuple(reversed(range(r)))
     if sorted(p) != list(range(r)):
         raise OpError(f"Transpose: permutation {p} is not a permutation of the {r} axes of {s['x']}. Values in "
-                      f"permutation must be less than the rank ({r}) and appear once")
+                      f"permutation must be less than the rank {r} and appear once")
     return p
 
 
@@ -235,8 +239,6 @@ register(OpDef(kind="Softmax", formula="out = exp(x - max) / sum(exp(x - max)) a
 # --------------------------------------------------------- cross-entropy
 def _infer_nll(s: S, a: D) -> list[TensorSpec]:
     p, lab = s["probs"], s["labels"]
-    if lab.dtype.is_float:
-        raise OpError(f"NllLoss: labels must be an integer tensor, got {lab}")
     if p.shape[:-1] != lab.shape:
         raise OpError(f"NllLoss: labels {lab} must have the shape of probs {p} without its last (class) dim")
     red = a.get("reduction", "mean")
@@ -247,7 +249,7 @@ def _infer_nll(s: S, a: D) -> list[TensorSpec]:
 
 
 def _ref_nll(x: A, a: D, op: Op) -> list[np.ndarray]:
-    probs, labels = x["probs"], x["labels"].astype(np.int64)
+    probs, labels = x["probs"], cast_array(x["labels"], DType.int64)  # float labels truncate, as PopXL takes them
     dt = probs.dtype
     p2 = probs.reshape(-1, probs.shape[-1]).astype(np.float32)
     l1 = labels.reshape(-1)

@@ -26,9 +26,10 @@ def _torch_table() -> dict:
         import torch
     except ImportError:  # torch is optional: without it the table is empty
         return {}
-    # torch has no uint16/32/64 tensors in general use; PopXL maps the rest by name
+    # torch has no uint16/32/64 tensors in general use; PopXL maps the rest by name, those with a numpy
+    # counterpart only (torch.bfloat16 has none; as_dtype still takes it)
     return {getattr(torch, d.name): d for d in DType if d.name in ("uint8",) or
-            (not d.name.startswith("u") and hasattr(torch, d.name))}
+            (not d.name.startswith("u") and d.name != "bfloat16" and hasattr(torch, d.name))}
 
 
 _PT_TO_POPXL = _torch_table()

@@ -167,6 +167,15 @@ class Tensor:
 
         return ops.transpose(self, permutation)
 
+    def diag(self) -> "Tensor":
+        """The main diagonal of a 2-d tensor: t[i, i] for i < min(rows, cols), as PopXL builds it (the
+        flattened tensor sliced with step cols + 1)."""
+        if self.rank != 2:
+            raise ValueError(f"Tensor.diag: {self!r} has rank {self.rank}; diag needs a 2-d tensor (reshape it)")
+        rows, cols = self.shape
+        n = min(rows, cols)
+        return self.flatten()[0:(n - 1) * (cols + 1) + 1:cols + 1] if n else self.flatten()[0:0]
+
     @property
     def T(self) -> "Tensor":
         return self.transpose()

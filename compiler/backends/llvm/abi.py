@@ -23,6 +23,7 @@ from runtime.native_runtime import ABI_VERSION, BAD_ABI_VERSION, COLLECTIVE_FAIL
 
 # ops whose kernels check data-dependent indices (out of range would read or write out of bounds)
 CHECKED = {"NlllWithSoftmaxGradDirect": "a label is outside [0, number of classes) and is not ignore_index",
+           "Nll": "a label is outside [0, number of classes) and is not ignore_index",
            "PopartSparseAccumulate": "an index is outside [-n, n) for the accumulated axis of length n",
            "Gather": "an index is outside [-n, n) for the gathered axis of length n"}
 

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 def _index(b: ir.IRBuilder, base: ir.Value, k: ir.Value, dt: DType) -> ir.Value:
+    """Element k of an index tensor as an int64; float labels truncate as a cast to int64 does."""
     v = b.load(b.gep(base, [k]))
+    if dt.is_float:
+        return lower_node(Ctx(b, b.module), Node(Prim.cast, (0,), DType.int64), [dt], [to_compute(b, v, dt)])
     if v.type.width < 64:
         v = b.sext(v, I64) if dt.is_signed and dt is not DType.bool else b.zext(v, I64)
     return v
@@ -97,6 +100,53 @@ def _nll(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     b.ret_void()
     gl.b.call(fn, [gl.p(probs), gl.p(labels), gl.p(lg) if lg is not None else ir.Constant(PTR, None),
                    gl.p(loss), gl.p(dx), gl.status()])
+
+
+@special("Nll")
+def _nll_plain(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    """loss = reduce(-log(p[label])) (-p[label] for log-probabilities) over the kept rows, in float32
+    (float64 for float64), rows in order; a label out of range that is not ignored sets the status."""
+    probs, labels = op.input("probs"), op.input("labels")
+    (loss,) = op.outputs
+    assert probs is not None and labels is not None
+    C = probs.shape[-1]
+    R = probs.spec.nelms // C if C else 0
+    red, ignore = op.attrs.get("reduction", "mean"), op.attrs.get("ignore_index")
+    adt = DType.float64 if probs.dtype is DType.float64 else DType.float32
+    at = F64 if adt is DType.float64 else F32
+    fn, b = kernel(m, 4)
+    P, L, LOSS = typed(b, fn.args[0], probs.dtype), typed(b, fn.args[1], labels.dtype), typed(b, fn.args[2], loss.dtype)
+    ctx = Ctx(b, m.module)
+    total, cnt = b.alloca(at), b.alloca(I64)
+    b.store(ir.Constant(at, 0.0), total)
+    b.store(c64(0), cnt)
+    with for_range(b, R, "r") as r:
+        lv = _index(b, L, r, labels.dtype)
+        keep = ir.Constant(I1, 1) if ignore is None else b.icmp_signed("!=", lv, c64(int(ignore)))
+        safe, valid = _wrap_and_check(b, lv, C, fn.args[3], m.error_code(op), wrap=False, used=keep)
+        keep = b.and_(keep, valid)
+        picked = load(b, P, b.add(b.mul(r, c64(C)), safe), probs.dtype)
+        if probs.dtype != adt:
+            picked = lower_node(ctx, Node(Prim.cast, (0,), adt), [probs.dtype], [picked])
+        if not op.attrs.get("log_prob"):
+            picked = lower_node(ctx, Node(Prim.log, (0,), adt), [adt], [picked])
+        per = b.select(keep, b.fneg(picked), ir.Constant(at, 0.0))
+        if red == "none":
+            store(b, round_to(b, _to(ctx, per, adt, loss.dtype), loss.dtype), LOSS, r, loss.dtype)
+        b.store(b.fadd(b.load(total), per), total)
+        b.store(b.add(b.load(cnt), b.zext(keep, I64)), cnt)
+    if red != "none":
+        tot = b.load(total)
+        if red == "mean":
+            n = b.load(cnt)
+            tot = b.fdiv(tot, b.sitofp(b.select(b.icmp_signed(">", n, c64(1)), n, c64(1)), at))
+        store(b, round_to(b, _to(ctx, tot, adt, loss.dtype), loss.dtype), LOSS, c64(0), loss.dtype)
+    b.ret_void()
+    gl.b.call(fn, [gl.p(probs), gl.p(labels), gl.p(loss), gl.status()])
+
+
+def _to(ctx: Ctx, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+    return v if src == dst else lower_node(ctx, Node(Prim.cast, (0,), dst), [src], [v])
 
 
 @special("PopartSparseAccumulate")

@@ -118,6 +118,38 @@ def _init(b: Builder, op: Op, names: Names) -> None:
     names[v.id] = b.const(np.zeros(v.shape, v.dtype.numpy), hint="zeros")
 
 
+@rule("Nll")
+def _nll_plain(b: Builder, op: Op, names: Names) -> None:
+    """loss = reduce(-log(p[label])) (-p[label] for log-probabilities): GatherElements picks p[label]."""
+    probs, labels = op.input("probs"), op.input("labels")
+    assert probs is not None and labels is not None
+    c = probs.shape[-1]
+    n = probs.spec.nelms // c
+    red, ignore = op.attrs.get("reduction", "mean"), op.attrs.get("ignore_index")
+    cd = F64 if probs.dtype == F64 else F32
+    p2 = b.one("Reshape", b.cast(names[probs.id], probs.dtype, cd), b.const(np.asarray([n, c], np.int64)))
+    lab = b.one("Reshape", b.cast(names[labels.id], labels.dtype, DType.int64), b.const(np.asarray([n, 1], np.int64)))
+    zero = b.const(np.zeros((), cd.numpy))
+    kept = None
+    if ignore is not None:
+        hit = b.one("Equal", lab, b.const(np.asarray(int(ignore), np.int64)))
+        lab = b.one("Where", hit, b.const(np.asarray(0, np.int64)), lab)
+        kept = b.one("Not", hit)
+    picked = b.one("GatherElements", p2, lab, axis=1)
+    per = b.one("Neg", picked if op.attrs.get("log_prob") else b.one("Log", picked))
+    if kept is not None:
+        per = b.one("Where", kept, per, zero)
+    if red == "none":
+        loss = b.one("Reshape", per, b.const(np.asarray(labels.shape, np.int64)))
+    else:
+        loss = b.one("ReduceSum", per, keepdims=0)
+        if red == "mean":
+            count = b.const(np.asarray(max(n, 1), cd.numpy)) if kept is None else b.one(
+                "Max", b.one("ReduceSum", b.cast(kept, DType.bool, cd), keepdims=0), b.const(np.ones((), cd.numpy)))
+            loss = b.one("Div", loss, count)
+    names[op.outputs[0].id] = b.cast(loss, cd, probs.dtype)
+
+
 @rule("NlllWithSoftmaxGradDirect")
 def _nll(b: Builder, op: Op, names: Names) -> None:
     """loss = -mean(log(p[label] + 1e-7)) over kept labels; dx = (p - onehot(label)) * loss_grad / n."""

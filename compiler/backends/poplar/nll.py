@@ -12,7 +12,7 @@ from compiler.ir import DType, Op
 
 from .ops import _new, rule
 from .scope import Scope, cstr, dims, reshape
-from .types import const_expr, float_literal, poplar_type
+from .types import PoplarError, const_expr, float_literal, poplar_type
 
 
 @rule("NlllWithSoftmaxGradDirect")
@@ -25,6 +25,9 @@ def _nll(s: Scope, op: Op) -> None:
     red = op.attrs.get("reduction", "mean")
     ignore = op.attrs.get("ignore_index")
     dt, ldt = poplar_type(probs.dtype, probs.name), labels.dtype
+    if ldt.is_float:  # popops::encodeOneHot takes integer indices
+        raise PoplarError(f"{op.label}: labels {labels.name!r} are {ldt.name}; the Poplar emitter takes integer "
+                          "labels only: cast them with ops.cast(labels, popxl.int32) before the loss")
 
     def to_dt(e: str) -> str:  # the outputs have the dtype of probs
         return e if probs.dtype == DType.float32 else f"pe::Cast({e}, {dt})"

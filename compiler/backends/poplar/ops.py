@@ -33,8 +33,8 @@ RULES.walk("MultiKernel")  # program.py: one popops kernel per group of buffers
 rule = RULES.rule
 RULES.refuse_all(COLLECTIVE_KINDS, "collectives across replicas are not emitted: "
                  "the Poplar emitter writes a single-replica program")
-RULES.refuse_all(("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd"),
-                 "ReduceL1/L2/LogSum/LogSumExp/Prod are not emitted for Poplar yet (popops::reduce has MUL and "
+RULES.refuse_all(("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd", "Nll"),
+                 "Nll and ReduceL1/L2/LogSum/LogSumExp/Prod are not emitted for Poplar yet (popops::reduce has MUL and "
                  "LOG_ADD, not wired up); run the program with Session(ir, 'cpu') or 'interpreter'")
 RULES.refuse_all(MOVEMENT_KINDS, "slice / concat / gather and the in-place view ops are not emitted for Poplar yet; "
                  "run the program with Session(ir, 'cpu') or 'interpreter'")

@@ -96,8 +96,8 @@ def log2(t: Tensor) -> Tensor:
 
 
 def isfinite(t: Tensor) -> Tensor:
-    """out = !(isinf(t) || isnan(t))."""
-    return logical_not(logical_or(isinf(t), isnan(t)))
+    """out = !isinf(t) && !isnan(t), built as PopXL builds it (two Nots and an And)."""
+    return logical_and(logical_not(isinf(t)), logical_not(isnan(t)))
 
 
 add = _bin("Add", "add")

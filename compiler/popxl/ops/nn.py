@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-import numpy as np
 
 from compiler.ir import as_dtype
 
@@ -72,12 +71,14 @@ def softmax(t: Tensor, axis: int = -1) -> Tensor:
 
 def nll_loss_with_softmax_grad(probs: Tensor, labels: Tensor, loss_grad: Any = 1, ignore_index: int | None = None,
                                reduction: str = "mean") -> tuple[Tensor, Tensor]:
-    ins: dict[str, Tensor | None] = {"probs": probs, "labels": labels}
+    """loss = reduction(-log(probs[label] + 1e-7)), dx = (probs - onehot(label)) * loss_grad / N; labels may be
+    integer or float (truncated). A number loss_grad becomes a constant of probs' dtype, as PopXL makes it."""
+    from ..creation import constant
+
+    if not isinstance(loss_grad, Tensor):
+        loss_grad = constant(float(loss_grad), probs.dtype, name="loss_grad")
+    ins: dict[str, Tensor | None] = {"probs": probs, "labels": labels, "loss_grad": loss_grad}
     attrs: dict[str, Any] = {"ignore_index": ignore_index, "reduction": reduction}
-    if isinstance(loss_grad, Tensor):
-        ins["loss_grad"] = loss_grad
-    else:
-        attrs["loss_grad"] = float(loss_grad)
     loss, dx = outputs(emit_op("NlllWithSoftmaxGradDirect", ins, attrs, name="nll_loss_with_softmax_grad",
                                out_names=["loss", "dx"]))
     return loss, dx
@@ -92,34 +93,9 @@ def nll_loss(probs: Tensor, labels: Tensor, ignore_index: int | None = None, red
              log_prob: bool = False) -> Tensor:
     """Negative log-likelihood of `labels` under `probs` (class dim last): per item -log(p[label])
     (-p[label] when `log_prob`), items equal to ignore_index contribute 0; reduced by 'mean' (over the
-    non-ignored items, at least 1), 'sum' or 'none'. Built from Equal/Where/Log/ReduceSum ops (PopXL has
-    one Nll op), so it differentiates with the ordinary rules."""
-    from compiler.ir import DType
-
-    from ..creation import constant
-    from .math import cast, equal, log, maximum, negate, where
-
+    non-ignored items, at least 1), 'sum' or 'none'. One Nll op, as PopXL builds it."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if labels.shape != probs.shape[:-1]:
-        raise ValueError(f"nll_loss: labels {labels.shape} must have the shape of probs {probs.shape} without its "
-                         "last (class) dim")
-    if not labels.dtype.is_int:
-        labels = cast(labels, DType.int32)
-    classes = constant(np.arange(probs.shape[-1], dtype=labels.dtype.numpy), name="classes")
-    hit = equal(reshape(labels, labels.shape + (1,)), classes)  # one-hot, bool
-    lp = probs if log_prob else log(probs)
-    picked = sum(where(hit, lp, constant(0.0, probs.dtype)), axis=-1)  # not lp*onehot: log(0)*0 is nan
-    per_item = negate(picked)
-    if ignore_index is not None:
-        keep = equal(equal(labels, constant(ignore_index, labels.dtype)), constant(False, DType.bool))
-        per_item = where(keep, per_item, constant(0.0, probs.dtype))
-    if reduction == "none":
-        return per_item
-    total = sum(per_item)
-    if reduction == "sum":
-        return total
-    if ignore_index is None:
-        return total / constant(float(labels.nelms or 1), probs.dtype)
-    count = sum(cast(keep, probs.dtype))
-    return total / maximum(count, constant(1.0, probs.dtype))
+    attrs = {"reduction": reduction, "ignore_index": None if ignore_index is None else int(ignore_index),
+             "log_prob": bool(log_prob)}
+    return out(emit_op("Nll", {"probs": probs, "labels": labels}, attrs, name="nll", out_names=["nll_out"]))
