@@ -239,3 +239,21 @@ def test_op_suites_and_mnist_per_target(cpu):
     r = subprocess.run([sys.executable, "-m", "pytest", *SUITES, "-q", "-n", "0", "-p", "no:cacheprovider",
                         "--target-cpu", cpu], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ the command line
+def test_compile_tool_targets_another_cpu(tmp_path, capsys):
+    from tools.compile import main as optc
+
+    out = tmp_path / "arm"
+    assert optc(["examples/custom_optimiser.py", "--emit", "obj,header", "-o", str(out), "--target-cpu", "neoverse-n1",
+                 "--triple", "aarch64-linux-gnu"]) == 0
+    assert (out / "optc.o").read_bytes()[18:20] == b"\xb7\x00"  # ELF machine: AArch64
+    header = (out / "optc.h").read_text()
+    assert '#define OPTC_TARGET_TRIPLE "aarch64-linux-gnu"' in header and "dotprod" in header
+    assert optc(["examples/custom_optimiser.py", "--emit", "obj", "-o", str(tmp_path / "x.o"),
+                 "--target-cpu", "haswell"]) == 0
+    assert (tmp_path / "x.o").read_bytes()[18:20] == b"\x3e\x00"  # x86-64
+    assert optc(["examples/custom_optimiser.py", "--emit", "obj", "-o", str(tmp_path / "y.o"),
+                 "--target-cpu", "pentium9"]) == 2
+    assert "unknown target CPU 'pentium9' for x86_64; known: x86-64, x86-64-v2" in capsys.readouterr().err
