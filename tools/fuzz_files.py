@@ -2,11 +2,14 @@
 
   python -m tools.fuzz_files [--irs N] [--cache N] [--seed S]
 
-Saved IRs: real programs (the examples plus generated ones) are saved, then mutated (1-3 random edits
-of the JSON: delete, retype, nudge a number, duplicate / reverse / shorten a list, edit a string). Each
-mutant must either be refused by `Ir.load` (IRFormatError) or load, compile and run on both devices with
-the same results. Cache entries: a real entry's manifest or object file is edited (JSON edits as above,
-or flipped, cut or appended bytes); the next compile must warn and rebuild, or hit an entry that is
+Saved IRs: real programs (the examples plus generated ones, half of them hostile: bfloat16, casts of
+out-of-range values) are saved, then mutated (1-3 random edits of the JSON: delete, retype, nudge a
+number, duplicate / reverse / shorten a list, edit a string). Each mutant must either be refused by
+`Ir.load` (IRFormatError) or load, compile and run on both devices with the same results; a file that
+loads and then fails in the interpreter or while compiling is a LATE refusal (the error must come at
+load, saying where), reported with the crashes and mismatches.
+Cache entries: a real entry's manifest or object file is edited (JSON edits as above, or flipped, cut or
+appended bytes); the next compile must warn and rebuild, or hit an entry that is
 still exactly the one stored, and either way give the right results.
 
 Every check runs in child processes, many per child; a child that dies is a crash, reported with the file
@@ -81,12 +84,17 @@ from runtime.cache import CacheWarning
 
 def run(ir, device, cache):
     exe = compile_ir(ir, CompileOptions(device=device, cache_dir=cache, use_cache=cache is not None))
-    vs = {k: np.array(a, copy=True) for k, a in ir.variables.items()}
     rng = np.random.default_rng(0)
-    st = {n: rng.standard_normal((ir.num_host_transfers, *s.spec.shape)).astype(s.spec.dtype.numpy)
-          for n, s in ir.streams.items() if s.direction == "h2d"}
-    outs = exe.run(vs, st, ir.num_host_transfers)
-    return exe, {**{f"var{k}": a for k, a in vs.items()}, **outs}
+    n = ir.replication_factor
+    vs = [{k: np.array(a, copy=True) for k, a in ir.variables.items()} for _ in range(n)]
+    st = [{name: rng.standard_normal((ir.num_host_transfers, *s.spec.shape)).astype(s.spec.dtype.numpy)
+           for name, s in ir.streams.items() if s.direction == "h2d"} for _ in range(n)]
+    if n == 1:
+        outs = [exe.run(vs[0], st[0], ir.num_host_transfers)]
+    else:  # a replicated program (replication_factor is a field a file may set): every replica's results
+        outs = exe.run_replicas(vs, st, ir.num_host_transfers)
+    return exe, {f"{r}:{k}": a for r in range(n) for k, a in [*(("var" + str(i), a) for i, a in vs[r].items()),
+                                                               *outs[r].items()]}
 
 def same(a, b):
     if set(a) != set(b):
@@ -166,7 +174,8 @@ def base_programs(tmp: Path, count: int) -> list[Path]:
 
     from tools.fuzz import build, random_program
 
-    irs = [custom_optimiser.build_ir()[0]] + [build(random_program(s, size=6)).ir for s in range(count)]
+    irs = [custom_optimiser.build_ir()[0]] + [build(random_program(s, size=6, hostile=s % 2 == 1)).ir
+                                              for s in range(count)]
     paths = []
     for k, ir in enumerate(irs):
         p = tmp / f"base{k}.json"
@@ -227,13 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"... {len(outcomes)} / {len(jobs)} checks, {time.perf_counter() - t0:.0f} s: "
               f"{sum(o.startswith('CRASH') for o in outcomes)} crashes, {sum(o == 'MISMATCH' for o in outcomes)} "
               f"mismatches, {sum(o.startswith('ERROR') for o in outcomes)} unexpected errors, "
-              f"{sum(o == 'refused' for o in outcomes)} refused at load", flush=True)
+              f"{sum(map(_late, outcomes))} late refusals, {sum(o == 'refused' for o in outcomes)} refused at load", flush=True)
     counts: dict[str, int] = {}
     bad = []
     for j, o in zip(jobs, outcomes):
         key = f"{j[0]}: {o.split(':')[0] if o.startswith(('cpu raised', 'interpreter raised', 'ERROR', 'CRASH')) else o}"
         counts[key] = counts.get(key, 0) + 1
-        if o.startswith(("CRASH", "MISMATCH", "ERROR")):
+        if o.startswith(("CRASH", "MISMATCH", "ERROR")) or _late(o):
             bad.append((j, o))
     for k in sorted(counts):
         print(f"  {counts[k]:6d}  {k}")
@@ -246,9 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.irs} mutated IR files and {args.cache} mutated cache entries in "
           f"{time.perf_counter() - t0:.0f} s: {sum(o.startswith('CRASH') for o in outcomes)} crashes, "
           f"{sum(o == 'MISMATCH' for o in outcomes)} mismatches, {sum(o.startswith('ERROR') for o in outcomes)} "
-          "unexpected errors")
+          f"unexpected errors, {sum(map(_late, outcomes))} late refusals")
     shutil.rmtree(tmp, ignore_errors=True)
     return 1 if bad else 0
+
+
+def _late(outcome: str) -> bool:
+    """A file Ir.load accepted that then failed to compile or run: its problem was found too late."""
+    return outcome.startswith(("interpreter raised", "cpu raised"))
 
 
 def _outputs(ir_path: Path, cache: str) -> dict[str, np.ndarray]:

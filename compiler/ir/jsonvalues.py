@@ -95,16 +95,40 @@ def decode_array(body: Any, path: Path_) -> np.ndarray:
     n = math.prod(shape)
     try:
         if "data" in body:
-            flat = np.array(body["data"], dtype=np.float64 if dt.is_float else dt.numpy).astype(dt.numpy)
+            flat = _inline_data(body["data"], dt, path)
         else:
             flat = np.frombuffer(base64.b64decode(body["b64"], validate=True), dtype=dt.numpy).copy()
             if sys.byteorder == "big" and dt is not DType.bfloat16:
                 flat = flat.byteswap()
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise FormatError(path, f"unreadable {dt.name} array data ({e})") from None
     if flat.ndim != 1 or flat.size != n:
         raise FormatError(path, f"shape {tuple(shape)} needs {n} elements, the data has {flat.size}")
     return flat.reshape(shape)
+
+
+def _inline_data(data: Any, dt: DType, path: Path_) -> np.ndarray:
+    """A "data" list as `dt`: only numbers (no null, which numpy would read as NaN), integers within the
+    dtype's range and floats that stay finite in it (encode_array writes non-finite arrays as "b64")."""
+    types, what = ((int, float), "numbers") if dt.is_float else ((bool,), "true/false") if dt is DType.bool else (
+        (int,), "integers")
+    if not isinstance(data, list) or not all(type(x) in types for x in data):
+        raise FormatError(path + ("data",), f"{dt.name} data is a list of {what}; null, strings and nested lists "
+                          "are not data (non-finite values are saved as \"b64\")")
+    if dt.is_float:
+        wide = np.array(data, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            flat = wide.astype(dt.numpy)
+        if not np.isfinite(flat.astype(np.float64)).all():
+            k = int(np.argmin(np.isfinite(flat.astype(np.float64))))
+            raise FormatError(path + ("data", k), f"{data[k]!r} is not a finite {dt.name}")
+        return flat
+    if dt is not DType.bool:
+        info = np.iinfo(dt.numpy)
+        for k, x in enumerate(data):
+            if not info.min <= x <= info.max:
+                raise FormatError(path + ("data", k), f"{x!r} does not fit {dt.name}")
+    return np.array(data, dtype=dt.numpy)
 
 
 def decode_dtype(name: Any, path: Path_) -> DType:

@@ -55,6 +55,9 @@ def graph_problems(g: Graph) -> list[str]:
             defined.add(v.id)
             if v.producer is not op:
                 problems.append(f"{where}: %{v.id} ({v.name!r}) names another producer than {op.label}")
+        if (op.kind == "Call") != (op.called is not None):
+            problems.append(f"{where}: {op.label} " + ("calls no graph" if op.called is None else
+                                                       f"names a called graph {op.called.id!r}; only a Call does"))
         if op.called is not None:
             c = op.called
             if c.id not in g.ir.graphs or g.ir.graphs[c.id] is not c:
@@ -77,6 +80,8 @@ def graph_problems(g: Graph) -> list[str]:
         if a not in position or b not in position:
             problems.append(f"{where}: constraint {getattr(a, 'label', a)} -> {getattr(b, 'label', b)} "
                             "names an op not in the graph")
+        elif a is b:
+            problems.append(f"{where}: constraint {a.label} before itself; an op cannot come before itself")
         elif position[a] > position[b]:
             problems.append(f"{where}: constraint {a.label} before {b.label} is not respected by the op order")
     return problems

@@ -73,6 +73,11 @@ def stream_problems(ir: Any) -> list[str]:
                 continue
             name = op.attrs.get("stream")
             want = "h2d" if op.kind == "HostLoad" else "d2h"
+            if op.kind == "HostLoad" and len(op.results) != 1 or op.kind == "HostStore" and (
+                    len(op.inputs), len(op.results)) != (1, 0):
+                out.append(f"{where}: {op.label} reads {len(op.inputs)} values and defines {len(op.results)}; a "
+                           + ("HostLoad defines one value" if want == "h2d" else "HostStore reads one and defines none"))
+                continue
             s = ir.streams.get(name) if isinstance(name, str) else None
             if s is None:
                 out.append(f"{where}: {op.label} uses stream {name!r}, which the Ir does not declare")

@@ -149,6 +149,11 @@ def check_loaded_op(op: Op) -> str | None:
         want = list(d.infer({r: v.spec for r, v in zip(op.roles, op.inputs)}, op.attrs))
     except Exception as e:  # a type rule meeting roles or attrs it does not know
         return f"the {op.kind} type rule rejects inputs {list(op.roles)} ({type(e).__name__}: {e})"
+    if d.decompose is not None:
+        try:  # what every backend asks of an elementwise op: its attrs must be the ones the rule reads
+            expr_for(op)
+        except Exception as e:
+            return f"the {op.kind} definition cannot read its attrs {sorted(op.attrs)} ({type(e).__name__}: {e})"
     got = [v.spec for v in op.outputs]
     if op.kind not in ("Call", "FusedKernel", "MultiKernel"):  # those carry their own effects
         roles = list(op.roles)

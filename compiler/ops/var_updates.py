@@ -258,6 +258,8 @@ register(OpDef(
 
 
 def _infer_lamb_square(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
+    if "x" not in s:
+        raise OpError(f"LambSquare reads one input named x, got {sorted(s)}")
     numeric_only("LambSquare", s, "x")
     return [TensorSpec((), DType.float32)]
 

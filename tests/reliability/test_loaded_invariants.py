@@ -103,7 +103,41 @@ def _edits() -> dict[str, tuple[str, callable]]:
     def stream_a_number(d):
         d["streams"][0] = 5
 
+    # found by tools.fuzz_files: each loaded, then failed late in the interpreter (KeyError, ScheduleError,
+    # AssertionError, IndexError) or escaped Ir.load as OverflowError
+    def attr_removed(d):
+        del _op(d, "Accumulate")["attrs"]["f"]
+
+    def constraint_to_itself(d):
+        i = _op(d, "Mul")["id"]
+        d["graphs"][0]["constraints"].append([i, i])
+
+    def call_without_graph(d):  # a Call whose "called" was set to null: its type rule still reads out_specs
+        op = _op(d, "Mul")
+        op["kind"], op["attrs"] = "Call", {"out_specs": [[[4], {"$dtype": "float32"}]]}
+
+    def store_without_input(d):
+        op = _op(d, "HostStore")
+        op["inputs"], op["roles"] = [], []
+
+    def data_null(d):
+        next(iter(d["variables"].values()))["data"][0] = None
+
+    def data_overflows(d):
+        next(iter(d["variables"].values()))["data"][0] = 1e39
+
+    def int_data_overflows(d):
+        body = next(iter(d["variables"].values()))
+        body["dtype"], body["data"] = "int32", [2 ** 40] * len(body["data"])
+
     return {
+        "an attribute the op reads removed": ("cannot read its attrs", attr_removed),
+        "an op ordered before itself": ("before itself", constraint_to_itself),
+        "a Call that calls no graph": ("calls no graph", call_without_graph),
+        "a host_store that stores nothing": ("HostStore reads one", store_without_input),
+        "null in variable data": ("a list of numbers", data_null),
+        "variable data beyond float32": ("not a finite float32", data_overflows),
+        "variable data beyond int32": ("does not fit int32", int_data_overflows),
         "a stream entry that is a number": ("expected an object", stream_a_number),
         "d2h stream shape edited": ("same shape and dtype", d2h_shape),
         "h2d stream shrunk": ("same shape and dtype", h2d_shrunk),
