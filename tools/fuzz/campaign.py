@@ -1,6 +1,7 @@
 """Differential fuzzing campaign: random programs on every configuration against the interpreter.
 
   python -m tools.fuzz --programs N --seed S [--out DIR] [--quick] [--big P] [--inplace-values] [--nonfinite]
+                       [--hostile]
 
 Each program (tools/fuzz/generate.py) runs on the reference interpreter without passes and on:
 the interpreter after the default pipeline (pass bugs), native code without passes (backend bugs),
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big", type=float, default=0.05, help="chance of a size above the threading threshold")
     ap.add_argument("--inplace-values", action="store_true", help="also update intermediates in place")
     ap.add_argument("--nonfinite", action="store_true", help="feed NaN and Inf through the host streams")
-    ap.add_argument("--hostile", action="store_true", help="bfloat16 programs, casts of out-of-range/NaN values")
+    ap.add_argument("--hostile", action="store_true",
+                    help="bfloat16, casts of out-of-range/NaN values, constants written in place, bad host-fed indices")
     ap.add_argument("--no-shrink", action="store_true", help="save failing programs as generated")
     ap.add_argument("--budget", type=int, default=300, help="shrinking tries per failure (default 300)")
     ap.add_argument("--cache-dir", default=None, help="compile cache (default: a fresh temporary folder)")
@@ -93,12 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache_dir or tempfile.mkdtemp(prefix="fuzz-cache-")
     out = Path(args.out)
     summary: list[dict] = []
+    kinds: dict[str, int] = {}  # findings (program x configuration) by kind: mismatch, crash, invalid
     t0 = time.perf_counter()
     for k, seed in enumerate(range(args.seed, args.seed + args.programs)):
         if k and k % 50 == 0:
             print(f"... {k} programs, {len(summary)} failing, {time.perf_counter() - t0:.0f} s", flush=True)
         program = random_program(seed, args.size, args.big, args.inplace_values, args.nonfinite, args.hostile)
         found = check(program, cfgs, cache)
+        for f in found:
+            kinds[f.kind] = kinds.get(f.kind, 0) + 1
         if not found:
             continue
         first = found[0]
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f" -> {entry['reproducer']}" if "reproducer" in entry else ""), flush=True)
     dt = time.perf_counter() - t0
     line = (f"{args.programs} programs x {len(cfgs)} configurations in {dt:.0f} s: "
-            f"{len(summary)} failing programs")
+            f"{len(summary)} failing programs ({kinds.get('mismatch', 0)} mismatches, {kinds.get('crash', 0)} crashes, "
+            f"{kinds.get('invalid', 0)} invalid programs)")
     if summary:
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps({"programs": args.programs, "seed": args.seed,

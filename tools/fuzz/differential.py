@@ -20,7 +20,7 @@ from compiler.driver import CompileOptions
 from compiler.popxl.tensor import wrap
 from passes.pipeline import pipeline
 
-from .program import RUNS, Context, build, inputs
+from .program import Context, build, inputs
 
 @dataclass(frozen=True)
 class Config:
@@ -74,18 +74,46 @@ class Finding:
         return f"[{self.config.label}] {self.kind}: {self.detail}"
 
 
+class Broken(AssertionError):
+    """A guarantee broken outside the numbers: a refused run that changed state, a constant that changed."""
+
+
 def run(ctx: Context, config: Config, cache_dir: str | None = None) -> dict[str, np.ndarray]:
-    """Every variable after RUNS runs and every device-to-host output of every run, by name."""
+    """Every variable after the runs and every device-to-host output of every run, by name.
+
+    A run fed a bad host index (ctx.bad_runs) must raise IndexError with nothing changed: the state the
+    session reports after it must be the state before it (and the next run continues from there, which
+    the comparison of the later runs checks). No run may change a constant."""
     s = popxl.Session(ctx.ir, config.device, options=config.options(cache_dir))
     got: dict[str, np.ndarray] = {}
+    variables = [wrap(ctx.ir.main.values[vid]) for vid in ctx.ir.variables]
+    constants = {vid: a.copy() for vid, a in ctx.ir.constants.items()}
     with s, np.errstate(all="ignore"):
-        for r in range(RUNS):
-            for h, a in s.run(inputs(ctx, r)).items():
-                got[f"{h.name}#{r}"] = np.array(a, copy=True)
-    for vid in ctx.ir.variables:
-        v = ctx.ir.main.values[vid]
-        got[v.name] = s.get_tensor_data(wrap(v))
+        for r in range(ctx.runs):
+            if r not in ctx.bad_runs:
+                for h, a in s.run(inputs(ctx, r)).items():
+                    got[f"{h.name}#{r}"] = np.array(a, copy=True)
+                continue
+            before = {t.name: s.get_tensor_data(t) for t in variables}
+            try:
+                s.run(inputs(ctx, r))
+            except IndexError as e:
+                got[f"refused#{r}"] = np.array("before any variable changed" in str(e))
+            else:
+                raise Broken(f"run {r} was fed an index out of range and did not raise IndexError")
+            changed = [t.name for t in variables if not _same(before[t.name], s.get_tensor_data(t))]
+            if changed:
+                raise Broken(f"run {r} was refused for a bad host-fed index but changed {changed}")
+    for t in variables:
+        got[t.name] = s.get_tensor_data(t)
+    moved = [vid for vid, a in constants.items() if not _same(a, ctx.ir.constants[vid])]
+    if moved:
+        raise Broken(f"running changed the Ir's constants {moved}")
     return got
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 def compare(name: str, want: np.ndarray, got: np.ndarray, tol: float) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import patterns
+from . import gen_hostile, patterns
 from .exactness import tolerance
 from .program import Builder, Context, Entry, build, new_program
 from .steps import BINARY, DISCONTINUOUS, INT_BINARY, INT_UNARY, UNARY
@@ -255,6 +255,16 @@ class Generator:
     def step_scaled_neg(self, b: Builder) -> dict | bool:
         return patterns.scaled_neg_step(self, b)
 
+    # ------------------------------------------------------------ hostile (gen_hostile.py)
+    def step_hconst(self, b: Builder) -> dict | bool:
+        return gen_hostile.hconst_step(self, b)
+
+    def step_const_write(self, b: Builder) -> dict | bool:
+        return gen_hostile.const_write_step(self, b)
+
+    def step_host_index(self, b: Builder) -> dict | bool:
+        return gen_hostile.host_index_step(self, b)
+
     # ------------------------------------------------------------ control
     def step_seq(self, b: Builder) -> dict | bool:
         mode = self.rng.choice([True, True, False, "pass"])
@@ -278,8 +288,9 @@ def random_program(seed: int, size: int | None = None, big: float = 0.0, inplace
     """A random valid program (a recipe for `build`). `big` is the chance of a multi-threaded size;
     `inplace_values` lets in-place updates and by-reference calls target intermediates too;
     `nonfinite` feeds NaN and Inf through host streams (and then never casts floats to int, which
-    is undefined for them); `hostile` adds bfloat16 to the dtypes and casts of out-of-range, infinite and
-    NaN values to integers; `patterns` adds steps shaped for particular passes (patterns.py)."""
+    is undefined for them); `hostile` adds bfloat16 to the dtypes, casts of out-of-range, infinite and
+    NaN values to integers, constants (also written in place, which building must refuse) and indices fed
+    from the host, some runs with a bad one (gen_hostile.py); `patterns` adds steps shaped for particular passes (patterns.py)."""
     rng = random.Random(seed)
     family = rng.choice(BIG) if rng.random() < big else rng.choice(FAMILIES)
     dtypes = ["float32"] + rng.sample(DTYPES[1:], rng.randint(0, 3))
@@ -288,7 +299,7 @@ def random_program(seed: int, size: int | None = None, big: float = 0.0, inplace
         dtypes.append("bfloat16")
     gen = Generator(rng, family, dtypes, inplace_values, patterns)
     if hostile:
-        gen.weights = {**gen.weights, "wild_cast": 4}
+        gen.weights = {**gen.weights, "wild_cast": 4, **gen_hostile.WEIGHTS}
     gen.nonfinite = nonfinite
     import compiler.popxl as popxl
 
@@ -300,6 +311,8 @@ def random_program(seed: int, size: int | None = None, big: float = 0.0, inplace
         gen.header(b)
         gen.fill(b, size if size is not None else rng.randint(4, 20))
         gen.observe_most(b)
+    if hostile:
+        prog["bad_runs"] = gen_hostile.bad_runs(gen, bool(ctx.index_streams))
     return prog
 
 

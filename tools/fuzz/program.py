@@ -68,6 +68,15 @@ class Context:
     graphs: dict[int, GraphInfo] = field(default_factory=dict)
     tol: dict[str, float] = field(default_factory=dict)  # variable / d2h stream name -> tolerance
     loads: dict[str, Any] = field(default_factory=dict)  # h2d stream name -> stream handle
+    # h2d streams of indices (gen_hostile.py) -> valid range [lo, hi); runs in `bad_runs` feed one index outside
+    index_streams: dict[str, tuple[int, int]] = field(default_factory=dict)
+    bad_runs: tuple[int, ...] = ()
+    refused: int = 0  # in-place writes of constants that building refused, as it must (gen_hostile.py)
+
+    @property
+    def runs(self) -> int:
+        """How many runs to make: RUNS, and one good run after the last run fed a bad index."""
+        return max(RUNS, max(self.bad_runs, default=-1) + 2)
 
 
 class Builder:
@@ -114,7 +123,8 @@ def build(program: dict) -> Context:
         raise ValueError(f"not a fuzz program of format {FORMAT!r} version {VERSION}")
     ir = popxl.Ir()
     ir.num_host_transfers = int(program.get("nht", 1))
-    ctx = Context(ir, int(program["seed"]), bool(program.get("nonfinite")), var_tol(program["steps"]))
+    ctx = Context(ir, int(program["seed"]), bool(program.get("nonfinite")), var_tol(program["steps"]),
+                  bad_runs=tuple(program.get("bad_runs", ())))
     with ir.main_graph:
         b = Builder(ctx, {})
         for step in program["steps"]:
@@ -144,11 +154,23 @@ def inputs(ctx: Context, run: int) -> dict[Any, np.ndarray]:
         rng = np.random.default_rng([ctx.seed, run, int(name[2:])])
         shape = ((nht,) if nht > 1 else ()) + tuple(h.shape)
         dt = as_dtype(h.dtype).numpy
+        if name in ctx.index_streams:
+            out[h] = _indices(rng, shape, *ctx.index_streams[name], run in ctx.bad_runs)
+            continue
         a = rng.integers(-5, 6, shape) if np.dtype(dt).kind in "iu" else rng.uniform(-1, 1, shape)
         if ctx.nonfinite and np.dtype(dt).kind == "f":
             a = np.where(rng.random(shape) < 0.1, rng.choice([np.nan, np.inf, -np.inf], shape), a)
         out[h] = np.asarray(a).astype(dt)
     return out
+
+
+def _indices(rng: np.random.Generator, shape: tuple, lo: int, hi: int, bad: bool) -> np.ndarray:
+    """Valid indices in [lo, hi); `bad`: one element (the last, so earlier ones could already have been
+    applied by a device that checks while it runs) just outside the range or far outside it."""
+    a = rng.integers(lo, hi, shape).astype(np.int32)
+    if bad and a.size:
+        a.reshape(-1)[-1] = rng.choice([hi, lo - 1, 2 ** 31 - 1, -2 ** 31])
+    return a
 
 
 def new_program(seed: int, nht: int = 1, nonfinite: bool = False) -> dict:

@@ -103,7 +103,9 @@ def _wild_cast(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     saturate, NaN -> 0), stored straight to a host stream: nothing downstream sees the extreme values."""
     (a,) = ins
     to = popxl.dtypes.DType[s["to"]]
-    t, tol = b.traced(lambda: ops.cast(a.t * float(s["c"]), to), a.tol)
+    # a factor float16 cannot hold (building refuses a constant that would become infinite): scale in float32
+    x = ops.cast(a.t, popxl.float32) if a.t.dtype.name == "float16" and abs(s["c"]) > 6e4 else a.t
+    t, tol = b.traced(lambda: ops.cast(x * float(s["c"]), to), a.tol)
     name = f"wild{s['out']}"
     ops.host_store(popxl.d2h_stream(t.shape, t.dtype, name=name), t)
     b.ctx.tol[name] = tol
@@ -306,3 +308,4 @@ def _call(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
 
 from . import updates  # noqa: E402,F401  (registers the in-place update handlers)
 from . import patterns  # noqa: E402,F401  (registers the pass-shaped handlers)
+from . import gen_hostile  # noqa: E402,F401  (registers the hostile handlers)

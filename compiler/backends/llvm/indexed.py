@@ -59,6 +59,14 @@ def _nll(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     status = fn.args[5]
     logf = Ctx(b, m.module).libm("log", F32)
 
+    def prob(k: ir.Value) -> ir.Value:
+        """probs[k] as float32: the op computes in float32 for every dtype, as the reference does."""
+        v = load(b, P, k, probs.dtype)
+        return b.fptrunc(v, F32) if v.type == F64 else v
+
+    def result(v: ir.Value, dt: DType) -> ir.Value:
+        return b.fpext(v, F64) if dt is DType.float64 else round_to(b, v, dt)
+
     def kept(r: ir.Value) -> tuple[ir.Value, ir.Value]:
         """(the row's label, whether the row counts)."""
         lv = _index(b, L, r, labels.dtype)
@@ -83,20 +91,20 @@ def _nll(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
             lv, keep = kept(r)
             safe, valid = _wrap_and_check(b, lv, C, status, m.error_code(op), wrap=False, used=keep)
             keep = b.and_(keep, valid) if ignore is not None else valid
-            picked = load(b, P, b.add(b.mul(r, c64(C)), safe), probs.dtype)
+            picked = prob(b.add(b.mul(r, c64(C)), safe))
             per = b.fneg(b.call(logf, [b.fadd(picked, ir.Constant(F32, 1e-7))]))
             per = b.select(keep, per, ir.Constant(F32, 0.0))
             if red == "none":
-                store(b, round_to(b, per, loss.dtype), LOSS, r, loss.dtype)
+                store(b, result(per, loss.dtype), LOSS, r, loss.dtype)
             b.store(b.fadd(b.load(total), per), total)
             with for_range(b, C, "c") as c:
                 idx = b.add(b.mul(r, c64(C)), c)
                 one = b.uitofp(b.icmp_signed("==", c, safe), F32)
-                g = b.fmul(b.fsub(load(b, P, idx, probs.dtype), one), coef)
-                store(b, round_to(b, b.select(keep, g, ir.Constant(F32, 0.0)), dx.dtype), DX, idx, dx.dtype)
+                g = b.fmul(b.fsub(prob(idx), one), coef)
+                store(b, result(b.select(keep, g, ir.Constant(F32, 0.0)), dx.dtype), DX, idx, dx.dtype)
     if red != "none":
         tot = b.fdiv(b.load(total), b.sitofp(n, F32))
-        store(b, round_to(b, tot, loss.dtype), LOSS, c64(0), loss.dtype)
+        store(b, result(tot, loss.dtype), LOSS, c64(0), loss.dtype)
     b.ret_void()
     gl.b.call(fn, [gl.p(probs), gl.p(labels), gl.p(lg) if lg is not None else ir.Constant(PTR, None),
                    gl.p(loss), gl.p(dx), gl.status()])
