@@ -76,6 +76,7 @@ def mutate_bytes(data: bytes, rng: np.random.Generator) -> bytes:
 
 CHILD = r'''
 import json, sys, warnings
+import ml_dtypes
 import numpy as np
 from compiler.ir import Ir
 from compiler.ir.serialize import IRFormatError
@@ -133,6 +134,8 @@ def check_cache(ir_path, cache, want_path):
         exe, got = run(ir, "cpu", cache)
     warned = any(issubclass(x.category, CacheWarning) for x in w)
     want = dict(np.load(want_path))
+    for k in want.pop("__bf16__", np.array([], str)).tolist():  # .npy has no bfloat16: kept as bits
+        want[k] = want[k].view(ml_dtypes.bfloat16)
     ok = same({k: np.asarray(v) for k, v in got.items()}, want)
     return ("warned+rebuilt" if warned else "hit" if exe.cache_hit else "rebuilt") if ok else "MISMATCH"
 
@@ -269,7 +272,9 @@ def _outputs(ir_path: Path, cache: str) -> dict[str, np.ndarray]:
     """What a clean cache entry's program computes (the reference for its damaged copies)."""
     code = CHILD.split("for line in sys.stdin")[0] + (
         f"ir = Ir.load({str(ir_path)!r})\n_, got = run(ir, 'interpreter', None)\n"
-        f"np.savez(sys.argv[1], **{{k: np.asarray(v) for k, v in got.items()}})\n")
+        "bf = [k for k, v in got.items() if str(np.asarray(v).dtype) == 'bfloat16']\n"
+        "np.savez(sys.argv[1], __bf16__=np.array(bf, str), **{k: np.asarray(v).view(np.uint16) if k in bf "
+        "else np.asarray(v) for k, v in got.items()})\n")
     with tempfile.TemporaryDirectory() as d:
         subprocess.run([sys.executable, "-c", code, f"{d}/o.npz"], check=True, cwd=ROOT, capture_output=True)
         return dict(np.load(f"{d}/o.npz"))
