@@ -1,6 +1,6 @@
 """A campaign of mutated saved IRs and compile-cache entries: nothing a file says may crash the process.
 
-  python -m tools.fuzz_files [--irs N] [--cache N] [--seed S]
+  python -m tools.fuzz_files [--irs N] [--cache N] [--checkpoints N] [--seed S]
 
 Saved IRs: real programs (the examples plus generated ones, half of them hostile: bfloat16, casts of
 out-of-range values) are saved, then mutated (1-3 random edits of the JSON: delete, retype, nudge a
@@ -10,7 +10,8 @@ loads and then fails in the interpreter or while compiling is a LATE refusal (th
 load, saying where), reported with the crashes and mismatches.
 Cache entries: a real entry's manifest or object file is edited (JSON edits as above, or flipped, cut or
 appended bytes); the next compile must warn and rebuild, or hit an entry that is
-still exactly the one stored, and either way give the right results.
+still exactly the one stored, and either way give the right results. Checkpoints: see
+tools/fuzz/checkpoints.py (refused with CheckpointError, or exactly the saved arrays).
 
 Every check runs in child processes, many per child; a child that dies is a crash, reported with the file
 that killed it (kept under --out), and the campaign goes on in a fresh child. Exit status 1 on any crash
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tools.fuzz import checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 ODD = [None, True, -1, 0, 7, 2 ** 40, 1.5, float("nan"), "x", "float32", [], {}, [2, 2], {"$tuple": [1]}]
@@ -139,15 +142,19 @@ def check_cache(ir_path, cache, want_path):
     ok = same({k: np.asarray(v) for k, v in got.items()}, want)
     return ("warned+rebuilt" if warned else "hit" if exe.cache_hit else "rebuilt") if ok else "MISMATCH"
 
+CHECKPOINT_CHECK
 for line in sys.stdin:
     kind, *args = json.loads(line)
     print("@@start", flush=True)
     try:
-        r = check_ir(*args) if kind == "ir" else check_cache(*args)
+        r = {"ir": check_ir, "cache": check_cache, "ckpt": check_ckpt}[kind](*args)
     except Exception as e:
         r = f"ERROR {type(e).__name__}: {str(e)[:300]}"
     print("@@" + json.dumps(r), flush=True)
 '''
+
+
+CHILD = CHILD.replace("CHECKPOINT_CHECK", checkpoints.CHILD_CHECK)
 
 
 def run_jobs(jobs: list[list], timeout: float = 3600) -> list[str]:
@@ -191,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.fuzz_files", description=__doc__.splitlines()[0])
     ap.add_argument("--irs", type=int, default=1000, help="mutated saved IRs (default 1000)")
     ap.add_argument("--cache", type=int, default=200, help="mutated cache entries (default 200)")
+    ap.add_argument("--checkpoints", type=int, default=0, help="mutated checkpoints (default 0)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bases", type=int, default=12, help="generated programs to mutate (plus the example)")
     ap.add_argument("--out", default="fuzz-files-failures", help="where failing files are kept")
@@ -213,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     # cache entries: one clean entry per base program, copied and damaged per job
     clean = tmp / "clean-caches"
     wants = []
-    for k, b in enumerate(bases):
+    for k, b in enumerate(bases if args.cache else []):
         r = run_jobs([["ir", str(b), str(clean / str(k))]])
         np.savez(tmp / f"want{k}.npz", **_outputs(b, str(clean / str(k))))
         wants.append((r[0], tmp / f"want{k}.npz"))
@@ -233,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 target.write_bytes(mutate_bytes(data, rng))
         jobs.append(["cache", str(bases[b]), str(d), str(wants[b][1])])
+    ckpt, spec = checkpoints.save_base(tmp / "base-checkpoint")
+    for k in range(args.checkpoints):
+        target = tmp / f"ckpt{k}.npz"
+        checkpoints.mutant(ckpt, target, rng, mutate, mutate_bytes)
+        jobs.append(["ckpt", str(target), str(spec)])
     outcomes: list[str] = []
     for i in range(0, len(jobs), args.batch):
         outcomes += run_jobs(jobs[i:i + args.batch])
@@ -255,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         for n, (j, o) in enumerate(bad):
             shutil.copy(j[1], out / f"{n}_{Path(j[1]).name}")
             print(f"{o}  <- {j}")
-    print(f"{args.irs} mutated IR files and {args.cache} mutated cache entries in "
+    print(f"{args.irs} mutated IR files, {args.cache} mutated cache entries and {args.checkpoints} mutated checkpoints in "
           f"{time.perf_counter() - t0:.0f} s: {sum(o.startswith('CRASH') for o in outcomes)} crashes, "
           f"{sum(o == 'MISMATCH' for o in outcomes)} mismatches, {sum(o.startswith('ERROR') for o in outcomes)} "
           f"unexpected errors, {sum(map(_late, outcomes))} late refusals")
