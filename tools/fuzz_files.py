@@ -11,7 +11,7 @@ load, saying where), reported with the crashes and mismatches.
 Cache entries: a real entry's manifest or object file is edited (JSON edits as above, or flipped, cut or
 appended bytes); the next compile must warn and rebuild, or hit an entry that is
 still exactly the one stored, and either way give the right results. Checkpoints: see
-tools/fuzz/checkpoints.py (refused with CheckpointError, or exactly the saved arrays).
+tools/fuzz_checkpoints.py (refused with CheckpointError, or exactly the saved arrays).
 
 Every check runs in child processes, many per child; a child that dies is a crash, reported with the file
 that killed it (kept under --out), and the campaign goes on in a fresh child. Exit status 1 on any crash
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.fuzz import checkpoints
+from tools import fuzz_checkpoints as checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 ODD = [None, True, -1, 0, 7, 2 ** 40, 1.5, float("nan"), "x", "float32", [], {}, [2, 2], {"$tuple": [1]}]

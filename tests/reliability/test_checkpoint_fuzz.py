@@ -1,10 +1,10 @@
-"""Mutated checkpoints (tools/fuzz/checkpoints.py, checked in child processes by tools.fuzz_files): each
+"""Mutated checkpoints (tools/fuzz_checkpoints.py, checked in child processes by tools.fuzz_files): each
 is refused with CheckpointError or loads exactly the saved arrays, never a crash or another exception."""
 from __future__ import annotations
 
 import numpy as np
 
-from tools.fuzz import checkpoints
+from tools import fuzz_checkpoints as checkpoints
 from tools.fuzz_files import mutate, mutate_bytes, run_jobs
 
 

@@ -1,4 +1,5 @@
-"""Mutated checkpoints for `python -m tools.fuzz_files --checkpoints N`.
+"""Mutated checkpoints for `python -m tools.fuzz_files --checkpoints N` (in tools/, not tools/fuzz/: it reads
+runtime.checkpoint, which the program generator's layer may not).
 
 A real checkpoint (runtime/checkpoint.py) of variables with awkward names (`x` and `x.npy`, a dot, a
 slash, unicode) and dtypes (bfloat16, float16, int8, bool, 0-d and empty arrays) is damaged: its JSON
@@ -81,7 +82,7 @@ CHILD_CHECK = r'''
 def check_ckpt(path, spec_path):
     import ml_dtypes
     from runtime.checkpoint import CheckpointError, load
-    from tools.fuzz.checkpoints import base_arrays
+    from tools.fuzz_checkpoints import base_arrays
     spec = json.load(open(spec_path))
     dt = lambda d: ml_dtypes.bfloat16 if d == "bfloat16" else np.dtype(d)
     try:
