@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import networkx as nx
-
 from compiler.ir import Op
+
+from .depgraph import DepGraph
 
 
 class Contraction:
-    def __init__(self, deps: nx.DiGraph, position: dict[Op, int] | None = None) -> None:
+    def __init__(self, deps: DepGraph[Op], position: dict[Op, int] | None = None) -> None:
         """position: a topological numbering of deps (the schedule); with it, `blocker` searches only
         groups that start before the last member of the groups it checks."""
         self.deps = deps
@@ -96,11 +96,11 @@ class Contraction:
 
     def order(self, position: dict[Op, int]) -> list[Op]:
         """Representatives in a topological order of the quotient graph; ties by earliest member position."""
-        q = nx.DiGraph()
+        q: DepGraph[Op] = DepGraph()
         reps = [r for r in self.members if self.parent[r] is r]
         q.add_nodes_from(reps)
         for r in reps:
             for s in self.successors(r):
                 q.add_edge(r, s)
         first = {r: min(position[m] for m in self.members[r]) for r in reps}
-        return list(nx.lexicographical_topological_sort(q, key=lambda r: first[r]))
+        return q.topological_sort(key=first.__getitem__)

@@ -11,11 +11,10 @@ ScheduleError naming every op on the cycle and why each edge exists.
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from compiler.ir import Graph, Ir, Op
 
 from .alias_analysis import AliasInfo
+from .depgraph import CycleError, DepGraph
 from .registry import register
 
 
@@ -23,9 +22,9 @@ class ScheduleError(ValueError):
     pass
 
 
-def dependency_graph(g: Graph) -> nx.DiGraph:
+def dependency_graph(g: Graph) -> DepGraph[Op]:
     """Ops as nodes; an edge a -> b (attribute `why`) when a must run before b."""
-    dg = nx.DiGraph()
+    dg: DepGraph[Op] = DepGraph()
     dg.add_nodes_from(g.ops)
     present = set(g.ops)
     for op in g.ops:
@@ -42,20 +41,20 @@ def dependency_graph(g: Graph) -> nx.DiGraph:
     return dg
 
 
-def cycle_message(g: Graph, dg: nx.DiGraph) -> str:
-    cycle = nx.find_cycle(dg)
+def cycle_message(g: Graph, dg: DepGraph[Op]) -> str:
+    cycle = dg.find_cycle()
     ops = " -> ".join([a.label for a, _ in cycle] + [cycle[0][0].label])
-    why = "; ".join(dg.edges[a, b]["why"] for a, b in cycle)
+    why = "; ".join(dg.why(a, b) for a, b in cycle)
     return (f"graph {g.id or 'main'!r}: the ordering constraints form a cycle {ops} ({why}); "
             "remove one of the in_sequence constraints or the in-place update that needs it")
 
 
-def topological_order(g: Graph, dg: nx.DiGraph | None = None) -> list[Op]:
+def topological_order(g: Graph, dg: DepGraph[Op] | None = None) -> list[Op]:
     dg = dg if dg is not None else dependency_graph(g)
     pos = {op: i for i, op in enumerate(g.ops)}
     try:
-        return list(nx.lexicographical_topological_sort(dg, key=lambda op: pos[op]))
-    except nx.NetworkXUnfeasible:
+        return dg.topological_sort(key=pos.__getitem__)
+    except CycleError:
         raise ScheduleError(cycle_message(g, dg)) from None
 
 

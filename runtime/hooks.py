@@ -20,7 +20,7 @@ from .native_runtime import ABI_VERSION, RuntimeStruct
 HOOK = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                         ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)
 INDEX = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
-DTYPES = [dt.numpy for dt in DType]
+DTYPES = list(DType)  # a hook receives the index of its buffers' dtype in this list
 
 
 class HookTable(ctypes.Structure):
@@ -52,7 +52,7 @@ class Hooks:
                 if local == 0:
                     self.calls += 1
                 try:
-                    dt = DTYPES[dtype]
+                    dt = DTYPES[dtype].numpy
                     attrs = {"op": REDUCE_OPS[op], "group": (stride, size), "replicas": n, "axis": 0,
                              "mode": "new_axis", "out_shape": (size, count)}
                     x = view(src, count, dt)

@@ -17,7 +17,6 @@ int32, uint32, int64, uint64 = DType.int32, DType.uint32, DType.int64, DType.uin
 float16, bfloat16, float32, float64 = DType.float16, DType.bfloat16, DType.float32, DType.float64
 half, float, double = DType.float16, DType.float32, DType.float64
 
-_NP_TO_POPXL: dict[np.dtype, DType] = {d.numpy: d for d in DType}
 _STR_TO_POPXL: dict[str, DType] = {d.name: d for d in DType}
 
 
@@ -32,7 +31,14 @@ def _torch_table() -> dict:
             (not d.name.startswith("u") and d.name != "bfloat16" and hasattr(torch, d.name))}
 
 
-_PT_TO_POPXL = _torch_table()
+def __getattr__(name: str) -> dict:
+    """PopXL's numpy and torch lookup tables, built on first use: importing torch (~1 s) or ml_dtypes
+    (bfloat16, ~0.4 s) is not a cost every program should pay when it imports popxl."""
+    if name == "_NP_TO_POPXL":
+        return {d.numpy: d for d in DType}
+    if name == "_PT_TO_POPXL":
+        return _torch_table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _UnsupportedDType:
