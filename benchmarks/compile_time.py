@@ -17,6 +17,7 @@ compile); `fresh process` rows add Python start, imports and LLVM initialisation
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "examples", ROOT / "benchmarks"):
     sys.path.insert(0, str(p))
 import deep_mlp  # noqa: E402
-from common import Table, write_result  # noqa: E402
+from common import Table, interleaved_ms, write_result  # noqa: E402
 from functional_adam import MyAdam  # noqa: E402
 
 from compiler import popxl  # noqa: E402
@@ -71,11 +72,13 @@ def popxl_case(layers: int, steps: int) -> dict:
         opts = CompileOptions(cache_dir=cache)
         cold, cold_cpu, _ = _cpu_timed(lambda: popxl.Session(ir, "cpu", options=opts))
         warm, session = _timed(lambda: popxl.Session(ir, "cpu", options=opts))
+        deeper = deep_mlp.train_ir(layers + 1, WIDTH, BATCH, CLASSES)[0]  # its kernels are all cached now
+        _, next_cpu, _ = _cpu_timed(lambda: popxl.Session(deeper, "cpu", options=opts))
     x, y = deep_mlp.batch(WIDTH, BATCH, CLASSES)
     feed = dict(zip(streams, [x, y]))
     with session:
         run = _median_ms(lambda: session.run(feed), steps)
-    return {"cold_s": cold, "cold_cpu_s": cold_cpu, "warm_s": warm, "step_ms": run}
+    return {"cold_s": cold, "cold_cpu_s": cold_cpu, "warm_s": warm, "step_ms": run, "next_cpu_s": next_cpu}
 
 
 def _params(layers: int) -> dict[str, np.ndarray]:
@@ -168,15 +171,119 @@ def torch_compile_case(layers: int, steps: int) -> dict:
     return {"cold_s": first + second - 2 * run / 1e3, "step_ms": run, "eager_ms": eager_ms}
 
 
-def fresh_process_s(code: str) -> tuple[float, float]:
-    """(wall, CPU) seconds of a fresh interpreter running `code` (imports, LLVM initialisation, compile).
-    CPU time (user + system of the child) is what a loaded machine does not inflate."""
+def _child_env() -> dict[str, str]:
+    # bytecode caches as after any install: PYTHONDONTWRITEBYTECODE (set on this machine) would make
+    # every fresh process compile our sources again (~0.12 s, measured)
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _kernel_texts(ir: Any) -> list[str]:
+    """The LLVM text of each distinct kernel of `ir` after the pass pipeline (outline.py)."""
+    from compiler.backends.llvm.lower import lower as lower_module
+    from compiler.backends.llvm.outline import KernelTable
+    from compiler.driver import optimise
+
+    table = KernelTable()
+    lower_module(optimise(ir, CompileOptions()), "optc", kernels=table)
+    return [str(m) for m in table.modules.values()]
+
+
+def opt_level_rows(programs: dict[str, Any], steps: int) -> list[dict]:
+    """Per program: each kernel compiled at O2 and O3 (interleaved, best of 3), grouped by size (lines
+    of LLVM IR before optimisation), and the step's run time with every kernel at O2 against O3."""
+    from compiler.backends.llvm import target
+    from compiler.backends.llvm.jobs import to_object
+
+    target.init()
+    tm = target.target_machine()
+    rows = []
+    for name, (ir, feed) in programs.items():
+        buckets: dict[str, list[float]] = {}
+        for text in _kernel_texts(ir):
+            size = text.count("\n")
+            bucket = "<200" if size < 200 else "200-1000" if size < 1000 else ">=1000"
+            best = {2: float("inf"), 3: float("inf")}
+            for _ in range(3):
+                for level in (2, 3):
+                    c0 = time.process_time()
+                    to_object(text, tm, level)
+                    best[level] = min(best[level], time.process_time() - c0)
+            acc = buckets.setdefault(bucket, [0, 0.0, 0.0])
+            acc[0] += 1
+            acc[1] += best[2]
+            acc[2] += best[3]
+        sessions = {lvl: popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, opt_level=lvl))
+                    for lvl in (2, 3)}
+        for s in sessions.values():
+            s.__enter__()
+        run = interleaved_ms({f"O{lvl}": (lambda s=s, f=feed: s.run(f)) for lvl, s in sessions.items()},
+                             rounds=steps)
+        for s in sessions.values():
+            s.__exit__(None, None, None)
+        for bucket, (n, o2, o3) in sorted(buckets.items()):
+            rows.append({"program": name, "kernel_lines": bucket, "kernels": n, "compile_O2_ms": round(o2 * 1e3, 2),
+                         "compile_O3_ms": round(o3 * 1e3, 2), "O3/O2_compile": round(o3 / max(o2, 1e-9), 3)})
+        rows.append({"program": name, "kernel_lines": "whole step", "step_O2_ms": round(run["O2"], 4),
+                     "step_O3_ms": round(run["O3"], 4), "O3/O2_step": round(run["O3"] / run["O2"], 3)})
+    return rows
+
+
+def workers_rows(ir: Any, rounds: int = 3) -> list[dict]:
+    """Cold compile CPU and wall with kernels compiled in line (0), on one worker overlapping the
+    lowering (1), on two (2): llvmlite's lock lets no two compile at once (jobs.py)."""
+    from compiler.driver import lower
+
+    times: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
+    for _ in range(rounds):
+        for w in times:
+            wall, cpu, _ = _cpu_timed(lambda w=w: lower(ir, "llvm", CompileOptions(use_cache=False,
+                                                                                     compile_workers=w)))
+            times[w].append((wall, cpu))
+    base = statistics.median(t[0] for t in times[0])
+    return [{"compile_workers": w, "wall_s": round(statistics.median(t[0] for t in ts), 3),
+             "cpu_s": round(statistics.median(t[1] for t in ts), 3),
+             "wall_vs_in_line": round(statistics.median(t[0] for t in ts) / base, 3)} for w, ts in times.items()]
+
+
+def one_module_rows(ir: Any, feed: dict, steps: int) -> list[dict]:
+    """Run time of the step as separate kernel objects (what the backend does now) against the whole
+    program in one module with every kernel linked in (what it compiled before the per-kernel cache):
+    calls across objects cannot be inlined, so this is where a run-time cost would show."""
+    import runtime
+    from compiler.backends.llvm.backend import compile_module
+    from compiler.driver import optimise
+    from runtime.artifact import NativeCode
+    from runtime.openmp import resolve_threads
+
+    split = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False))
+    one = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False))
+    work = optimise(ir, CompileOptions())
+    mod, layout, tm = compile_module(work)
+    one._exe = runtime.load(NativeCode(tm.emit_object(mod), layout, work, resolve_threads(None)))
+    with split, one:
+        run = interleaved_ms({"split": lambda: split.run(feed), "one": lambda: one.run(feed)}, rounds=steps)
+    return [{"layout": "kernels in objects of their own", "step_ms": round(run["split"], 4),
+             "vs_one_module": round(run["split"] / run["one"], 3)},
+            {"layout": "one module (before)", "step_ms": round(run["one"], 4), "vs_one_module": 1.0}]
+
+
+def fresh_process_s(code: str) -> tuple[float, float, float]:
+    """(wall, CPU, compile CPU) seconds of a fresh interpreter running `code`: the whole process
+    (Python start, imports, LLVM initialisation, compile), then what `code` prints as the CPU seconds
+    of its Session call (the first compile in the process: lazy imports of the backend and LLVM's
+    initialisation included). CPU time is what a loaded machine inflates least."""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, env=_child_env())
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
+    r = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True,
+                       env=_child_env())
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    lines = r.stdout.split()
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), \
+        float(lines[-1]) if lines else float("nan")
 
 
 FRESH_TUTORIAL_ADAM = """
@@ -186,9 +293,12 @@ from custom_optimiser import build_ir
 from compiler import popxl
 from compiler.driver import CompileOptions
 ir, _ = build_ir()
+import time
+c0 = time.process_time()
 popxl.Session(ir, "cpu", options=CompileOptions(cache_dir=tempfile.mkdtemp()))
+print(time.process_time() - c0)
 """
-FRESH_NOTHING = "import sys, tempfile\nsys.path[:0] = ['examples']\nfrom compiler import popxl\n"
+FRESH_NOTHING = "import sys, tempfile\nsys.path[:0] = ['examples']\nfrom compiler import popxl\nprint(0.0)\n"
 FRESH_MNIST = """
 import sys, tempfile
 sys.path[:0] = ["examples"]
@@ -196,7 +306,10 @@ import mnist_adam
 from compiler import popxl
 from compiler.driver import CompileOptions
 ir, *_ = mnist_adam.train_ir(8)
+import time
+c0 = time.process_time()
 popxl.Session(ir, "cpu", options=CompileOptions(cache_dir=tempfile.mkdtemp()))
+print(time.process_time() - c0)
 """
 
 
@@ -215,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
         have_torch = False
         print("torch is not installed: the torch drop-in and torch.compile columns are left out")
     popxl_case(2, 2)  # LLVM initialised and every module imported before the first cold figure
-    cols = ["layers", "popxl_cold_s", "popxl_cold_cpu_s", "popxl_warm_s", "popxl_step_ms", "functional_cold_s",
+    cols = ["layers", "popxl_cold_s", "popxl_cold_cpu_s", "popxl_warm_s", "popxl_next_layer_cpu_s", "popxl_step_ms",
+            "functional_cold_s",
             "functional_warm_s", "functional_step_ms"]
     if have_torch:
         cols += ["dropin_cold_s", "dropin_warm_s", "dropin_step_ms", "torch_compile_s",
@@ -225,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
         p, f = popxl_case(n, a.steps), functional_case(n, a.steps)
         row: dict[str, object] = {
             "layers": n, "popxl_cold_s": p["cold_s"], "popxl_cold_cpu_s": p["cold_cpu_s"],
-            "popxl_warm_s": p["warm_s"], "popxl_step_ms": p["step_ms"],
+            "popxl_warm_s": p["warm_s"], "popxl_next_layer_cpu_s": p["next_cpu_s"], "popxl_step_ms": p["step_ms"],
             "functional_cold_s": f["cold_s"], "functional_warm_s": f["warm_s"], "functional_step_ms": f["step_ms"]}
         if have_torch:
             d = torch_dropin_case(n, a.steps)
@@ -241,16 +355,44 @@ def main(argv: list[str] | None = None) -> None:
         for col in ("popxl_cold_s", "popxl_cold_cpu_s"):
             per_layer = (hi[col] - lo[col]) / (hi["layers"] - lo["layers"])  # type: ignore[operator]
             t.notes.append(f"{col} per added layer ({lo['layers']} -> {hi['layers']}): {per_layer * 1e3:.1f} ms")
-    fresh = Table("fresh", "a fresh process (s): Python start, imports, LLVM initialisation and a cold compile",
-                  ["program", "wall_s", "cpu_s"])
+    fresh = Table("fresh", "a fresh process (s): Python start, imports, LLVM initialisation and a cold compile "
+                  "(whole process), and the CPU of its first Session call alone (compile_cpu_s)",
+                  ["program", "wall_s", "cpu_s", "compile_cpu_s"])
     for name, code in [("python + imports only", FRESH_NOTHING), ("tutorial Adam (custom_optimiser.py)",
                                                                  FRESH_TUTORIAL_ADAM),
                        ("MNIST tutorial step, batch 8", FRESH_MNIST)]:
-        wall, cpu = fresh_process_s(code)
-        fresh.add(program=name, wall_s=round(wall, 3), cpu_s=round(cpu, 3))
+        wall, cpu, comp = fresh_process_s(code)
+        fresh.add(program=name, wall_s=round(wall, 3), cpu_s=round(cpu, 3), compile_cpu_s=round(comp, 3))
     for row in fresh.rows:
         print(row)
-    write_result("compile_time", [t, fresh], command="python benchmarks/compile_time.py " + " ".join(argv or sys.argv[1:]),
+    import mnist_adam
+
+    mn_ir, mn_streams, *_ = mnist_adam.train_ir(8)
+    rng = np.random.default_rng(0)
+    mn_feed = dict(zip(mn_streams, [rng.standard_normal((8, 28, 28)).astype(np.float32),
+                                    rng.integers(0, 10, 8).astype(np.int32)]))
+    mlp_ir, mlp_streams, *_ = deep_mlp.train_ir(16, WIDTH, BATCH, CLASSES)
+    mlp_feed = dict(zip(mlp_streams, deep_mlp.batch(WIDTH, BATCH, CLASSES)))
+    levels = Table("opt_level", "O2 against O3: kernels' compile CPU (ms, summed per size group) and the step's "
+                   "run time with every kernel at that level", ["program", "kernel_lines", "kernels", "compile_O2_ms",
+                                                               "compile_O3_ms", "O3/O2_compile", "step_O2_ms",
+                                                               "step_O3_ms", "O3/O2_step"])
+    for row in opt_level_rows({"MNIST step, batch 8": (mn_ir, mn_feed), "MLP 16 layers": (mlp_ir, mlp_feed)},
+                              a.steps * 5):
+        levels.add(**row)
+        print(row)
+    workers = Table("workers", "cold compile of the 128-layer MLP step by kernel compile workers (no cache)",
+                    ["compile_workers", "wall_s", "cpu_s", "wall_vs_in_line"])
+    for row in workers_rows(deep_mlp.train_ir(128, WIDTH, BATCH, CLASSES)[0]):
+        workers.add(**row)
+        print(row)
+    layout = Table("layout", "MNIST step (batch 8) run time: kernels as objects of their own against one module",
+                   ["layout", "step_ms", "vs_one_module"])
+    for row in one_module_rows(mn_ir, mn_feed, a.steps * 10):
+        layout.add(**row)
+        print(row)
+    write_result("compile_time", [t, fresh, levels, workers, layout],
+                 command="python benchmarks/compile_time.py " + " ".join(argv or sys.argv[1:]),
                  settings={"layers": a.layers, "width": WIDTH, "batch": BATCH, "steps": a.steps},
                  notes=["cold: empty cache directory, this process (LLVM initialised); warm: the same program "
                         "again with that cache", "run time: median of steps after one warm-up",

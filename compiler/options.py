@@ -28,6 +28,10 @@ class CompileOptions:
     # architecture (aarch64-linux-gnu). Code for a CPU this machine lacks features of is refused at load.
     target_cpu: str | None = None
     target_triple: str | None = None
+    # threads compiling kernels while the next ones are lowered (0: compile each at once; more than 1
+    # gains nothing while llvmlite serialises its calls: compiler/backends/llvm/jobs.py)
+    compile_workers: int = 1
+    opt_level: int = 3  # LLVM pipeline of the native code: 3 (O3) or 2 (O2); docs/compile_time.md
     # under mpiexec: how long a collective or start-up check waits for the other processes before it
     # raises (a rank that died without a word); seconds
     collective_timeout_s: float = 300.0

@@ -50,7 +50,7 @@ class Manifest:
 
 @dataclass
 class NativeCode:
-    """What the LLVM backend hands the runtime: an object file for this CPU and its manifest."""
+    """What the LLVM backend hands the runtime: object files for this CPU and their manifest."""
 
     obj: bytes
     manifest: Manifest
@@ -58,6 +58,9 @@ class NativeCode:
     threads: int = 1  # threads its runs start with (a run-time setting: the code runs with any count)
     cache_hit: bool = False  # taken from the compile cache rather than compiled now
     source: Callable[[], str] | None = None  # the optimised LLVM IR text, produced on demand
+    kernels: tuple[bytes, ...] = ()  # object files of the outlined kernels `obj` calls, linked with it
+    reused_kernels: int = 0  # kernels taken from the compile cache
+    compiled_kernels: int = 0  # kernels lowered and compiled for this artifact
 
 
 @dataclass

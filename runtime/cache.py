@@ -7,6 +7,11 @@ manifest is not the expected JSON object, or whose digest does not cover exactly
 layout, is reported with a `CacheWarning` and rebuilt; it never crashes and never blocks compiling.
 A missing entry is an ordinary miss. Writes go to a temporary file that is renamed into place, so
 concurrent compilers never see half an entry.
+
+Kernels (compiler/backends/llvm/outline.py) have entries of their own in `kernels/`, keyed by their
+signature: the object defining symbol `optk_<key>` and, as its manifest, the symbol and the scratch
+bytes a call needs, verified together exactly like a program's. A program's manifest names the
+kernels it links; a program entry is used only when each of them is there and intact.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from typing import Any
 
 from .atomic import atomic_write
 
-FORMAT = 2  # 2: the digest covers the layout too
+FORMAT = 3  # 2: the digest covers the layout too; 3: programs link kernels of their own entries
+KERNEL_PREFIX = "optk_"  # a kernel's symbol is this prefix and its cache key
 
 
 class CacheWarning(UserWarning):
@@ -72,6 +78,26 @@ class CompileCache:
         warnings.warn(f"compile cache entry {self.dir / key}.json {why}; rebuilding it", CacheWarning,
                       stacklevel=3)
         return None
+
+    def kernels(self) -> "CompileCache":
+        """The cache of single kernels (a directory of its own next to the programs)."""
+        return CompileCache(self.dir / "kernels")
+
+    def load_kernel(self, symbol: str) -> tuple[bytes, int] | None:
+        """(object, scratch bytes) of kernel `symbol` (`optk_<key>`), or None (a miss, or a bad entry:
+        warned about)."""
+        key = symbol.removeprefix(KERNEL_PREFIX)
+        hit = self.load(key)
+        if hit is None:
+            return None
+        obj, info = hit
+        scratch = info.get("scratch")
+        if info.get("symbol") != symbol or not isinstance(scratch, int) or isinstance(scratch, bool) or scratch < 0:
+            return self._bad(key, f"is not an entry for kernel {symbol} (manifest {info})")
+        return obj, scratch
+
+    def store_kernel(self, symbol: str, data: bytes, scratch: int) -> None:
+        self.store(symbol.removeprefix(KERNEL_PREFIX), data, {"symbol": symbol, "scratch": scratch})
 
     def store(self, key: str, data: bytes, layout: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -28,10 +28,12 @@ def _host_machine() -> llvm.TargetMachine:
     return llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(reloc="pic")
 
 
-def load_object(obj: bytes, entry: str) -> tuple[int, Any]:
-    """Link an object file in memory (MCJIT); returns (address of `entry`, the engine owning the code)."""
+def load_object(obj: bytes, entry: str, more: tuple[bytes, ...] = ()) -> tuple[int, Any]:
+    """Link object files in memory (MCJIT; `obj` may call functions `more` define); returns (address of
+    `entry`, the engine owning the code)."""
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _host_machine())
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    for o in (obj, *more):
+        engine.add_object_file(llvm.ObjectFileRef.from_data(o))
     engine.finalize_object()
     addr = engine.get_function_address(entry)
     if not addr:

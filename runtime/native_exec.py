@@ -27,7 +27,7 @@ class NativeExecutable:
         self.cache_hit = code.cache_hit
         self._source = code.source
         ensure_cpu(code.manifest)  # before linking: code for a richer CPU would die of SIGILL
-        address, engine = load_object(code.obj, code.manifest.entry)
+        address, engine = load_object(code.obj, code.manifest.entry, code.kernels)
         self._code = (address, engine)
         self._executor = Executor(code.manifest, address, engine, code.threads)
         if any(op.kind in COLLECTIVES for g in self.ir.reachable_graphs() for op in g.ops):

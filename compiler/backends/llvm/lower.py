@@ -8,6 +8,9 @@ slots); `c` carries the status word, the stream tables and the iteration number.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 from llvmlite import ir
 
@@ -91,18 +94,21 @@ GRAPH_FN = ir.FunctionType(ir.VoidType(), [PTR.as_pointer(), PTR, CTX.as_pointer
 
 
 class ModuleLowering:
-    def __init__(self, irx: Ir, prefix: str = "optc", target_isa: isa.Isa | None = None) -> None:
+    def __init__(self, irx: Ir, prefix: str = "optc", target_isa: isa.Isa | None = None,
+                 kernels: KernelTable | None = None) -> None:
         self.ir = irx
         self.prefix = prefix
         self.module = ir.Module(name=prefix)
-        isa.bind(self.module, target_isa or host_target().isa)  # kernels read their parameters from it
+        self.isa = target_isa or host_target().isa
+        isa.bind(self.module, self.isa)  # kernels read their parameters from it
         self.layout = layout_of(irx, prefix)
         self.error_codes = {op.id: k + 1 for k, op in enumerate(error_sites(irx))}
         self.graph_fns: dict[str, ir.Function] = {}
         self.collective_graphs = graphs_with_collectives(irx)
         self._kernels = 0
         self._consts: dict[int, ir.GlobalVariable] = {}
-        self.kernels = KernelTable()  # one noinline function per distinct op signature
+        # one function per distinct op signature, each in a module of its own (outline.py)
+        self.kernels = kernels if kernels is not None else KernelTable()
         self.memcpy = self.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
         self.memset = self.module.declare_intrinsic("llvm.memset", [PTR, I64])
         # call groups: how many threads may run calls at once, and the bytes between their workspace
@@ -138,6 +144,24 @@ class ModuleLowering:
     def kernel_name(self) -> str:
         self._kernels += 1
         return f"{self.prefix}_kernel{self._kernels}"
+
+    def kernel_module(self, name: str) -> ir.Module:
+        """A module of its own for one outlined kernel (outline.py): compiled and cached apart."""
+        module = ir.Module(name=name)
+        isa.bind(module, self.isa)
+        return module
+
+    @contextmanager
+    def lowering_into(self, module: ir.Module) -> Iterator[None]:
+        """Rules emit into `module` (their helper functions and intrinsic declarations land there)."""
+        saved = self.module, self.memcpy, self.memset
+        self.module = module
+        self.memcpy = module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
+        self.memset = module.declare_intrinsic("llvm.memset", [PTR, I64])
+        try:
+            yield
+        finally:
+            self.module, self.memcpy, self.memset = saved
 
     def error_code(self, op: Op) -> ir.Constant:
         return ir.Constant(I32, self.error_codes[op.id])
@@ -258,6 +282,9 @@ def graphs_with_collectives(irx: Ir) -> set[str]:
     return out
 
 
-def lower(irx: Ir, prefix: str = "optc", target_isa: isa.Isa | None = None) -> tuple[ir.Module, Manifest]:
-    m = ModuleLowering(irx, prefix, target_isa)
+def lower(irx: Ir, prefix: str = "optc", target_isa: isa.Isa | None = None,
+          kernels: KernelTable | None = None) -> tuple[ir.Module, Manifest]:
+    """The graphs' module (graph functions, entry point, declarations of the outlined kernels) and the
+    manifest; the kernels' own modules are in `kernels` (outline.KernelTable)."""
+    m = ModuleLowering(irx, prefix, target_isa, kernels)
     return m.build(), m.layout

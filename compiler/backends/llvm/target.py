@@ -59,9 +59,9 @@ def target_machine(t: Target | None = None, reloc: str = "pic") -> llvm.TargetMa
                                         codemodel="default")
 
 
-def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """Run the O3 pipeline with loop and SLP vectorisation on."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine, speed_level: int = 3) -> None:
+    """Run the O3 pipeline (or O`speed_level`) with loop and SLP vectorisation on."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
     pto.loop_unrolling = True

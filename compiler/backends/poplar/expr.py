@@ -48,23 +48,53 @@ class Term:
     def call(head: str, *args: "Term") -> "Term":
         return Term(head, list(args), leaf=False)
 
+    def nodes(self) -> list["Term"]:
+        """Every node of the tree, parents before children (an explicit stack: trees may be deep)."""
+        out, todo = [], [self]
+        while todo:
+            t = todo.pop()
+            out.append(t)
+            todo.extend(reversed(t.args))
+        return out
+
     def size(self) -> int:
-        return 1 + sum(a.size() for a in self.args)
+        return len(self.nodes())
 
     def flat(self) -> str:
-        if self.leaf:
-            return self.head
-        return f"{self.head}({', '.join(a.flat() for a in self.args)})"
+        return _flat_texts(self)[id(self)]
 
     def render(self, col: int = 0, indent: int = 0, width: int = WIDTH) -> str:
         """The C++ text, starting at column `col` of a line indented by `indent`; calls that do not fit in
-        `width` put one operand per line, four columns deeper."""
-        text = self.flat()
-        if self.leaf or col + len(text) <= width:
-            return text
-        pad = indent + 4
-        inner = ",\n".join(" " * pad + a.render(pad, pad, width) for a in self.args)
-        return f"{self.head}(\n{inner})"
+        `width` put one operand per line, four columns deeper. Iterative: a deep expression tree (a long
+        chain of fused elementwise ops) must not meet Python's recursion limit."""
+        flat = _flat_texts(self)
+        out: list[str] = []
+        todo: list[tuple["Term", int, int] | str] = [(self, col, indent)]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, str):
+                out.append(item)
+                continue
+            t, c, ind = item
+            text = flat[id(t)]
+            if t.leaf or c + len(text) <= width:
+                out.append(text)
+                continue
+            pad = ind + 4
+            parts: list[tuple["Term", int, int] | str] = [f"{t.head}(\n"]
+            for k, a in enumerate(t.args):
+                parts += [",\n" if k else "", " " * pad, (a, pad, pad)]
+            parts.append(")")
+            todo.extend(reversed(parts))
+        return "".join(out)
+
+
+def _flat_texts(root: Term) -> dict[int, str]:
+    """Each node's one-line text by id, children before parents."""
+    texts: dict[int, str] = {}
+    for t in reversed(root.nodes()):
+        texts[id(t)] = t.head if t.leaf else f"{t.head}({', '.join(texts[id(a)] for a in t.args)})"
+    return texts
 
 
 def raw(text: str) -> Term:

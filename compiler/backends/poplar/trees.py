@@ -71,13 +71,25 @@ class Trees:
         return list(out.values())
 
     def size(self, n: int, memo: dict[int, int] | None = None) -> int:
-        """Nodes in n's tree (shared nodes counted per use), capped just above MAX_TREE."""
+        """Nodes in n's tree (shared nodes counted per use), capped just above MAX_TREE. Iterative: the
+        expression of a long fused chain is as deep as the chain."""
         memo = {} if memo is None else memo
-        if n not in memo:
-            if self.leaf(n) is not None:
-                memo[n] = 1
-            else:
-                memo[n] = min(MAX_TREE + 1, 1 + sum(self.size(a, memo) for a in self.e.nodes[n].args))
+        todo = [n]
+        while todo:
+            m = todo[-1]
+            if m in memo:
+                todo.pop()
+                continue
+            if self.leaf(m) is not None:
+                memo[m] = 1
+                todo.pop()
+                continue
+            pending = [a for a in self.e.nodes[m].args if a not in memo]
+            if pending:
+                todo.extend(pending)
+                continue
+            memo[m] = min(MAX_TREE + 1, 1 + sum(memo[a] for a in self.e.nodes[m].args))
+            todo.pop()
         return memo[n]
 
     def _text(self, leaf: Leaf, target: tuple[int, ...] | None) -> str:
@@ -88,15 +100,28 @@ class Trees:
         return leaf.name
 
     def _term(self, n: int, order: list[str], target: tuple[int, ...] | None) -> Term:
-        x = self.leaf(n)
-        if x is not None:
-            text = self._text(x, target)
-            if text not in order:
-                order.append(text)
-            return Term(f"pe::_{order.index(text) + 1}")
-        node = self.e.nodes[n]
-        return lower_node(node, [self._term(a, order, target) for a in node.args],
-                          [self.e.nodes[a].dtype for a in node.args])
+        """n's tree; placeholders numbered in the order a left-to-right walk meets their tensors."""
+        done: list[Term] = []  # finished subtrees, in walk order
+        todo: list[tuple[int, bool]] = [(n, False)]
+        while todo:
+            m, args_done = todo.pop()
+            node = self.e.nodes[m]
+            if args_done:
+                k = len(node.args)
+                args = done[len(done) - k:]
+                del done[len(done) - k:]
+                done.append(lower_node(node, args, [self.e.nodes[a].dtype for a in node.args]))
+                continue
+            x = self.leaf(m)
+            if x is not None:
+                text = self._text(x, target)
+                if text not in order:
+                    order.append(text)
+                done.append(Term(f"pe::_{order.index(text) + 1}"))
+                continue
+            todo.append((m, True))
+            todo.extend((a, False) for a in reversed(node.args))
+        return done[0]
 
     def build(self, n: int, out_shape: tuple[int, ...] | None = None, first: str | None = None
               ) -> tuple[Term, list[str]]:

@@ -89,3 +89,14 @@ def sgd_program(shapes, normalised: bool = False) -> Callable[[], popxl.Ir]:
                 ops.call(ir.create_graph(sgd, w, g, lr), w, g, lr)
         return ir
     return build
+
+
+def lowered_modules(work: Any, prefix: str = "optc") -> list[Any]:
+    """The llvmlite modules of an optimised Ir before LLVM sees them: the graphs' module first, then
+    one per outlined kernel (outline.py)."""
+    from compiler.backends.llvm.lower import lower
+    from compiler.backends.llvm.outline import KernelTable
+
+    table = KernelTable()
+    module, _ = lower(work, prefix, kernels=table)
+    return [module, *table.modules.values()]
