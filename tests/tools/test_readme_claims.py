@@ -80,25 +80,31 @@ def test_the_real_fashion_mnist_files_load():
     assert xtr.dtype == np.uint8 and xtr.max() == 255 and 60 < xtr.mean() < 80  # Fashion-MNIST's mean pixel ~72.9
 
 
-def _readme_report_rows() -> dict[str, tuple[int, int, int, int, int, int]]:
+def _readme_tables_after(anchor: str) -> dict[str, tuple[int, ...]]:
+    """The README table right after `anchor`: first cell -> every `a -> b` number pair in the row."""
     rows = {}
-    for line in README.split("`python -m tools.report`", 1)[1].split("\n\n", 2)[1].splitlines()[2:]:
+    for line in README.split(anchor, 1)[1].split("\n\n", 2)[1].splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         nums = [int(x.replace(",", "")) for c in cells[1:] for x in re.findall(r"[\d,]+(?= ->)|(?<=-> )[\d,]+", c)]
         rows[cells[0]] = tuple(nums)
     return rows
 
 
-def test_the_passes_report_table_is_what_the_command_prints():
+def test_the_passes_report_tables_are_what_the_command_prints():
     r = _run(sys.executable, "-m", "tools.report")
     assert r.returncode == 0, r.stderr
-    printed = {}
+    pipeline, sharded = {}, {}
     for block in re.split(r"\n(?=\S)", r.stdout.strip()):
-        name = block.splitlines()[0].rstrip(":").split(" (")[0]
+        head = block.splitlines()[0].rstrip(":")
         nums = re.findall(r"(\d+) ->\s+(\d+)", block)
-        printed[name] = tuple(int(x) for pair in nums[:3] for x in pair)
-    table = _readme_report_rows()
-    assert table == printed, f"README table {table} != `python -m tools.report` {printed}"
+        if "shard_weight_update" in head:  # "<program> (<file>), N replicas, shard_weight_update"
+            sharded[re.search(r"(\d+) replicas", head).group(0)] = tuple(int(x) for x in nums[0])
+        else:
+            pipeline[head.split(" (")[0]] = tuple(int(x) for pair in nums[:3] for x in pair)
+    table = _readme_tables_after("`python -m tools.report` (this machine):")
+    assert table == pipeline, f"README table {table} != `python -m tools.report` {pipeline}"
+    table = _readme_tables_after("`python -m tools.report` with `shard_weight_update` (this machine):")
+    assert table == sharded, f"README table {table} != `python -m tools.report` {sharded}"
 
 
 @pytest.mark.slow
