@@ -40,6 +40,9 @@ from compiler import popxl  # noqa: E402
 from compiler.driver import CompileOptions  # noqa: E402
 
 WIDTH, BATCH, CLASSES = 64, 8, 10
+# run times on one thread: at these sizes our steps (and torch, set below) do, and on a loaded machine a
+# second OpenMP thread waiting for a core made single steps 10x slower and the comparisons noise
+THREADS = 1
 
 
 def _median_ms(fn: Callable[[], Any], steps: int) -> float:
@@ -69,7 +72,7 @@ def _cpu_timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 def popxl_case(layers: int, steps: int) -> dict:
     ir, streams, _vars, loss = deep_mlp.train_ir(layers, WIDTH, BATCH, CLASSES)
     with tempfile.TemporaryDirectory() as cache:
-        opts = CompileOptions(cache_dir=cache)
+        opts = CompileOptions(cache_dir=cache, threads=THREADS)
         cold, cold_cpu, _ = _cpu_timed(lambda: popxl.Session(ir, "cpu", options=opts))
         warm, session = _timed(lambda: popxl.Session(ir, "cpu", options=opts))
         deeper = deep_mlp.train_ir(layers + 1, WIDTH, BATCH, CLASSES)[0]  # its kernels are all cached now
@@ -99,7 +102,7 @@ def functional_case(layers: int, steps: int) -> dict:
         times = []
         for _ in range(2):  # cold, then warm (a new optimizer: a new trace, the cached object)
             opt = MyAdam(lr=1e-3)
-            opt.compile_options = CompileOptions(cache_dir=cache)
+            opt.compile_options = CompileOptions(cache_dir=cache, threads=THREADS)
             t, _ = _timed(lambda o=opt: o(params, grads))
             times.append(t)
     run = _median_ms(lambda: opt(params, grads), steps)
@@ -133,7 +136,7 @@ def torch_dropin_case(layers: int, steps: int) -> dict:
         times = []
         for _ in range(2):
             model = _torch_model(layers)
-            opt = Adam(model.parameters(), lr=1e-3, compile_options=CompileOptions(cache_dir=cache))
+            opt = Adam(model.parameters(), lr=1e-3, compile_options=CompileOptions(cache_dir=cache, threads=THREADS))
             torch.nn.functional.cross_entropy(model(x), y).backward()
             t, _ = _timed(opt.step)
             times.append(t)
@@ -214,7 +217,8 @@ def opt_level_rows(programs: dict[str, Any], steps: int) -> list[dict]:
             acc[0] += 1
             acc[1] += best[2]
             acc[2] += best[3]
-        sessions = {lvl: popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, opt_level=lvl))
+        sessions = {lvl: popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, opt_level=lvl,
+                                                                                    threads=THREADS))
                     for lvl in (2, 3)}
         for s in sessions.values():
             s.__enter__()
@@ -257,16 +261,21 @@ def one_module_rows(ir: Any, feed: dict, steps: int) -> list[dict]:
     from runtime.artifact import NativeCode
     from runtime.openmp import resolve_threads
 
-    split = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False))
-    one = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False))
+    split = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, threads=THREADS))
+    one = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, threads=THREADS))
     work = optimise(ir, CompileOptions())
     mod, layout, tm = compile_module(work)
-    one._exe = runtime.load(NativeCode(tm.emit_object(mod), layout, work, resolve_threads(None)))
+    one._exe = runtime.load(NativeCode(tm.emit_object(mod), layout, work, resolve_threads(THREADS)))
+    runs = []
     with split, one:
-        run = interleaved_ms({"split": lambda: split.run(feed), "one": lambda: one.run(feed)}, rounds=steps)
-    return [{"layout": "kernels in objects of their own", "step_ms": round(run["split"], 4),
-             "vs_one_module": round(run["split"] / run["one"], 3)},
-            {"layout": "one module (before)", "step_ms": round(run["one"], 4), "vs_one_module": 1.0}]
+        for _ in range(5):  # five interleaved runs: the median ratio (a loaded machine moves single runs ~8%)
+            runs.append(interleaved_ms({"split": lambda: split.run(feed), "one": lambda: one.run(feed)},
+                                       rounds=steps))
+    ratio = statistics.median(r["split"] / r["one"] for r in runs)
+    return [{"layout": "kernels in objects of their own", "step_ms": round(statistics.median(r["split"] for r in runs), 4),
+             "vs_one_module": round(ratio, 3)},
+            {"layout": "one module (before)", "step_ms": round(statistics.median(r["one"] for r in runs), 4),
+             "vs_one_module": 1.0}]
 
 
 def fresh_process_s(code: str) -> tuple[float, float, float]:
