@@ -44,6 +44,11 @@ def lower(ir: Ir, backend: str, options: CompileOptions | None = None) -> Any:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     options = options or CompileOptions()
     verify(ir, "before compilation")
+    if ir.externals and backend != "llvm":
+        names = [ir.main.values[vid].name for vid in ir.externals]
+        raise ValueError(f"the {backend} backend emits a program that owns all of its buffers, but this Ir has "
+                         f"caller-owned buffers {names} (an optimizer kernel of compiler.optim): compile it for "
+                         "device 'cpu' or 'interpreter', whose runs bind them")
     return importlib.import_module(BACKENDS[backend]).lower(optimise(ir, options), options)
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from compiler.ir import Graph, Ir, Op, Value
+from compiler.ir.value import DEFINED_KINDS
 
 from .registry import register
 
-StorageKind = Literal["variable", "input", "constant", "temporary"]
+StorageKind = Literal["variable", "external", "input", "constant", "temporary"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class AliasInfo:
             self.versions[v.storage][v.version] = v
             self.kind[v.storage] = "input"
         for v in g.values.values():
-            if v.kind in ("variable", "constant"):
+            if v.kind in DEFINED_KINDS:
                 self.versions[v.storage][v.version] = v
                 self.kind[v.storage] = v.kind  # type: ignore[assignment]
         for k, op in enumerate(g.ops):

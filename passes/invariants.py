@@ -13,6 +13,7 @@ from collections import defaultdict
 import numpy as np
 
 from compiler.ir import Graph, Ir, Op
+from compiler.ir.value import DEFINED_KINDS
 
 from .alias_analysis import AliasInfo
 
@@ -38,7 +39,7 @@ def _effects(where: str, op: Op) -> list[str]:
 
 def _versions(where: str, g: Graph) -> list[str]:
     by_storage: dict[int, list[int]] = defaultdict(list)
-    for v in list(g.inputs) + [v for v in g.values.values() if v.kind in ("variable", "constant")]:
+    for v in list(g.inputs) + [v for v in g.values.values() if v.kind in DEFINED_KINDS]:
         by_storage[v.storage].append(v.version)
     for op in g.ops:
         for v in op.results:

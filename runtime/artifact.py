@@ -34,6 +34,7 @@ class Manifest:
     target: str = ""  # LLVM CPU name
     triple: str = ""
     requires: tuple[str, ...] = ()  # LLVM feature names, e.g. ("avx", "avx2", "fma")
+    externals: set[int] = field(default_factory=set)  # var ids of caller-owned buffers (no data in the Ir)
 
     @property
     def entry(self) -> str:

@@ -41,7 +41,7 @@ class BoundRun:
             try:
                 arr = variables[vid]
             except (KeyError, TypeError):
-                raise ValueError(f"no buffer given for variable {name!r} (value id {vid})") from None
+                raise ValueError(ex.missing(vid, name)) from None
             self._table[k] = ex._checked(arr, f"variable {name!r}", shape, dtype, True)
             self._keep.append(arr)
         nbytes = [c[4] for c in ex._checks]

@@ -73,7 +73,7 @@ class Executor:
             try:
                 arr = variables[vid]
             except (KeyError, TypeError):
-                raise ValueError(f"no buffer given for variable {name!r} (value id {vid})") from None
+                raise ValueError(self.missing(vid, name)) from None
             if arr.__class__ is np.ndarray and arr.shape == shape and arr.dtype == dtype and nbytes:
                 try:  # the fast path: a writeable C-contiguous buffer, or an exception
                     ptrs[k] = _addressof(_from_buffer(arr))
@@ -109,6 +109,13 @@ class Executor:
         if rc:
             self._raise_for(rc)
         return outs
+
+    def missing(self, vid: int, name: str) -> str:
+        """The error for a run that binds no array to buffer `vid`."""
+        if vid in self.manifest.externals:
+            return (f"no array bound to caller-owned buffer {name!r} (value id {vid}): the program has no memory "
+                    "of its own for it; bind an array of its shape and dtype at every run")
+        return f"no buffer given for variable {name!r} (value id {vid})"
 
     def _raise_for(self, rc: int) -> None:
         """The error a non-zero return code of the entry point stands for."""

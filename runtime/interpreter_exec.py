@@ -8,6 +8,7 @@ import numpy as np
 
 from compiler.ir import Ir
 
+from .buffers import describe_bad_array
 from .interpreter import Collective, StreamIO, run_graph
 
 
@@ -37,6 +38,7 @@ class InterpreterExecutable:
             collective: Collective | None = None) -> dict[str, np.ndarray]:
         """`collective` runs collective ops for this replica (runtime/replicas.py); replicas of one program
         run concurrently on separate InterpreterExecutables."""
+        self._check_bound(variables)
         io = StreamIO(streams, per_iteration=self.ir.transfers_per_execution())
         obs = self._observer()
         with self._lock:
@@ -44,6 +46,18 @@ class InterpreterExecutable:
                 io.iteration = it
                 run_graph(self.ir, self.ir.main, [], variables, io, obs, collective)
         return {k: np.stack(v) for k, v in io.outputs.items()}
+
+    def _check_bound(self, variables: dict[int, np.ndarray]) -> None:
+        """Caller-owned buffers have no data in the Ir: each run must bind an array to every one, of
+        its shape and dtype (the program reads and writes it in place)."""
+        for vid in self.ir.externals:
+            v = self.ir.main.values[vid]
+            if vid not in variables:
+                raise ValueError(f"no array bound to caller-owned buffer {v.name!r} (value id {vid}): the program "
+                                 "has no memory of its own for it; bind an array of its shape and dtype at every run")
+            bad = describe_bad_array(f"caller-owned buffer {v.name!r}", variables[vid], v.shape, v.dtype.numpy, True)
+            if bad:
+                raise (TypeError if not isinstance(variables[vid], np.ndarray) else ValueError)(bad)
 
     def replica_runner(self, rendezvous: Any, local: int) -> Callable[..., dict[str, np.ndarray]]:
         """Runs this program as local replica `local`, meeting the others at `rendezvous` (runtime/replicas.py)."""

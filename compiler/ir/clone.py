@@ -107,6 +107,8 @@ def clone(ir: Ir) -> Ir:
             continue
         if name in ("variables", "constants", "streams"):
             setattr(new, name, dict(val))  # arrays and frozen Stream records are shared
+        elif name == "externals":
+            new.externals = list(val)  # caller-owned buffers: value ids only, there is no data to share
         else:
             setattr(new, name, copy.deepcopy(val, c.memo))
     return new

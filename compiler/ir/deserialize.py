@@ -18,14 +18,14 @@ from .ir import Ir, Stream
 from .jsonvalues import FormatError, decode, decode_array, decode_dtype, field, int_key, only_keys
 from .op import Op
 from .spec import TensorSpec
-from .value import Value
+from .value import DEFINED_KINDS, Value
 from .verify import VerificationError, verify
 from .verify_program import attr_problems
 
 FORMAT = "optgraph-ir"
 VERSION = 1
 TOP_KEYS = {"format", "version", "replication_factor", "num_host_transfers", "counters", "streams", "graphs",
-            "variables", "constants", "meta", "merged_graphs"}
+            "variables", "constants", "meta", "merged_graphs", "externals"}
 GRAPH_KEYS = {"id", "inputs", "input_names", "by_ref", "outputs", "values", "ops", "constraints", "unordered_groups",
               "info"}
 OP_KEYS = {"id", "kind", "name", "inputs", "roles", "outputs", "attrs", "updates", "modifies", "aliases", "called",
@@ -133,6 +133,10 @@ class Reader:
                 with guard((sect, key), "entry"):
                     ir.value(vid)
                 table[vid] = self.array(body, (sect, key))
+        for k, vid in enumerate(field(doc, "externals", (), list, [])):
+            with guard(("externals", k), "entry"):
+                ir.value(vid)
+            ir.externals.append(vid)
         c = field(doc, "counters", (), dict)
         ir._op_counter = max(field(c, "op", ("counters",), int), max((op.id for op in self.op_at), default=99) + 1)
         ir._value_counter = max(field(c, "value", ("counters",), int), max((v for g in ir.graphs.values() for v in g.values),
@@ -169,8 +173,8 @@ class Reader:
             if any(vid in h.values for h in ir.graphs.values()):
                 raise FormatError(w + ("id",), f"value id {vid} is defined twice")
             kind = field(vd, "kind", w, str)
-            if kind not in ("input", "op", "variable", "constant"):
-                raise FormatError(w + ("kind",), f"kind is one of input, op, variable, constant; got {kind!r}")
+            if kind not in ("input", "op", *DEFINED_KINDS):
+                raise FormatError(w + ("kind",), f"kind is one of input, op, {', '.join(DEFINED_KINDS)}; got {kind!r}")
             g.values[vid] = Value(vid, _spec(vd, w, meta=True), field(vd, "name", w, str), g, kind,  # type: ignore[arg-type]
                                   None, field(vd, "storage", w, int), field(vd, "version", w, int))
         for j, od in enumerate(field(gd, "ops", at, list)):

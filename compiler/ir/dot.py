@@ -78,6 +78,8 @@ class _Drawer:
         for v in g.values.values():
             if v.kind in ("variable", "constant"):
                 self.value_node(v, f"{v.name}\\n{tensor_label(v)}", shape="box3d" if v.kind == "variable" else "note")
+            elif v.kind == "external":
+                self.value_node(v, f"{v.name}\\n{tensor_label(v)}\\n(caller-owned)", shape="box3d", style="dashed")
         for op in g.ops:
             self.op(op)
         for a, b in g.constraints:

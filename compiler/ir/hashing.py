@@ -44,8 +44,8 @@ def graph_key(ir: Ir, g: Graph, graph_ids: dict[str, Any] | None = None) -> tupl
         if v.kind == "constant":
             data = ir.constants[v.id]
             num[v.id] = ("const", v.spec.shape, v.dtype.name, hashlib.sha1(np.ascontiguousarray(data).tobytes()).hexdigest())
-        elif v.kind == "variable":
-            num[v.id] = ("var", v.id)
+        elif v.kind in ("variable", "external"):
+            num[v.id] = ("var" if v.kind == "variable" else "ext", v.id)
     pos = {op: k for k, op in enumerate(g.ops)}
     ops = []
     for k, op in enumerate(g.ops):
@@ -73,4 +73,5 @@ def ir_digest(ir: Ir) -> str:
     keys = {gid: digest(graph_key(ir, g)) for gid, g in ir.graphs.items()}
     streams = tuple(sorted((n, s.spec.shape, s.spec.dtype.name, s.direction) for n, s in ir.streams.items()))
     variables = tuple((vid, ir.main.values[vid].spec.shape, ir.main.values[vid].dtype.name) for vid in ir.variables)
-    return digest((tuple(sorted(keys.items())), streams, variables, ir.num_host_transfers))
+    externals = tuple((vid, ir.main.values[vid].spec.shape, ir.main.values[vid].dtype.name) for vid in ir.externals)
+    return digest((tuple(sorted(keys.items())), streams, variables, externals, ir.num_host_transfers))

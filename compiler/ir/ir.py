@@ -1,4 +1,5 @@
-"""Ir: owns the graphs, the main graph, variables with their data, constants and host streams."""
+"""Ir: owns the graphs, the main graph, variables with their data, caller-owned buffers (specs only),
+constants and host streams."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Ir:
         self.main = Graph(self, "")
         self.graphs[""] = self.main
         self.variables: dict[int, np.ndarray] = {}  # value id -> initial data
+        self.externals: list[int] = []  # value ids of caller-owned buffers (no data), in declaration order
         self.constants: dict[int, np.ndarray] = {}  # value id -> data (any graph)
         self.streams: dict[str, Stream] = {}
         self.replication_factor = int(replication)
@@ -68,6 +70,18 @@ class Ir:
         v = self.main.new_value(TensorSpec(data.shape, DType.from_numpy(data.dtype)), name, "variable")
         self.variables[v.id] = np.array(data, copy=True)
         return v
+
+    def add_external(self, spec: TensorSpec, name: str) -> Value:
+        """A main-graph buffer the caller owns: the Ir keeps its spec only, and every run of the
+        compiled program must bind an array to it (the runtime refuses a run without one)."""
+        v = self.main.new_value(spec, name, "external")
+        self.externals.append(v.id)
+        return v
+
+    def buffer_ids(self) -> list[int]:
+        """The main graph's buffers in the order of a compiled program's variable table: the owned
+        variables, then the caller-owned (external) ones."""
+        return list(self.variables) + list(self.externals)
 
     def add_constant(self, graph: Graph, data: np.ndarray, name: str) -> Value:
         from .dtypes import DType
@@ -114,7 +128,8 @@ class Ir:
         return order
 
     def __repr__(self) -> str:
-        return f"<Ir: {len(self.graphs)} graphs, {len(self.variables)} variables>"
+        ext = f", {len(self.externals)} caller-owned buffers" if self.externals else ""
+        return f"<Ir: {len(self.graphs)} graphs, {len(self.variables)} variables{ext}>"
 
     # ------------------------------------------------------------ save/load
     def save(self, path, data: str = "inline") -> None:

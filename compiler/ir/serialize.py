@@ -14,7 +14,8 @@ Layout (version 1), one record per line where it fits:
                           "updates": {"input index": value id}, "modifies", "aliases": {"out": in},
                           "called", "handles", "source"}],
                  "constraints": [[before op id, after op id]], "unordered_groups", "info"}],
-     "variables": {"value id": array}, "constants": {"value id": array}, "meta": {...}}
+     "variables": {"value id": array}, "constants": {"value id": array}, "meta": {...},
+     "externals": [value ids of caller-owned buffers: kind "external", no data; only when there are some]}
 
 Attribute values use the tagged JSON of jsonvalues.py; arrays are {"dtype", "shape"} plus "data"
 (a list), "b64" (raw little-endian bytes) or "npz" (a file name beside the JSON) and "key".
@@ -83,7 +84,7 @@ def _graph(g: Graph) -> dict:
 
 def to_json(ir: Ir, data: Callable[[str, np.ndarray], dict] = lambda key, a: encode_array(a)) -> dict:
     """The document for `ir`; `data(key, array)` writes one variable's or constant's data."""
-    return {
+    doc = {
         "format": FORMAT, "version": VERSION,
         "replication_factor": ir.replication_factor, "num_host_transfers": ir.num_host_transfers,
         "counters": {"op": ir._op_counter, "value": ir._value_counter, "graph": ir._graph_counter,
@@ -96,6 +97,9 @@ def to_json(ir: Ir, data: Callable[[str, np.ndarray], dict] = lambda key, a: enc
         "meta": encode(ir.meta, where="Ir.meta"),
         "merged_graphs": dict(ir.merged_graphs),
     }
+    if ir.externals:  # caller-owned buffers have a spec (their value record) and no data
+        doc["externals"] = list(ir.externals)
+    return doc
 
 
 def save(ir: Ir, path: str | Path, data: Literal["inline", "npz"] = "inline") -> Path:

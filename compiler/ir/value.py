@@ -9,7 +9,12 @@ if TYPE_CHECKING:
     from .graph import Graph
     from .op import Op
 
-ValueKind = Literal["input", "op", "variable", "constant"]
+# "variable": a main-graph buffer the Ir owns, with initial data in `Ir.variables`;
+# "external": a main-graph buffer the caller owns (a torch tensor, a numpy array updated in place): the Ir
+#   has its spec only (`Ir.externals`) and every run binds an array to it; nothing of ours allocates it
+ValueKind = Literal["input", "op", "variable", "external", "constant"]
+# kinds whose version 0 exists before the graph's first op runs
+DEFINED_KINDS = ("variable", "external", "constant")
 
 
 class Value:

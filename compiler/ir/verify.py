@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .graph import Graph
 from .ir import Ir
+from .value import DEFINED_KINDS
 from .verify_program import program_problems
 
 
@@ -17,7 +18,7 @@ def graph_problems(g: Graph) -> list[str]:
     where = f"graph {g.id!r}" if g.id else "main graph"
     problems: list[str] = []
     defined: set[int] = {v.id for v in g.inputs}
-    defined |= {v.id for v in g.values.values() if v.kind in ("variable", "constant")}
+    defined |= {v.id for v in g.values.values() if v.kind in DEFINED_KINDS}
     position = {op: i for i, op in enumerate(g.ops)}
     if len(position) != len(g.ops):
         problems.append(f"{where}: an op appears twice in the op list")
@@ -93,7 +94,7 @@ def verify(ir: Ir, context: str = "") -> None:
         if g.id != gid:
             problems.append(f"graph registered as {gid!r} calls itself {g.id!r}")
         problems += graph_problems(g)
-    for vid in ir.variables:
+    for vid in ir.buffer_ids():
         if vid not in ir.main.values:
             problems.append(f"variable %{vid} is not a value of the main graph")
     problems += program_problems(ir)

@@ -124,10 +124,19 @@ def data_problems(ir: Any) -> list[str]:
             p = _data_problem(f"{kind} {v.name!r} (%{vid})", a, v.spec)
             if p:
                 out.append(p)
+    externals = ir.externals
+    for vid in {vid for vid in externals if externals.count(vid) > 1}:
+        out.append(f"caller-owned buffer %{vid} is listed twice in the Ir's externals")
     for g in ir.graphs.values():
         for v in g.values.values():
             if v.kind == "variable" and (g is not ir.main or v.id not in ir.variables):
                 out.append(f"variable {v.name!r} (%{v.id}) has no data in the Ir's variables")
+            elif v.kind == "external" and (g is not ir.main or v.id not in externals):
+                out.append(f"caller-owned buffer {v.name!r} (%{v.id}) is not a main-graph value listed in the "
+                           "Ir's externals")
+            elif v.kind != "external" and v.id in externals:
+                out.append(f"%{v.id} ({v.name!r}) is listed as a caller-owned buffer but is a value of kind "
+                           f"{v.kind!r}; create it with Ir.add_external")
             elif v.kind == "constant" and v.id not in ir.constants:
                 out.append(f"constant {v.name!r} (%{v.id}) has no data in the Ir's constants")
     return out

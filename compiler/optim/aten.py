@@ -22,57 +22,51 @@ scalar tail loop of ATen's float16/bfloat16 kernels (the last < 32 elements of a
 """
 from __future__ import annotations
 
-from compiler import popxl
 from compiler.ir import DType
-from compiler.popxl import ops
-from compiler.popxl.ops._emit import emit_op, out
+from compiler.ops import builder as ops
+from compiler.ops.builder import Handle
+from compiler.ops.builder import fma
 
-Tensor = popxl.Tensor
 _REDUCED = (DType.float16, DType.bfloat16)
 
 
-def fma(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
-    """a*b + c, rounded once."""
-    return out(emit_op("Fma", {"a": a, "b": b, "c": c}, name="fma", out_names=["fma_out"]))
-
-
 class Arith:
-    """ATen's arithmetic on tensors of dtype `dt` (see the module docstring); scalars are float64 Tensors."""
+    """ATen's arithmetic on tensors of dtype `dt` (see the module docstring); scalars are float64 Handles."""
 
     def __init__(self, dt: DType) -> None:
         self.dt = dt
         self.op = DType.float32 if dt in _REDUCED else dt
 
-    def up(self, x: Tensor) -> Tensor:
+    def up(self, x: Handle) -> Handle:
         return x if x.dtype == self.op else ops.cast(x, self.op)
 
-    def down(self, x: Tensor) -> Tensor:
+    def down(self, x: Handle) -> Handle:
         return x if x.dtype == self.dt else ops.cast(x, self.dt)
 
-    def opmath(self, s: Tensor) -> Tensor:
+    def opmath(self, s: Handle) -> Handle:
         return ops.cast(s, self.op)
 
-    def rounded(self, s: Tensor) -> Tensor:
+    def rounded(self, s: Handle) -> Handle:
         """A scalar rounded to the tensor dtype, then widened to op math (add's alpha and added scalars)."""
         return self.up(ops.cast(s, self.dt))
 
-    def add(self, a: Tensor, b: Tensor, alpha: Tensor) -> Tensor:
+    def add(self, a: Handle, b: Handle, alpha: Handle) -> Handle:
         """a.add(b, alpha=alpha)"""
         return self.down(fma(self.up(b), self.rounded(alpha), self.up(a)))
 
-    def add_scalar(self, a: Tensor, s: Tensor) -> Tensor:
+    def add_scalar(self, a: Handle, s: Handle) -> Handle:
         """a.add_(s)"""
         return self.down(self.up(a) + self.rounded(s))
 
-    def mul_scalar(self, a: Tensor, s: Tensor) -> Tensor:
+    def mul_scalar(self, a: Handle, s: Handle) -> Handle:
         """a.mul_(s)"""
         return self.down(self.up(a) * self.opmath(s))
 
-    def div_scalar(self, a: Tensor, s: Tensor) -> Tensor:
+    def div_scalar(self, a: Handle, s: Handle) -> Handle:
         """a / s"""
         return self.down(self.up(a) / self.opmath(s))
 
-    def lerp(self, a: Tensor, b: Tensor, w: Tensor) -> Tensor:
+    def lerp(self, a: Handle, b: Handle, w: Handle) -> Handle:
         """a.lerp_(b, w): the branch on |w| is on a scalar, so it costs one select per element."""
         wo = self.opmath(w)
         small = ops.abs(wo) < 0.5
@@ -80,38 +74,38 @@ class Arith:
         ua, ub = self.up(a), self.up(b)
         return self.down(fma(coef, ub - ua, ops.where(small, ua, ub)))
 
-    def addcmul(self, a: Tensor, b: Tensor, c: Tensor, s: Tensor) -> Tensor:
+    def addcmul(self, a: Handle, b: Handle, c: Handle, s: Handle) -> Handle:
         """a.addcmul_(b, c, value=s)"""
         return self.down(fma(self.opmath(s) * self.up(b), self.up(c), self.up(a)))
 
-    def addcdiv(self, a: Tensor, b: Tensor, c: Tensor, s: Tensor) -> Tensor:
+    def addcdiv(self, a: Handle, b: Handle, c: Handle, s: Handle) -> Handle:
         """a.addcdiv_(b, c, value=s)"""
         return self.down(self.up(a) + (self.opmath(s) * self.up(b)) / self.up(c))
 
-    def sqrt(self, a: Tensor) -> Tensor:
+    def sqrt(self, a: Handle) -> Handle:
         return self.down(ops.sqrt(self.up(a)))
 
 
-def adam_step(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, vmax: Tensor | None,
-              hyper: tuple[Tensor, ...], *, maximize: bool, weight_decay: bool, decoupled: bool) -> None:
+def adam_step(p: Handle, g: Handle, m: Handle, v: Handle, step: Handle, vmax: Handle | None,
+              hyper: tuple[Handle, ...], *, maximize: bool, weight_decay: bool, decoupled: bool) -> None:
     """torch.optim.Adam / AdamW (`_single_tensor_adam`), statement for statement; p, m, v, step and vmax
     (max_exp_avg_sq, amsgrad) are updated in place. hyper = (lr, beta1, beta2, eps, weight_decay) as
     float64 scalars."""
     param, m_new, src, t = adam_moments(p, g, m, v, step, vmax, hyper, maximize=maximize,
                                         weight_decay=weight_decay, decoupled=decoupled)
-    ops.var_updates.copy_var_update_(p, adam_param(param, m_new, Arith(p.dtype).sqrt(src), t, hyper))
+    ops.copy_(p, adam_param(param, m_new, Arith(p.dtype).sqrt(src), t, hyper))
 
 
-def adam_moments(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, vmax: Tensor | None,
-                 hyper: tuple[Tensor, ...], *, maximize: bool, weight_decay: bool, decoupled: bool
-                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def adam_moments(p: Handle, g: Handle, m: Handle, v: Handle, step: Handle, vmax: Handle | None,
+                 hyper: tuple[Handle, ...], *, maximize: bool, weight_decay: bool, decoupled: bool
+                 ) -> tuple[Handle, Handle, Handle, Handle]:
     """Adam up to the square root: updates step, m, v (and vmax) in place; returns (the parameter after
     decoupled weight decay, the new m, the tensor whose square root divides the update, the new step)."""
     lr, b1, b2, eps, wd = hyper
     ar = Arith(p.dtype)
-    one = popxl.constant(1.0, popxl.float64)
+    one = p.gb.constant(1.0, DType.float64)
     t = step + 1.0  # step_t += 1
-    ops.var_updates.copy_var_update_(step, t)
+    ops.copy_(step, t)
     if maximize:
         g = -g
     param = p
@@ -125,39 +119,39 @@ def adam_moments(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, vmax:
     src = v_new
     if vmax is not None:
         src = ops.maximum(vmax, v_new)  # torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        ops.var_updates.copy_var_update_(vmax, src)
-    ops.var_updates.copy_var_update_(m, m_new)
-    ops.var_updates.copy_var_update_(v, v_new)
+        ops.copy_(vmax, src)
+    ops.copy_(m, m_new)
+    ops.copy_(v, v_new)
     return param, m_new, src, t
 
 
-def adam_param(param: Tensor, m: Tensor, root: Tensor, t: Tensor, hyper: tuple[Tensor, ...]) -> Tensor:
+def adam_param(param: Handle, m: Handle, root: Handle, t: Handle, hyper: tuple[Handle, ...]) -> Handle:
     """Adam's parameter update from the new exp_avg `m` and `root` = sqrt(exp_avg_sq or max_exp_avg_sq)
     (in the parameter's dtype) at step `t`; returns the new parameter."""
     lr, b1, b2, eps, _ = hyper
     ar = Arith(param.dtype)
-    one = popxl.constant(1.0, popxl.float64)
-    s = ops.cast(t, popxl.float64)  # step = step_t.item()
+    one = param.gb.constant(1.0, DType.float64)
+    s = ops.cast(t, DType.float64)  # step = step_t.item()
     step_size = lr / (one - ops.pow(b1, s))
     bc2_sqrt = ops.sqrt(one - ops.pow(b2, s))
     denom = ar.add_scalar(ar.div_scalar(root, bc2_sqrt), eps)  # (sqrt(v) / bc2_sqrt).add_(eps)
     return ar.addcdiv(param, m, denom, -step_size)  # param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
-def sgd_step(p: Tensor, g: Tensor, buf: Tensor | None, hyper: tuple[Tensor, ...], *, maximize: bool,
+def sgd_step(p: Handle, g: Handle, buf: Handle | None, hyper: tuple[Handle, ...], *, maximize: bool,
              weight_decay: bool, nesterov: bool, first: bool) -> None:
     """torch.optim.SGD (`_single_tensor_sgd`), statement for statement; p and buf (the momentum buffer, None
     without momentum) are updated in place. `first`: the buffer is new, so it becomes a copy of the gradient.
     hyper = (lr, momentum, dampening, weight_decay) as float64 scalars."""
     lr, mom, damp, wd = hyper
     ar = Arith(p.dtype)
-    one = popxl.constant(1.0, popxl.float64)
+    one = p.gb.constant(1.0, DType.float64)
     d = -g if maximize else g
     if weight_decay:
         d = ar.add(d, p, wd)  # grad = grad.add(param, alpha=weight_decay)
     if buf is not None:
         b = d if first else ar.add(ar.mul_scalar(buf, mom), d, one - damp)  # buf.mul_(m).add_(grad, alpha=1-damp)
-        ops.var_updates.copy_var_update_(buf, b)
+        ops.copy_(buf, b)
         d = ar.add(d, b, mom) if nesterov else b  # grad = grad.add(buf, alpha=momentum)
-    ops.var_updates.copy_var_update_(p, ar.add(p, d, -lr))  # param.add_(grad, alpha=-lr)
+    ops.copy_(p, ar.add(p, d, -lr))  # param.add_(grad, alpha=-lr)
 

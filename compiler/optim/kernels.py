@@ -1,10 +1,11 @@
 """Compiled update kernels over caller-owned buffers.
 
-A kernel is an Ir whose main-graph variables are placeholders: zero-strided arrays that own no
-memory, so building a kernel for a 25M-parameter model allocates nothing. `Kernel.run(arrays)`
-binds the caller's arrays (numpy arrays, or zero-copy numpy views of CPU torch tensors), in the
-order the buffers were declared, and runs the compiled program once: parameters and state are
-updated in place in those arrays, never copied.
+A kernel is a core Ir whose main-graph buffers are caller-owned (`Ir.add_external`): the Ir holds
+their specs and no data, so building a kernel for a 25M-parameter model allocates nothing, and the
+runtime refuses a run that does not bind an array to every one. `Kernel.run(arrays)` binds the
+caller's arrays (numpy arrays, or zero-copy numpy views of CPU torch tensors), in the order the
+buffers were declared, and runs the compiled program once: parameters and state are updated in
+place in those arrays, never copied. The IR is built through the core builder (compiler/ops/builder.py).
 """
 from __future__ import annotations
 
@@ -13,36 +14,32 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from compiler import popxl
 from compiler.driver import CompileOptions, compile
-from compiler.ir import TensorSpec, as_dtype
-from compiler.popxl.tensor import Variable
+from compiler.ops.builder import Builder, Handle
 
 
 class KernelBuilder:
-    """Declares a kernel's buffers; each is a main-graph variable bound to a caller's array at run time."""
+    """Declares a kernel's buffers; each is a caller-owned main-graph buffer bound to an array at run time."""
 
-    def __init__(self, ir: popxl.Ir) -> None:
-        self.ir = ir
+    def __init__(self) -> None:
+        self.builder = Builder()
+        self.ir = self.builder.ir
+        self.main = self.builder.main
         self.vids: list[int] = []
 
-    def buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> popxl.Tensor:
-        dt = as_dtype(dtype)
-        g = self.ir.main_graph
-        v = self.ir.main.new_value(TensorSpec(tuple(shape), dt), g.unique_name(name), "variable")
-        self.ir.variables[v.id] = np.broadcast_to(np.zeros((), dt.numpy), tuple(shape))
-        self.vids.append(v.id)
-        return Variable(v, g)
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> Handle:
+        h = self.main.external(name, shape, dtype)
+        self.vids.append(h.value.id)
+        return h
 
 
 class Kernel:
     """`build(kb)` declares buffers with `kb.buffer` and emits the update ops; the result is compiled once."""
 
     def __init__(self, build: Callable[[KernelBuilder], None], options: CompileOptions | None = None) -> None:
-        self.ir = popxl.Ir()
-        kb = KernelBuilder(self.ir)
-        with self.ir.main_graph:
-            build(kb)
+        kb = KernelBuilder()
+        build(kb)
+        self.ir = kb.ir
         self.vids = kb.vids
         t0 = time.perf_counter()
         self.exe = compile(self.ir, options or CompileOptions(device="cpu"))

@@ -1,5 +1,6 @@
 """A numpy-like namespace that traces: on traced values (what an Optimizer's hooks receive) it emits IR
-ops through compiler.popxl with numpy's type promotion; on anything else it is numpy.
+ops through the core builder (compiler/ops/builder.py) with numpy's type promotion; on anything
+else it is numpy.
 
     import compiler.optim.numpy as jnp
 
@@ -18,9 +19,9 @@ from typing import Any, Callable, Iterator
 import ml_dtypes as _mld
 import numpy as _np
 
-from compiler.popxl import ops as _ops
+from compiler.ops import builder as _ops
 
-from .traced import Traced, apply, result_dtype, to_tensor
+from .traced import Traced, apply, graph_of, result_dtype, to_tensor
 
 float16, float32, float64, bfloat16 = _np.float16, _np.float32, _np.float64, _mld.bfloat16
 int8, int32, int64, uint8, uint32 = _np.int8, _np.int32, _np.int64, _np.uint8, _np.uint32
@@ -102,8 +103,8 @@ def _compare(np_fn: Any, op: Any) -> Any:
     def f(a: Any, b: Any) -> Any:
         if not _traced(a, b):
             return np_fn(a, b)
-        dt = result_dtype(a, b)
-        return Traced(op(to_tensor(a, dt), to_tensor(b, dt)))
+        dt, gb = result_dtype(a, b), graph_of(a, b)
+        return Traced(op(to_tensor(a, dt, gb), to_tensor(b, dt, gb)))
     f.__name__ = f.__qualname__ = np_fn.__name__
     return f
 
@@ -121,28 +122,28 @@ def where(c: Any, a: Any, b: Any) -> Any:
     """numpy.where; with a traced condition or branch, the IR op Where (numpy promotion of a and b)."""
     if not _traced(c, a, b):
         return _np.where(c, a, b)
-    dt = result_dtype(a, b)
-    return Traced(_ops.where(to_tensor(c, _np.dtype(bool)), to_tensor(a, dt), to_tensor(b, dt)))
+    dt, gb = result_dtype(a, b), graph_of(c, a, b)
+    return Traced(_ops.where(to_tensor(c, _np.dtype(bool), gb), to_tensor(a, dt, gb), to_tensor(b, dt, gb)))
 
 
 def clip(x: Any, lo: Any, hi: Any) -> Any:
     return minimum(maximum(x, lo), hi) if _traced(x, lo, hi) else _np.clip(x, lo, hi)
 
 
-def _reduce(np_fn: Any, op: Any) -> Any:
+def _reduce(np_fn: Any, how: str) -> Any:
     def f(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         if not _traced(x):
             return np_fn(x, axis=axis, keepdims=keepdims)
-        return Traced(op(x.t, axis, keepdims))
+        return Traced(_ops.reduce(how, x.t, axis, keepdims))
     f.__name__ = f.__qualname__ = np_fn.__name__
-    f.__doc__ = f"numpy.{np_fn.__name__}; on a traced array, the IR op {op.__name__} (in the array's dtype)."
+    f.__doc__ = f"numpy.{np_fn.__name__}; on a traced array, the IR op {_ops.REDUCTIONS[how]} (in the array's dtype)."
     return f
 
 
-sum = _reduce(_np.sum, _ops.sum)  # noqa: A001
-mean = _reduce(_np.mean, _ops.mean)
-max = _reduce(_np.max, _ops.max)  # noqa: A001
-min = _reduce(_np.min, _ops.min)  # noqa: A001
+sum = _reduce(_np.sum, "sum")  # noqa: A001
+mean = _reduce(_np.mean, "mean")
+max = _reduce(_np.max, "max")  # noqa: A001
+min = _reduce(_np.min, "min")  # noqa: A001
 
 
 def vdot(a: Any, b: Any) -> Any:

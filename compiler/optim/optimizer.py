@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from compiler import popxl
 from compiler.driver import CompileOptions, compile
 
 from . import numpy as jnp
@@ -145,13 +144,12 @@ class Optimizer:
                 tuple(state), tuple(baked))
 
     def _trace(self, params: dict, grads: dict, loss: Any, kw: dict) -> Trace:
-        ir = popxl.Ir()
-        tr = Trace(ir, KernelBuilder(ir))
+        tr = Trace(KernelBuilder())
         saved = {n: v for n, v in vars(self).items() if not n.startswith("_")}
-        olds: dict[tuple, popxl.Tensor] = {}
+        olds: dict[tuple, Any] = {}
         self.__dict__["_n_traces"] = self.traces + 1
         try:
-            with ir.main_graph, jnp.tracing(tr.new_state):
+            with jnp.tracing(tr.new_state):
                 tp = {k: tr.buffer(("param", k), f"param[{k}]", p.shape, p.dtype) for k, p in params.items()}
                 tg = {k: tr.buffer(("grad", k), f"grad[{k}]", np.shape(grads[k]), np.asarray(grads[k]).dtype)
                       for k in params}

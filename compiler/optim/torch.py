@@ -34,9 +34,9 @@ from typing import Any, Callable
 
 import torch
 
-from compiler import popxl
 from compiler.driver import CompileOptions
-from compiler.popxl.tensor import Tensor, TensorByRef  # noqa: F401  (annotations of the subgraphs)
+from compiler.ir import DType
+from compiler.ops.builder import Handle
 
 from . import aten
 from .kernels import KernelBuilder
@@ -45,7 +45,7 @@ from .torch_adam import AdamStep
 from .torch_step import CompiledStep, call_graph
 
 __all__ = ["Adam", "AdamW", "SGD", "UnsupportedTensorError"]
-F64 = popxl.float64
+F64 = DType.float64
 
 
 class Adam(AdamStep, torch.optim.Adam):
@@ -105,17 +105,19 @@ class SGD(CompiledStep, torch.optim.SGD):
                 bufs = [kb.buffer(f"g{gi}.{n}{i}", shape, dt) for n in ("param", "grad")]
                 if flags[0]:
                     bufs.append(kb.buffer(f"g{gi}.momentum_buffer{i}", shape, dt))
-                call_graph(kb, cache, (flags, shape, dt, first), _sgd_graph, (*flags, first), bufs + hyper)
+                call_graph(kb, cache, (flags, shape, dt, first), *_sgd_graph(*flags, first), bufs + hyper)
 
 
-def _sgd_graph(momentum: bool, nesterov: bool, maximize: bool, weight_decay: bool, first: bool) -> Callable:
+def _sgd_graph(momentum: bool, nesterov: bool, maximize: bool, weight_decay: bool, first: bool
+               ) -> tuple[str, str, Callable[..., None]]:
+    """The subgraph of one parameter's step: (name, its inputs, `&` by reference; the body)."""
     opts = dict(maximize=maximize, weight_decay=weight_decay, nesterov=nesterov, first=first)
     if momentum:
-        def sgd_momentum(p: TensorByRef, g: Tensor, buf: TensorByRef, lr: Tensor, mom: Tensor, damp: Tensor,
-                         wd: Tensor) -> None:
+        def sgd_momentum(p: Handle, g: Handle, buf: Handle, lr: Handle, mom: Handle, damp: Handle,
+                         wd: Handle) -> None:
             aten.sgd_step(p, g, buf, (lr, mom, damp, wd), **opts)
-        return sgd_momentum
+        return "sgd_momentum", "p& g buf& lr mom damp wd", sgd_momentum
 
-    def sgd(p: TensorByRef, g: Tensor, lr: Tensor, mom: Tensor, damp: Tensor, wd: Tensor) -> None:
+    def sgd(p: Handle, g: Handle, lr: Handle, mom: Handle, damp: Handle, wd: Handle) -> None:
         aten.sgd_step(p, g, None, (lr, mom, damp, wd), **opts)
-    return sgd
+    return "sgd", "p& g lr mom damp wd", sgd

@@ -8,16 +8,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from compiler import popxl
-from compiler.popxl import ops
-from compiler.popxl.tensor import Tensor, TensorByRef  # noqa: F401  (annotations of the subgraphs)
+from compiler.ir import DType
+from compiler.ops import builder as ops
+from compiler.ops.builder import Handle
 
 from . import aten
 from .kernels import KernelBuilder
 from .tensor_views import DTYPES, dense_order
 from .torch_step import CompiledStep, Runtime, call_graph, scalar_dtype
 
-F64 = popxl.float64
+F64 = DType.float64
 
 
 class AdamStep(CompiledStep):
@@ -72,7 +72,7 @@ class AdamStep(CompiledStep):
                 bufs.append(kb.buffer(f"g{gi}.step{i}", (), sdt))
                 if flags[0]:
                     bufs.append(kb.buffer(f"g{gi}.max_exp_avg_sq{i}", shape, dt))
-                call_graph(kb, cache, (flags, shape, dt, sdt), _adam_graph, flags, bufs + hyper)
+                call_graph(kb, cache, (flags, shape, dt, sdt), *_adam_graph(*flags), bufs + hyper)
 
     def _build_update(self, kb: KernelBuilder, key: tuple) -> None:
         """exact_sqrt groups, second half: the parameter update from exp_avg, step and torch's square root."""
@@ -84,7 +84,8 @@ class AdamStep(CompiledStep):
             for i, (shape, dt, sdt) in enumerate(specs):
                 bufs = [kb.buffer(f"g{gi}.{n}{i}", shape, dt) for n in ("param", "exp_avg", "sqrt")]
                 bufs.append(kb.buffer(f"g{gi}.step{i}", (), sdt))
-                call_graph(kb, cache, (shape, dt, sdt), lambda: _adam_update, (), bufs + hyper)
+                call_graph(kb, cache, (shape, dt, sdt), "adam_update", "p& m root step lr b1 b2 eps wd", _adam_update,
+                           bufs + hyper)
 
     def _run(self, rt: Runtime, key: tuple, arrays: list[np.ndarray]) -> None:
         """exact_sqrt groups run in three parts: the compiled moments, torch.sqrt (MKL's vsSqrt in torch's
@@ -110,41 +111,43 @@ class AdamStep(CompiledStep):
             rt.roots = {k: r for k, r in rt.roots.items() if k in rt.records}
 
 
-def _adam_graph(amsgrad: bool, maximize: bool, weight_decay: bool, decoupled: bool, exact_sqrt: bool) -> Callable:
+# a subgraph of one parameter's step: (name, its inputs with `&` marking those passed by reference, body)
+Subgraph = tuple[str, str, Callable[..., None]]
+_ADAM_INPUTS = "p& g m& v& step& {}lr b1 b2 eps wd"
+
+
+def _adam_graph(amsgrad: bool, maximize: bool, weight_decay: bool, decoupled: bool, exact_sqrt: bool) -> Subgraph:
     opts = dict(maximize=maximize, weight_decay=weight_decay, decoupled=decoupled)
     if exact_sqrt:
         return _adam_moments_graph(amsgrad, opts)
     if amsgrad:
-        def adam_amsgrad(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef,
-                         vmax: TensorByRef, lr: Tensor, b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
+        def adam_amsgrad(p: Handle, g: Handle, m: Handle, v: Handle, step: Handle, vmax: Handle, lr: Handle,
+                         b1: Handle, b2: Handle, eps: Handle, wd: Handle) -> None:
             aten.adam_step(p, g, m, v, step, vmax, (lr, b1, b2, eps, wd), **opts)
-        return adam_amsgrad
+        return "adam_amsgrad", _ADAM_INPUTS.format("vmax& "), adam_amsgrad
 
-    def adam(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef, lr: Tensor,
-             b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
+    def adam(p: Handle, g: Handle, m: Handle, v: Handle, step: Handle, lr: Handle, b1: Handle, b2: Handle,
+             eps: Handle, wd: Handle) -> None:
         aten.adam_step(p, g, m, v, step, None, (lr, b1, b2, eps, wd), **opts)
-    return adam
+    return "adam", _ADAM_INPUTS.format(""), adam
 
 
-def _adam_moments_graph(amsgrad: bool, opts: dict) -> Callable:
+def _adam_moments_graph(amsgrad: bool, opts: dict) -> Subgraph:
     """exact_sqrt, first half: step, exp_avg, exp_avg_sq (max_exp_avg_sq) and AdamW's decay of the parameter."""
     def moments(p, g, m, v, step, vmax, lr, b1, b2, eps, wd):
         param, _, _, _ = aten.adam_moments(p, g, m, v, step, vmax, (lr, b1, b2, eps, wd), **opts)
         if param is not p:
-            ops.var_updates.copy_var_update_(p, param)
+            ops.copy_(p, param)
     if amsgrad:
-        def adam_moments_amsgrad(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef,
-                                 vmax: TensorByRef, lr: Tensor, b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
-            moments(p, g, m, v, step, vmax, lr, b1, b2, eps, wd)
-        return adam_moments_amsgrad
+        return "adam_moments_amsgrad", _ADAM_INPUTS.format("vmax& "), moments
 
-    def adam_moments(p: TensorByRef, g: Tensor, m: TensorByRef, v: TensorByRef, step: TensorByRef, lr: Tensor,
-                     b1: Tensor, b2: Tensor, eps: Tensor, wd: Tensor) -> None:
+    def adam_moments(p: Handle, g: Handle, m: Handle, v: Handle, step: Handle, lr: Handle, b1: Handle,
+                     b2: Handle, eps: Handle, wd: Handle) -> None:
         moments(p, g, m, v, step, None, lr, b1, b2, eps, wd)
-    return adam_moments
+    return "adam_moments", _ADAM_INPUTS.format(""), adam_moments
 
 
-def _adam_update(p: TensorByRef, m: Tensor, root: Tensor, step: Tensor, lr: Tensor, b1: Tensor, b2: Tensor,
-                 eps: Tensor, wd: Tensor) -> None:
+def _adam_update(p: Handle, m: Handle, root: Handle, step: Handle, lr: Handle, b1: Handle, b2: Handle,
+                 eps: Handle, wd: Handle) -> None:
     """exact_sqrt, second half: p.addcdiv_(exp_avg, root / bias_correction2_sqrt + eps, value=-step_size)."""
-    ops.var_updates.copy_var_update_(p, aten.adam_param(p, m, root, step, (lr, b1, b2, eps, wd)))
+    ops.copy_(p, aten.adam_param(p, m, root, step, (lr, b1, b2, eps, wd)))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from compiler.driver import CompileOptions
-from compiler.popxl import ops
+from compiler.ops.builder import Handle
 
 from .kernels import Kernel, KernelBuilder
 from .step_plan import StepPlan
@@ -183,10 +183,16 @@ def scalar_dtype(group: dict) -> torch.dtype:
     return torch.float64
 
 
-def call_graph(kb: KernelBuilder, cache: dict, gkey: tuple, make: Callable[..., Callable], options: tuple,
-            args: list) -> None:
-    """Call the subgraph for gkey (make(*options), traced on first use) with args."""
-    g = cache.get(gkey)
-    if g is None:
-        g = cache[gkey] = kb.ir.create_graph(make(*options), *args)
-    ops.call(g, *args)
+def call_graph(kb: KernelBuilder, cache: dict, gkey: tuple, name: str, inputs: str, body: Callable[..., None],
+               args: list[Handle]) -> None:
+    """Call the subgraph for gkey with args. The first call builds it: graph `name` with one input per
+    word of `inputs` ("p& g lr": `&` marks an input passed by reference, which the graph updates in
+    the caller's buffer), of its argument's spec, and `body(*inputs)` emits its ops."""
+    sub = cache.get(gkey)
+    if sub is None:
+        sub = cache[gkey] = kb.builder.subgraph(name)
+        words = inputs.split()
+        if len(words) != len(args):
+            raise ValueError(f"call_graph({name!r}): {len(words)} inputs named for {len(args)} arguments")
+        body(*[sub.input(w.rstrip("&"), a.spec, by_ref=w.endswith("&")) for w, a in zip(words, args)])
+    kb.main.call(sub, args)

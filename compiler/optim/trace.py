@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler import popxl
-from compiler.popxl import ops
-from compiler.popxl.tensor import Variable
+from compiler.ops import builder as ops
+from compiler.ops.builder import Handle
 
 from .kernels import KernelBuilder
 from .traced import Traced, to_tensor
@@ -68,11 +67,14 @@ class TraceDict(dict):
 class Trace:
     """The buffers of one trace and where their arrays come from."""
 
-    ir: popxl.Ir
     kb: KernelBuilder
     bindings: list[Binding] = field(default_factory=list)
     fresh: dict[int, tuple[tuple[int, ...], np.dtype, float]] = field(default_factory=dict)  # vid -> state init
     temps: list[tuple[tuple[int, ...], np.dtype, float]] = field(default_factory=list)
+
+    @property
+    def ir(self) -> Any:
+        return self.kb.ir
 
     def buffer(self, binding: Binding, name: str, shape: tuple[int, ...], dtype: Any) -> Traced:
         t = self.kb.buffer(name, shape, dtype)
@@ -83,7 +85,7 @@ class Trace:
         """jnp creation while tracing: a buffer whose binding is decided when the trace ends."""
         t = self.buffer(("temp", len(self.temps)), "state", shape, dtype)
         self.temps.append((shape, dtype, fill))
-        self.fresh[t.t._value.id] = (shape, dtype, fill)
+        self.fresh[t.t.value.id] = (shape, dtype, fill)
         return t
 
     def store(self, slot: tuple[str, Any], first: Any, final: Any, old: Traced | None) -> tuple | None:
@@ -92,8 +94,8 @@ class Trace:
             write_back(old, final)
             return None
         f = first.t if isinstance(first, Traced) else first
-        if isinstance(f, Variable) and f._value.id in self.fresh:  # jnp-created: it is the buffer
-            vid = f._value.id
+        if isinstance(f, Handle) and f.value.id in self.fresh:  # jnp-created: it is the buffer
+            vid = f.value.id
             self.bindings[self.kb.vids.index(vid)] = ("state", *slot)
             write_back(Traced(f), final)
             return self.fresh.pop(vid)
@@ -111,8 +113,8 @@ class Trace:
 
         def canon(x: Any) -> Any:
             if isinstance(x, tuple):
-                if len(x) == 2 and x[0] == "var" and x[1] in names:
-                    return ("var", names[x[1]])
+                if len(x) == 2 and x[0] == "ext" and x[1] in names:
+                    return ("ext", names[x[1]])
                 return tuple(canon(i) for i in x)
             return x
         return canon(graph_key(self.ir, self.ir.main))
@@ -122,8 +124,8 @@ def write_back(var: Traced, value: Any) -> None:
     """var <- value, in place, cast to var's dtype (state keeps its dtype, as `a[...] = b` in numpy)."""
     v = value.t if isinstance(value, Traced) else value
     if v is not var.t:
-        ops.var_updates.copy_var_update_(var.t, to_tensor(value, var.dtype))
+        ops.copy_(var.t, to_tensor(value, var.dtype, var.t.gb))
 
 
 def is_value(x: Any) -> bool:
-    return isinstance(x, (Traced, popxl.Tensor))
+    return isinstance(x, (Traced, Handle))

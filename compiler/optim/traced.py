@@ -2,10 +2,11 @@
 
 It behaves like a numpy array with numpy's type promotion (NEP 50): a Python number takes the
 array's dtype (float16 * 0.9 stays float16), arrays of different dtypes promote (float16 / float32
-is float32), and comparisons give bool. Each operation emits IR ops through compiler.popxl, which
+is float32), and comparisons give bool. Each operation emits IR ops of the core op registry, which
 computes every primitive in its own dtype, as numpy does. `__array_ufunc__ = None` makes numpy
 hand `ndarray * traced` to Traced. Python control flow on a traced value is an error (use jnp.where);
-`==` is identity, as on popxl tensors (use jnp.equal).
+`==` is identity, as on popxl tensors (use jnp.equal). Ops are built through the core builder
+(compiler/ops/builder.py).
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler import popxl
-from compiler.ir import DType
-from compiler.popxl import ops
+from compiler.ir import DType, as_dtype
+from compiler.ops import builder as ops
+from compiler.ops.builder import GraphBuilder, Handle
 
 
 def np_dtype(dt: DType) -> np.dtype:
@@ -33,29 +34,37 @@ def result_dtype(*xs: Any) -> np.dtype:
     return dt
 
 
-def to_tensor(x: Any, dtype: np.dtype) -> popxl.Tensor:
-    """x as a popxl tensor of dtype: a cast of a traced value, or a constant of a host value."""
+def graph_of(*xs: Any) -> GraphBuilder:
+    """The graph being traced: that of the first traced value among xs."""
+    return next(x.t.gb for x in xs if isinstance(x, Traced))
+
+
+def to_tensor(x: Any, dtype: np.dtype, gb: GraphBuilder | None = None) -> Handle:
+    """x as a handle of dtype: a cast of a traced value, or a constant (in graph gb) of a host value."""
     if isinstance(x, Traced):
         x = x.t
-    if isinstance(x, popxl.Tensor):
-        dt = popxl.dtypes.as_dtype(dtype)
+    if isinstance(x, Handle):
+        dt = as_dtype(dtype)
         return x if x.dtype == dt else ops.cast(x, dt)
-    return popxl.constant(np.asarray(x, dtype), popxl.dtypes.as_dtype(dtype))
+    if gb is None:
+        raise TypeError(f"to_tensor({x!r}): a host value needs the graph to put its constant in")
+    return gb.constant(np.asarray(x, dtype), as_dtype(dtype))
 
 
 def apply(op: Any, *xs: Any, dtype: np.dtype | None = None) -> "Traced":
     """op over xs promoted to one dtype (or to `dtype`)."""
     dt = dtype if dtype is not None else result_dtype(*xs)
-    return Traced(op(*(to_tensor(x, dt) for x in xs)))
+    gb = graph_of(*xs)
+    return Traced(op(*(to_tensor(x, dt, gb) for x in xs)))
 
 
 class Traced:
-    """A traced numpy-like array (see the module docstring); `.t` is the popxl tensor."""
+    """A traced numpy-like array (see the module docstring); `.t` is its builder Handle."""
 
     __array_ufunc__ = None  # numpy defers to our reflected operators
     __slots__ = ("t",)
 
-    def __init__(self, t: popxl.Tensor) -> None:
+    def __init__(self, t: Handle) -> None:
         self.t = t
 
     @property
@@ -75,7 +84,7 @@ class Traced:
         return int(np.prod(self.t.shape, dtype=np.int64))
 
     def astype(self, dtype: Any) -> "Traced":
-        return Traced(to_tensor(self, np.dtype(dtype) if not isinstance(dtype, DType) else np_dtype(dtype)))
+        return Traced(to_tensor(self, np.dtype(dtype) if not isinstance(dtype, DType) else np_dtype(dtype), self.t.gb))
 
     def reshape(self, *shape: Any) -> "Traced":
         s = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
@@ -140,7 +149,7 @@ class Traced:
 
     def _cmp(self, o: Any, op: Any) -> "Traced":
         dt = result_dtype(self, o)
-        return Traced(op(to_tensor(self, dt), to_tensor(o, dt)))
+        return Traced(op(to_tensor(self, dt), to_tensor(o, dt, self.t.gb)))
 
     def __gt__(self, o: Any) -> "Traced":
         return self._cmp(o, lambda a, b: a > b)
@@ -157,12 +166,4 @@ class Traced:
 
 def _true_div(a: Any, b: Any) -> np.dtype:
     dt = result_dtype(a, b)
-    return dt if dt.kind in "fc" or dt == np.dtype(popxl.bfloat16.numpy) else np.dtype(np.float64)
-
-
-def wrap(x: Any) -> Any:
-    return Traced(x) if isinstance(x, popxl.Tensor) else x
-
-
-def unwrap(x: Any) -> Any:
-    return x.t if isinstance(x, Traced) else x
+    return dt if dt.kind in "fc" or dt == np.dtype(DType.bfloat16.numpy) else np.dtype(np.float64)

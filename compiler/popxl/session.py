@@ -40,6 +40,12 @@ class Session:
                 f"device {device_desc!r} is not available here: this compiler runs on the host CPU. Use "
                 "Session(ir, 'cpu') for compiled native code or Session(ir, 'interpreter') for the numpy reference; "
                 "to target an IPU, emit a Poplar program with `python -m tools.compile --target poplar`.")
+        if ir.externals:  # a Session owns every buffer it runs over (get_tensor_data, checkpoints read them)
+            names = [ir.main.values[vid].name for vid in ir.externals]
+            raise ValueError(f"Session: this Ir has caller-owned buffers {names}, whose memory the caller binds "
+                             "at every run; a Session owns its variables (it reads them back with get_tensor_data "
+                             "and saves them in checkpoints). Run it with compiler.driver.compile(ir).run(...), "
+                             "binding an array to each, or make them popxl.variable")
         check_ambiguity(ir)
         self.ir = ir
         self.device = device_desc

@@ -238,3 +238,20 @@ def test_errors():
 
     with pytest.raises(TypeError, match="use jnp.where"):
         Branchy()({"w": np.ones(2, np.float32)}, {"w": np.ones(2, np.float32)})
+
+
+def test_the_traced_kernel_owns_no_buffer():
+    """Parameters, gradients and state are caller-owned values of the kernel's IR (no data in it); a
+    run that does not bind one is refused, naming it."""
+    from compiler.ir import Ir
+
+    params = {"w": np.ones((2, 3), np.float32)}
+    opt = Adam()
+    opt(params, {"w": np.ones((2, 3), np.float32)})
+    entry = next(iter(opt.__dict__["_kernels"].values()))
+    ir = entry.exe.ir
+    assert isinstance(ir, Ir) and ir.variables == {} and sorted(ir.externals) == sorted(entry.vids)
+    names = {ir.main.values[v].name for v in ir.externals}
+    assert {"param[w]", "grad[w]"} <= names
+    with pytest.raises(ValueError, match=r"no array bound to caller-owned buffer 'param\[w\]'"):
+        entry.exe.run({}, {}, 1)

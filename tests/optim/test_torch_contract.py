@@ -216,3 +216,23 @@ def test_unsupported_options_and_torch_validation():
         Adam(p, differentiable=True)
     with pytest.raises(ValueError, match="Nesterov momentum requires"):
         SGD(p, lr=0.1, nesterov=True)
+
+
+@pytest.mark.parametrize("ours,_,kw", PAIRS[:1] + PAIRS[3:], ids=["Adam", "SGD"])
+def test_every_kernel_buffer_is_the_callers_memory(ours, _, kw):
+    """The kernel owns no buffer: every parameter, gradient, state tensor and hyper-parameter is a
+    caller-owned value of the IR (no data in it), bound to the torch tensors' memory at each step."""
+    from compiler.ir import Ir
+
+    net = _net()
+    opt = ours(net.parameters(), **kw)
+    net(torch.randn(4, 6)).sum().backward()
+    opt.step()
+    (kernel,) = opt._rt().kernels.values()
+    ir = kernel.ir
+    assert type(ir) is Ir and ir.variables == {} and ir.externals == kernel.vids
+    assert {ir.main.values[v].kind for v in ir.externals} == {"external"}
+    names = [ir.main.values[v].name for v in ir.externals]
+    assert "g0.param0" in names and "g0.grad0" in names and "g0.lr" in names
+    with pytest.raises(ValueError, match=r"no array bound to caller-owned buffer 'g0.lr'"):
+        kernel.exe.run({}, {}, 1)

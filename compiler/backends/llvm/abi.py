@@ -31,7 +31,7 @@ CHECKED = {"NlllWithSoftmaxGradDirect": "a label is outside [0, number of classe
 def layout_of(ir: Ir, prefix: str, ws_size: int = 0) -> Manifest:
     """Everything but the workspace size follows from the Ir (so a cached object gets current names).
     Only streams some reachable HostLoad / HostStore uses get a table slot."""
-    var_ids = list(ir.variables)
+    var_ids = ir.buffer_ids()  # owned variables, then caller-owned (external) buffers
     vals = [ir.main.values[i] for i in var_ids]
     ops = [op for g in ir.reachable_graphs() for op in g.ops]
     h2d = sorted({op.attrs["stream"] for op in ops if op.kind == "HostLoad"})
@@ -40,7 +40,7 @@ def layout_of(ir: Ir, prefix: str, ws_size: int = 0) -> Manifest:
     return Manifest(prefix, var_ids, [v.spec for v in vals], [v.name for v in vals], h2d, d2h, ws_size,
                     [_describe(op) for op in error_sites(ir)], [ir.streams[n].spec for n in h2d],
                     [ir.streams[n].spec for n in d2h], updated_variables(ir), [per.get(n, 1) for n in h2d],
-                    [per.get(n, 1) for n in d2h])
+                    [per.get(n, 1) for n in d2h], externals=set(ir.externals))
 
 
 def error_sites(ir: Ir) -> list[Op]:
@@ -56,7 +56,7 @@ def _describe(op: Op) -> str:
 def updated_variables(ir: Ir) -> set[int]:
     """Variables whose storage the main graph writes in place."""
     written = {op.inputs[i].storage for op in ir.main.ops for i in op.modifies}
-    return {vid for vid in ir.variables if ir.main.values[vid].storage in written}
+    return {vid for vid in ir.buffer_ids() if ir.main.values[vid].storage in written}
 
 
 def header(ir: Ir, layout: Manifest) -> str:
