@@ -105,7 +105,7 @@ class AdamStep(CompiledStep):
                 src = st["max_exp_avg_sq"] if group["amsgrad"] else st["exp_avg_sq"]
                 root, view = rt.root(p, src)
                 torch.sqrt(dense_order(src).reshape(-1), out=root)
-                second += [rec.views[0], rec.views[1], view, rec.views[3]]
+                second += [rec.views[0], rec.views[1], view.reshape(rec.views[0].shape), rec.views[3]]  # 0-d: ()
         rt.kernel(("update",) + key, lambda kb: self._build_update(kb, key)).run(second)
         if len(rt.roots) > len(rt.records):  # forget the buffers of parameters no longer stepped
             rt.roots = {k: r for k, r in rt.roots.items() if k in rt.records}

@@ -245,3 +245,19 @@ def test_pytorch_quick_example_same_trajectory():
     np.testing.assert_allclose(ours[:300], ref[:300], rtol=1e-5)  # then the residual is ~1e-2 ...
     np.testing.assert_allclose(ours, ref, rtol=2e-3)  # ... and 1-ulp differences grow relative to it
     np.testing.assert_array_equal(losses["exact"], ref)  # exact_sqrt: torch's trajectory to the last bit
+
+
+def test_adam_exact_sqrt_steps_a_scalar_parameter():
+    """A 0-d parameter (its flat view is 0-d, torch.sqrt's scratch buffer 1-d) with exact_sqrt=True:
+    bit for bit torch's Adam."""
+    ps = [torch.nn.Parameter(torch.tensor(0.5)), torch.nn.Parameter(torch.linspace(-1, 1, 7))]
+    qs = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    oa, ob = Adam(ps, lr=1e-2, exact_sqrt=True), torch.optim.Adam(qs, lr=1e-2)
+    for step in range(5):
+        for p, q in zip(ps, qs):
+            p.grad = torch.full_like(p, 0.1 * (step + 1)) - p.detach()
+            q.grad = p.grad.clone()
+        oa.step()
+        ob.step()
+        for p, q in zip(ps, qs):
+            np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy(), err_msg=f"step {step}")
