@@ -16,7 +16,12 @@ class VariableFactory:
         self._callable = callable(data_iter)
         self._src = data_iter if self._callable else iter(data_iter)
         # popxl.addons draws once as a test and once more when peeking; the first init returns the 2nd draw
-        self._test = self._draw()
+        try:
+            self._test = self._draw()
+        except Exception as e:  # popxl.addons reports a data_iter that cannot give data as a ValueError
+            raise ValueError(f"VariableFactory({name!r}): data_iter did not give the initial data "
+                             f"({type(e).__name__}: {e}); pass a callable with no arguments or an iterable "
+                             "that returns array-like data") from e
         self._peek = self._draw()
         first = np.asarray(self._peek)
         self.dtype = popxl.dtypes.as_dtype(dtype) if dtype is not None else popxl.dtypes.as_dtype(

@@ -72,9 +72,9 @@ class Session:
 
     # ------------------------------------------------------------ lifetime
     def __enter__(self) -> "Session":
-        if not self._attached:
-            self.weights_from_host()
         self._attached += 1
+        if self._attached == 1:
+            self.weights_from_host()
         return self
 
     def __exit__(self, exc_type: Any, *exc: object) -> None:
@@ -87,7 +87,14 @@ class Session:
     def is_attached(self) -> bool:
         return self._attached > 0
 
+    def _require_attached(self, what: str) -> None:
+        # PopXL: the device exists only inside `with session:`; these move data to or from it
+        if not self.is_attached:
+            raise ValueError(f"Must be attached to device before calling a runtime function ({what}). "
+                             "Use `with session:` around it")
+
     def weights_from_host(self) -> None:
+        self._require_attached("weights_from_host")
         for r, dev in enumerate(self._devs):
             for vid in self._var_ids:
                 grouped = self._grouped(vid)
@@ -107,6 +114,7 @@ class Session:
         return np.stack([data[group_index(self._first_replica + r, stride, size)] for r in range(self._replicas)])
 
     def weights_to_host(self) -> None:
+        self._require_attached("weights_to_host")
         for vid in self._var_ids:
             if vid in self._sharded:  # the full layout from every replica's shard
                 world = getattr(getattr(self._exe, "rendezvous", None), "world", None)
@@ -170,9 +178,7 @@ class Session:
             dst[...] = src
 
     def run(self, inputs: Mapping[Any, np.ndarray] | None = None) -> dict[DeviceToHostStream, np.ndarray]:
-        if not self.is_attached:
-            raise ValueError("Must be attached to device before calling a runtime function. "
-                             "Use `with session:` around session.run(...)")
+        self._require_attached("run")
         streams = self._check_inputs(inputs)
         check_batch(self._index_checks, streams)  # a bad host-fed index: refused before anything changes
         nht = self.ir.num_host_transfers
@@ -248,8 +254,9 @@ class Session:
         if getattr(v, "kind", None) == "constant":
             return -v.id
         if getattr(v, "id", None) not in self._dev:
-            raise TypeError(f"{t!r} is not a variable or constant of this session's Ir; only their data is kept "
-                            "on the host (read other tensors through a d2h_stream and host_store)")
+            raise TypeError(f"Tensor {getattr(t, 'id', t)} is not of type Constant or Variable of this session's Ir "
+                            f"({t!r}); only their data is kept on the host (read other tensors through a "
+                            "d2h_stream and host_store)")
         return v.id
 
     def get_tensor_data(self, t: Tensor) -> np.ndarray:
@@ -268,7 +275,8 @@ class Session:
     def write_variable_data(self, t: Tensor, data: np.ndarray) -> None:
         vid = self._vid(t)
         if vid < 0:
-            raise TypeError(f"{t!r} is a constant; only variables can be written")
+            raise TypeError(f"Tensor {t.id} is not of type Variable: {t!r} is a constant; only variables can be "
+                            "written")
         if vid in variable_groups(self.ir):
             raise NotImplementedError(f"write_variable_data({t.name!r}): the variable has one value per replica "
                                       "group; writing it is not supported yet (create it with the data instead)")

@@ -39,4 +39,20 @@ def to_numpy(x: Any, dtype: DType | None = None, downcast: bool = True, copy: bo
     return arr  # (np.ascontiguousarray would turn a 0-d array into 1-d)
 
 
-__all__ = ["downcast_np_dtypes", "to_numpy"]
+def _no_float8(name: str) -> ValueError:
+    return ValueError(f"popxl.utils.{name}: float8 is not supported by this compiler (no float8 arithmetic on the "
+                      "host CPU); keep the data in float16 or float32")
+
+
+def host_pow2scale_cast_to_fp8(src: Any, dtype: Any = None, log2_scale: int = 0, nan_on_overflow: bool = True
+                               ) -> np.ndarray:
+    """PopXL's host float -> float8 conversion: refused (the name exists so PopXL code imports)."""
+    raise _no_float8("host_pow2scale_cast_to_fp8")
+
+
+def host_pow2scale_cast_from_fp8(src: Any, dtype: Any = None, log2_scale: int = 0) -> np.ndarray:
+    """PopXL's host float8 -> float conversion: refused (the name exists so PopXL code imports)."""
+    raise _no_float8("host_pow2scale_cast_from_fp8")
+
+
+__all__ = ["downcast_np_dtypes", "to_numpy", "host_pow2scale_cast_to_fp8", "host_pow2scale_cast_from_fp8"]

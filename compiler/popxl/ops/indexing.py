@@ -40,7 +40,9 @@ def slice(t: Tensor, start: Any = None, stop: Any = None, step: Any = None, axis
 
 
 def slice_(t: Tensor, start: Any = None, stop: Any = None, step: Any = None, axis: Any = None) -> Tensor:
-    """slice as a PopXL view of t (see ops/views.py)."""
+    """slice as a PopXL view of t (see ops/views.py); with no start, stop or step it is `t` itself."""
+    if start is None and stop is None and step is None:
+        return t
     return out(emit_op("SliceInplace", {"x": t}, _slice_attrs(t, start, stop, step, axis), name="slice_",
                        out_names=["slice__out"]))
 

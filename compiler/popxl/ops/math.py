@@ -123,7 +123,8 @@ def add_(lhs: Tensor, rhs: Any) -> Tensor:
 
 
 def cast(t: Tensor, data_type: Any) -> Tensor:
-    return out(emit_op("Cast", {"x": t}, {"to": as_dtype(data_type)}, name="cast", out_names=["cast_out"]))
+    """out = t as data_type; the output is named after t, as PopXL names it."""
+    return out(emit_op("Cast", {"x": t}, {"to": as_dtype(data_type)}, name="cast", out_names=[f"{t.name}_cast"]))
 
 
 def where(condition: Tensor, lhs: Any, rhs: Any) -> Tensor:
