@@ -254,9 +254,9 @@ class Session:
         if getattr(v, "kind", None) == "constant":
             return -v.id
         if getattr(v, "id", None) not in self._dev:
-            raise TypeError(f"Tensor {getattr(t, 'id', t)} is not of type Constant or Variable of this session's Ir "
-                            f"({t!r}); only their data is kept on the host (read other tensors through a "
-                            "d2h_stream and host_store)")
+            raise TypeError(f"Tensor {getattr(t, 'id', t)} is not of type Constant or Variable: {t!r} is not a "
+                            "variable or constant of this session's Ir; only their data is kept on the host (read "
+                            "other tensors through a d2h_stream and host_store)")
         return v.id
 
     def get_tensor_data(self, t: Tensor) -> np.ndarray:
