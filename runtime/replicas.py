@@ -15,7 +15,12 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from compiler.ops.collectives import reduce_over_replicas
+from compiler.ops.collectives import combine, reduce_over_replicas
+
+
+# collectives whose members' outputs are computed by the members themselves in one process (see
+# Rendezvous._member_parallel): the reduce-scatter and all-gather of shard_weight_update
+MEMBER_PARALLEL = ("ReplicatedReduceScatter", "ReplicatedAllGather")
 
 
 class ReplicaError(RuntimeError):
@@ -43,6 +48,7 @@ class Rendezvous:
         self._inputs: list[Any] = [None] * n_local
         self._outs: list[np.ndarray] = []
         self._error: BaseException | None = None
+        self._errors: list[BaseException | None] = [None] * n_local  # of the member-parallel collectives
         self.failure: str | None = None  # why the replicas stopped: the first failure
 
     def reset(self) -> None:
@@ -72,6 +78,8 @@ class Rendezvous:
             r = reduce_over_replicas(kind, attrs, [x])[0]
             return _into(out, r)
         self._inputs[local] = (x, out)
+        if self.world is None and _member_parallel(kind, attrs, x, self.n_total):
+            return self._member_parallel(local, kind, attrs, out)
         self._wait(local)
         if local == 0:
             try:
@@ -84,12 +92,53 @@ class Rendezvous:
             raise ReplicaError(f"replica {self.first + local}: {kind} failed: {self._error}") from self._error
         return _into(out, self._outs[local])
 
+    def _member_parallel(self, local: int, kind: str, attrs: dict[str, Any], out: np.ndarray | None) -> np.ndarray:
+        """A reduce-scatter or all-gather over every replica of this process, each member computing its own
+        output (its piece of the reduction; its copy of the pieces) on its own thread, where the general
+        path has one thread compute every output. Same combination order, so the same bits."""
+        self._errors[local] = None
+        self._wait(local)  # every input deposited
+        mine: np.ndarray | None = None
+        try:
+            xs = [x for x, _ in self._inputs]
+            if kind == "ReplicatedReduceScatter":
+                flat = [x.reshape(-1) for x in xs]
+                k = -(-flat[0].size // self.n_total)
+                start, stop = min(local * k, flat[0].size), min((local + 1) * k, flat[0].size)
+                mine = np.zeros(k, flat[0].dtype) if out is None else out.reshape(-1)
+                mine[:stop - start] = combine(attrs["op"], [f[start:stop] for f in flat])
+                mine[stop - start:] = 0
+            else:  # ReplicatedAllGather, members' tensors stacked ("new_axis") or laid end to end
+                whole = np.empty((self.n_total, xs[0].size), xs[0].dtype)
+                for m, x in enumerate(xs):
+                    whole[m] = x.reshape(-1)
+                if attrs["mode"] == "meta_shape":
+                    whole = whole.reshape(-1)[:int(np.prod(attrs["out_shape"]))]
+                mine = _into(out, whole.reshape(attrs["out_shape"]))
+        except BaseException as e:  # every member raises, after the others have finished reading
+            self._errors[local] = e
+        self._wait(local)  # nobody overwrites an input another member still reads
+        failed = next((e for e in self._errors if e is not None), None)
+        if failed is not None:
+            raise ReplicaError(f"replica {self.first + local}: {kind} failed: {failed}") from failed
+        assert mine is not None
+        return mine
+
     def _reduce(self, kind: str, attrs: dict[str, Any]) -> list[np.ndarray]:
         xs = [x for x, _ in self._inputs]
         if self.world is None:
             return reduce_over_replicas(kind, attrs, xs)
         outs = [o for _, o in self._inputs]
         return self.world.exchange(kind, attrs, xs, outs if all(o is not None for o in outs) else None)
+
+
+def _member_parallel(kind: str, attrs: dict[str, Any], x: np.ndarray, n_total: int) -> bool:
+    """Whether Rendezvous._member_parallel computes this collective: over every replica, and for an all-gather
+    one whose result is the members' tensors end to end."""
+    if kind not in MEMBER_PARALLEL or tuple(attrs["group"]) != (1, n_total):
+        return False
+    return kind != "ReplicatedAllGather" or attrs["mode"] in ("new_axis", "meta_shape") or \
+        (attrs["mode"] == "concat" and attrs["axis"] % max(x.ndim, 1) == 0)
 
 
 def _into(out: np.ndarray | None, r: np.ndarray) -> np.ndarray:

@@ -114,6 +114,11 @@ def _combine(op: str, xs: list[np.ndarray]) -> np.ndarray:
     return acc
 
 
+def combine(op: str, xs: list[np.ndarray]) -> np.ndarray:
+    """The members' arrays reduced in member order, in their dtype (what every collective here computes)."""
+    return _combine(op, xs)
+
+
 def _padded_flat(x: np.ndarray, size: int) -> np.ndarray:
     n = math.ceil(x.size / size) * size
     flat = np.zeros(n, x.dtype)

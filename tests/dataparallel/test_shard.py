@@ -131,3 +131,18 @@ def test_the_tutorial_trains_identically():
         return {n: a for n, a in out.items() if not n.startswith("accum.")}  # see docs/sharding.md
 
     assert_identical(run(True), run(False))
+
+
+@pytest.mark.parametrize("level", [1, 3])
+def test_other_pipeline_levels(level):
+    """Level 1 (no inlining pass before it) and level 3 (horizontal fusion after it) give the same bits."""
+    def run(shard: bool) -> dict[str, np.ndarray]:
+        ir, h = program(2, "adam", shapes=[(7,), (33, 5), (3,)])
+        sess = popxl.Session(ir, "cpu", options=CompileOptions(level=level, shard_weight_update=shard))
+        with sess:
+            for step in range(2):
+                sess.run(gradients(ir, h, step))
+        assert bool(sess._sharded) == shard
+        return variables(sess)
+
+    assert_identical(run(True), run(False))

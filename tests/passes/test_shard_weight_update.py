@@ -160,3 +160,20 @@ def test_report_shows_state_bytes_per_replica():
     assert f"{full:10d} -> {mine:10d}" in lines and "4 variables sharded" in lines, lines
     lamb = "\n".join(shard_report("p", program(2, "lamb", shapes=[(7,)])[0]))
     assert "left unsharded             1" in lamb and "LambSquare" in lamb
+
+
+def test_print_schedule_cli_shows_the_rewrite(tmp_path, capsys):
+    from tools import print_schedule
+
+    ir, _ = program(2, "sgd", shapes=[(7,), (300, 80)])
+    ir.save(tmp_path / "p.json")
+    assert print_schedule.main([str(tmp_path / "p.json"), "--graph", "main", "--pipeline", "2"]) == 0
+    plain = capsys.readouterr().out
+    assert "ReplicatedAllReduce" in plain and "ReplicatedReduceScatter" not in plain
+    argv = [str(tmp_path / "p.json"), "--graph", "main", "--pipeline", "2", "--shard-weight-update"]
+    assert print_schedule.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "ReplicatedAllReduce" not in text
+    assert text.count("ReplicatedReduceScatter") == 2 and text.count("ReplicatedAllGather") == 2, text
+    assert print_schedule.main([str(tmp_path / "p.json"), "--graph", "main", "--after", "shard_weight_update"]) == 0
+    assert "ReplicatedReduceScatter" in capsys.readouterr().out
