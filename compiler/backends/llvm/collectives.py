@@ -94,7 +94,9 @@ def _all_gather(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     x, y = op.inputs[0], op.outputs[0]
     size = op.attrs["group"][1]
     mode, axis = op.attrs["mode"], op.attrs["axis"] % max(len(x.shape), 1)
-    if mode == "new_axis" or (mode == "concat" and axis == 0):  # members end to end is the result
+    # members end to end is the result (for meta_shape: when the shards carry no padding)
+    if mode == "new_axis" or (mode == "concat" and axis == 0) or (mode == "meta_shape" and
+                                                                  size * x.spec.nelms == y.spec.nelms):
         _call(gl, ALL_GATHER, op, gl.p(x), gl.p(y))
         return
     b = gl.b
