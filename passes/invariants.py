@@ -14,6 +14,7 @@ import numpy as np
 
 from compiler.ir import Graph, Ir, Op
 from compiler.ir.value import DEFINED_KINDS
+from compiler.ops.matmul_epilogue import split
 
 from .alias_analysis import AliasInfo
 
@@ -118,6 +119,8 @@ def problems(ir: Ir) -> list[str]:
             out += _effects(where, op)
             if op.kind in ("FusedKernel", "MultiKernel"):
                 out += _kernel(where, op)
+            elif op.kind == "MatMulEpilogue":  # its epilogue is a FusedKernel over the matmul's result
+                out += _kernel(where, split(op)[1])
         out += _versions(where, g)
         out += _memory_plan(where, g)
     return out

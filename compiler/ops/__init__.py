@@ -1,6 +1,6 @@
 """The op registry. Importing this package registers every op kind."""
 from . import (collectives, control, elementwise, elementwise_more, fused, inplace_variants,  # noqa: F401
-               movement, multi_kernel, nll, nn, reductions, var_updates)
+               matmul_epilogue, movement, multi_kernel, nll, nn, reductions, var_updates)
 from .primitives import Expr, Node, Prim, evaluate
 from .registry import OPS, OpDef, OpError, emit, expr_for, get, register, run_reference
 

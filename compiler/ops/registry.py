@@ -155,7 +155,7 @@ def check_loaded_op(op: Op) -> str | None:
         except Exception as e:
             return f"the {op.kind} definition cannot read its attrs {sorted(op.attrs)} ({type(e).__name__}: {e})"
     got = [v.spec for v in op.outputs]
-    if op.kind not in ("Call", "FusedKernel", "MultiKernel"):  # those carry their own effects
+    if op.kind not in ("Call", "FusedKernel", "MultiKernel", "MatMulEpilogue"):  # those carry their own effects
         roles = list(op.roles)
         mods = tuple(sorted(roles.index(r) for r in d.modifies if r in roles))
         als = {o: roles.index(r) for o, r in d.aliases.items() if r in roles}

@@ -19,7 +19,7 @@ from compiler.ops import get
 from compiler.ops.collectives import KINDS as COLLECTIVES
 from runtime.artifact import Manifest
 
-from . import collectives, indexed, isa, matmul, movement, multi, reduce, special  # noqa: F401  (each registers its op kinds)
+from . import collectives, epilogue, indexed, isa, matmul, movement, multi, reduce, special  # noqa: F401  (each registers its op kinds)
 from .abi import error_sites, layout_of
 from .entry import define_entry
 from .kernels import emit_elementwise

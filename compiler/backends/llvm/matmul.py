@@ -10,6 +10,7 @@ the same path, in the same machine code, whichever tile and thread compute it: r
 depend on the thread count."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING, Callable
 
@@ -182,6 +183,12 @@ def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C:
     plain(m4, i_hi, j_lo, j_hi)
 
 
+def row_step(path: str, P: Isa, M: int, K: int) -> int:
+    """Rows of the micro-kernel's grid on `path` for an M x K operand: tile row starts on multiples of
+    it keep every element on the same code path whatever the tiling."""
+    return {"nn": P.mm_rows_for(M, K), "nt": P.nt_rows, "plain": 1}[path]
+
+
 def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool, P: Isa) -> tuple[int, int]:
     """(rows, columns) per tile: the whole matrix unless it runs in parallel; then tiles of at least
     TILE_MIN_MACS multiply-adds whose edges lie on the micro-kernel's grid."""
@@ -189,16 +196,34 @@ def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool, P: Isa) -> tuple
         return M, N
     cap = {"nn": 4 * P.mm_cols, "nt": 16 * P.nt_cols, "plain": N}[path]  # multiples of the kernels' widths
     tn = N if N <= cap else cap
-    row_step = {"nn": P.mm_rows_for(M, K), "nt": P.nt_rows, "plain": 1}[path]
+    step = row_step(path, P, M, K)
     tm = -(-TILE_MIN_MACS // max(tn * K, 1))
-    tm = max(-(-tm // row_step) * row_step, row_step)
+    tm = max(-(-tm // step) * step, step)
     return (M if tm >= M else tm), tn
 
 
-@special("MatMul")
-def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
-    """C = op(A) @ op(B). Without transpose_b: i-k-j loops (the j loop is contiguous and vectorises);
-    with transpose_b: dot products over contiguous rows (a reassociating reduction that vectorises)."""
+@dataclass(frozen=True)
+class Plan:
+    """What a matmul's code depends on: C (batch..., M, N) = op(A) @ op(B), contraction K; the
+    micro-kernel path ("nn", "nt" or "plain") and whether its tiles may be shared among threads."""
+
+    M: int
+    K: int
+    N: int
+    batch: tuple[int, ...]
+    a_b: tuple[int, ...]  # A's and B's strides (in matrices) along the batch dims (0 = broadcast)
+    w_b: tuple[int, ...]
+    ta: bool
+    tb: bool
+    path: str
+    par: bool
+
+    @property
+    def nb(self) -> int:
+        return prod(self.batch)
+
+
+def plan(op: Op) -> Plan:
     a, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
     ta, tb = bool(op.attrs.get("transpose_a")), bool(op.attrs.get("transpose_b"))
     dt = y.dtype
@@ -213,45 +238,68 @@ def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     w_b = broadcast_strides(wsh[:-2], batch) if batch else ()
     f32 = a.dtype == w.dtype == dt == DType.float32
     path = "nn" if f32 and not tb else "nt" if f32 and not ta else "plain"
-    nb = prod(batch)
-    par = nb * M * N * K >= PARALLEL_MIN_MACS
-    tm, tn = tiles(M, K, N, path, par, isa_of(m.module))
+    par = prod(batch) * M * N * K >= PARALLEL_MIN_MACS
+    return Plan(M, K, N, batch, a_b, w_b, ta, tb, path, par)
+
+
+def emit_tile(m: "ModuleLowering", b: ir.IRBuilder, op: Op, p: Plan, A: ir.Value, W: ir.Value, Y: ir.Value,
+              t: ir.Value, tm: int, tn: int, local: bool = False
+              ) -> tuple[ir.Value, tuple[ir.Value, ir.Value], tuple[ir.Value, ir.Value]]:
+    """Tile t of the result (tm x tn tiles, batch-major): returns (batch index, rows, cols). With `local`
+    (whole-row tiles only), Y holds just this tile's rows: row i of the tile at Y[(i - rows[0]) * N]."""
+    M, K, N = p.M, p.K, p.N
     tiles_m, tiles_n = -(-M // tm) if M else 0, -(-N // tn) if N else 0
-    count = nb * tiles_m * tiles_n
+    per_batch = c64(max(tiles_m * tiles_n, 1))
+    bi, r = b.sdiv(t, per_batch), b.srem(t, per_batch)
+    i0 = b.mul(b.sdiv(r, c64(max(tiles_n, 1))), c64(tm))
+    j0 = b.mul(b.srem(r, c64(max(tiles_n, 1))), c64(tn))
+    rows = (i0, _min(b, b.add(i0, c64(tm)), c64(M)))
+    cols = (j0, _min(b, b.add(j0, c64(tn)), c64(N)))
+    ab, wb = c64(0), c64(0)
+    inner = 1
+    for d in reversed(range(len(p.batch))):  # unflatten the batch index into each operand's offset
+        idx = b.srem(b.sdiv(bi, c64(inner)), c64(p.batch[d]))
+        ab, wb = b.add(ab, b.mul(idx, c64(p.a_b[d]))), b.add(wb, b.mul(idx, c64(p.w_b[d])))
+        inner *= p.batch[d]
+    a_off, w_off = b.mul(ab, c64(M * K)), b.mul(wb, c64(K * N))
+    y_off = b.sub(c64(0), b.mul(i0, c64(N))) if local else b.mul(bi, c64(M * N))
+    if p.path == "nn":
+        def a_index(i: ir.Value, k: ir.Value) -> ir.Value:
+            return b.add(a_off, b.add(b.mul(k, c64(M)), i) if p.ta else b.add(b.mul(i, c64(K)), k))
+        emit_f32(m.module, b, A, W, Y, K, N, a_index, w_off, y_off, rows, cols, isa_of(m.module).mm_rows_for(M, K))
+    elif p.path == "nt":
+        emit_f32_nt(m.module, b, A, W, Y, K, N, a_off, w_off, y_off, rows, cols)
+    else:
+        _plain_rows(m, b, op, A, W, Y, M, K, N, p.ta, p.tb, (a_off, w_off, y_off), rows)
+    return bi, rows, cols
+
+
+@special("MatMul")
+def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    """C = op(A) @ op(B). Without transpose_b: i-k-j loops (the j loop is contiguous and vectorises);
+    with transpose_b: dot products over contiguous rows (a reassociating reduction that vectorises)."""
+    a, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    p = plan(op)
+    tm, tn = tiles(p.M, p.K, p.N, p.path, p.par, isa_of(m.module))
+    count = p.nb * (-(-p.M // tm) if p.M else 0) * (-(-p.N // tn) if p.N else 0)
 
     fnty = ir.FunctionType(ir.VoidType(), [PTR] * 3 + [I64, I64])
     fn = ir.Function(m.module, fnty, m.kernel_name() + ".tiles")
     fn.linkage = "internal"
-    for p in fn.args[:3]:
-        p.add_attribute("noalias")
+    for arg in fn.args[:3]:
+        arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    A, W, Y = typed(b, fn.args[0], a.dtype), typed(b, fn.args[1], w.dtype), typed(b, fn.args[2], dt)
-    t_lo, t_hi = fn.args[3], fn.args[4]
-    with for_range(b, t_hi, "tile", start=t_lo) as t:
-        per_batch = c64(max(tiles_m * tiles_n, 1))
-        bi, r = b.sdiv(t, per_batch), b.srem(t, per_batch)
-        i0 = b.mul(b.sdiv(r, c64(max(tiles_n, 1))), c64(tm))
-        j0 = b.mul(b.srem(r, c64(max(tiles_n, 1))), c64(tn))
-        rows = (i0, _min(b, b.add(i0, c64(tm)), c64(M)))
-        cols = (j0, _min(b, b.add(j0, c64(tn)), c64(N)))
-        ab, wb = c64(0), c64(0)
-        inner = 1
-        for d in reversed(range(len(batch))):  # unflatten the batch index into each operand's offset
-            idx = b.srem(b.sdiv(bi, c64(inner)), c64(batch[d]))
-            ab, wb = b.add(ab, b.mul(idx, c64(a_b[d]))), b.add(wb, b.mul(idx, c64(w_b[d])))
-            inner *= batch[d]
-        a_off, w_off, y_off = b.mul(ab, c64(M * K)), b.mul(wb, c64(K * N)), b.mul(bi, c64(M * N))
-        if path == "nn":
-            def a_index(i: ir.Value, k: ir.Value) -> ir.Value:
-                return b.add(a_off, b.add(b.mul(k, c64(M)), i) if ta else b.add(b.mul(i, c64(K)), k))
-            emit_f32(m.module, b, A, W, Y, K, N, a_index, w_off, y_off, rows, cols, isa_of(m.module).mm_rows_for(M, K))
-        elif path == "nt":
-            emit_f32_nt(m.module, b, A, W, Y, K, N, a_off, w_off, y_off, rows, cols)
-        else:
-            _plain_rows(m, b, op, A, W, Y, M, K, N, ta, tb, (a_off, w_off, y_off), rows)
+    A, W, Y = typed(b, fn.args[0], a.dtype), typed(b, fn.args[1], w.dtype), typed(b, fn.args[2], y.dtype)
+    with for_range(b, fn.args[4], "tile", start=fn.args[3]) as t:
+        emit_tile(m, b, op, p, A, W, Y, t, tm, tn)
     b.ret_void()
+    run_tiles(m, gl, fn, [gl.p(a), gl.p(w), gl.p(y)], count, p.par)
 
-    args = [gl.p(a), gl.p(w), gl.p(y)]
+
+def run_tiles(m: "ModuleLowering", gl: "GraphLowering", fn: ir.Function, args: list[ir.Value], count: int,
+              par: bool) -> None:
+    """Call the tile function fn(*args, lo, hi) over tiles [0, count): shared out among the threads when
+    `par` and there are at least two tiles."""
     if par and count >= 2:
         def work(wb: ir.IRBuilder, cap: list[ir.Value], tid: ir.Value, nt: ir.Value) -> None:
             lo, hi = share(wb, count, tid, nt)

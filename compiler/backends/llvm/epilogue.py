@@ -1,0 +1,168 @@
+"""MatMulEpilogue: the matmul's tiles with the epilogue applied to each tile while it is in cache.
+
+Tiles here are whole rows of the result (ROWS-row blocks for the micro-kernels, at most TILE_BYTES), so a
+tile is a small contiguous buffer on the calling thread's stack: the matmul writes the tile there through
+the same micro-kernels as a plain MatMul (matmul.emit_tile, local=True), and the epilogue loop reads it
+back from L1/L2 and writes only the epilogue's results. The matmul's result never reaches memory; an
+optimizer update in the epilogue writes the weight and its state, never the gradient.
+
+Why the results are bit-identical to the unfused program (MatMul, then the FusedKernel): every element
+of `c` is summed by the same micro-kernel path in the same order (tile edges fall on the micro-kernels'
+grid, as in matmul.py), and the epilogue evaluates the same primitive expression per element with the
+same rules (rules.py, no fast-math flags), so vectorising it or not changes nothing. Tiles are disjoint
+and each runs on exactly one thread, so every output element is updated exactly once for any thread
+count; tile bounds depend only on the shapes, never on the thread count.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llvmlite import ir
+
+from compiler.ir import DType, Op, Value
+from compiler.ops.matmul_epilogue import split
+from compiler.ops.primitives import Prim
+
+from .kernels import storages_of
+from .loops import broadcast_strides, c64, for_range
+from .isa import Isa
+from .isa import of as isa_of
+from .matmul import emit_tile, plan, row_step, run_tiles
+from .rules import Ctx, lower_node
+from .special import special
+from .thresholds import PARALLEL_MIN_ELEMENTS
+from .types import I64, PTR, compute_type, const, round_to, storage_type, to_compute, to_storage
+
+if TYPE_CHECKING:
+    from .lower import GraphLowering, ModuleLowering
+
+# bytes of one tile of the matmul's result (the stack buffer the epilogue reads): a few rows, in L1/L2
+TILE_BYTES = 32768
+
+
+def tile_rows(M: int, K: int, N: int, itemsize: int, path: str, P: Isa) -> int:
+    """Rows per tile: as many as fit TILE_BYTES, a multiple of the micro-kernels' row block."""
+    step = row_step(path, P, M, K)
+    rows = max(TILE_BYTES // max(N * itemsize, 1), step) // step * step
+    return max(min(rows, -(-M // step) * step), step)
+
+
+def _full_strides(v: Value, c_shape: tuple[int, ...], vec_a: bool, vec_b: bool) -> tuple[int, ...]:
+    """Element strides of epilogue operand v over (batch..., M, N), from its broadcast over c's shape
+    (a 1-D matmul operand drops M or N from c's shape: that dim gets stride 0)."""
+    s = broadcast_strides(v.shape, c_shape)
+    if vec_a and vec_b:
+        return (0, 0)
+    if vec_a:
+        return s[:-1] + (0, s[-1])
+    if vec_b:
+        return s + (0,)
+    return s
+
+
+@special("MatMulEpilogue")
+def _matmul_epilogue(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
+    mm, ep = split(op)
+    c = mm.outputs[0]
+    p = plan(mm)
+    M, N = p.M, p.N
+    tm = tile_rows(M, p.K, N, c.dtype.itemsize, p.path, isa_of(m.module))
+    tiles_m = -(-M // tm) if M and N else 0
+    count = p.nb * tiles_m
+    params = storages_of(op)
+
+    fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(params) + [I64, I64])
+    fn = ir.Function(m.module, fnty, m.kernel_name() + ".epilogue_tiles")
+    fn.linkage = "internal"
+    for arg in fn.args[:len(params)]:
+        arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def typed(v: Value) -> ir.Value:
+        return b.bitcast(fn.args[params.index(v.storage)], storage_type(v.dtype).as_pointer())
+
+    tile = b.alloca(storage_type(c.dtype), size=tm * max(N, 1))  # first: b is still in the entry block
+    A, W = typed(op.inputs[0]), typed(op.inputs[1])
+    emit = EpilogueEmitter(m, b, ep, typed, c.shape, (len(op.inputs[0].shape) == 1, len(op.inputs[1].shape) == 1))
+    with for_range(b, fn.args[-1], "tile", start=fn.args[-2]) as t:
+        bi, rows, _ = emit_tile(m, b, mm, p, A, W, tile, t, tm, N, local=True)
+        emit.rows(tile, bi, rows, p.batch, N)
+    b.ret_void()
+
+    seen: dict[int, Value] = {}
+    for v in list(op.inputs) + op.results:
+        seen.setdefault(v.storage, v)
+    par = p.par or c.spec.nelms >= PARALLEL_MIN_ELEMENTS
+    run_tiles(m, gl, fn, [gl.p(seen[s]) for s in params], count, par)
+
+
+class EpilogueEmitter:
+    """The epilogue's loop over rows of one tile: uniform nodes (single-element inputs only) once per
+    tile function call, the rest per element, results stored at their place in the full tensors."""
+
+    def __init__(self, m: "ModuleLowering", b: ir.IRBuilder, ep: Op, typed, c_shape: tuple[int, ...],
+                 vectors: tuple[bool, bool]) -> None:
+        self.b, self.ep, self.typed = b, ep, typed
+        self.ctx = Ctx(b, m.module)
+        self.expr = ep.attrs["expr"]
+        looped = [v for v in ep.inputs[1:] if v.spec.nelms != 1] + list(ep.results)
+        self.strides = {id(v): _full_strides(v, c_shape, *vectors) for v in looped}
+        newest: dict[int, int] = {}
+        for j, v in enumerate(ep.results):
+            if v.storage not in newest or ep.results[newest[v.storage]].version < v.version:
+                newest[v.storage] = j
+        self.store_js = sorted(newest.values())
+        self.uniform: set[int] = set()
+        for i, n in enumerate(self.expr.nodes):
+            if n.prim is Prim.input:
+                if n.attr != 0 and ep.inputs[n.attr].spec.nelms == 1:
+                    self.uniform.add(i)
+            elif n.prim is Prim.const or all(a in self.uniform for a in n.args):
+                self.uniform.add(i)
+        self.vals: dict[int, ir.Value] = {}
+        for i in sorted(self.uniform):
+            self.compute(i, {}, c64(0), None)
+
+    def compute(self, i: int, idx: dict[int, ir.Value], c_idx: ir.Value, c_ptr: ir.Value | None) -> None:
+        b, n = self.b, self.expr.nodes[i]
+        if n.prim is Prim.input:
+            v = self.ep.inputs[n.attr]
+            ptr = c_ptr if n.attr == 0 else self.typed(v)
+            k = c_idx if n.attr == 0 else idx.get(id(v), c64(0))
+            self.vals[i] = to_compute(b, b.load(b.gep(ptr, [k])), v.dtype)
+        elif n.prim is Prim.const:
+            self.vals[i] = const(n.dtype, n.attr)
+        else:
+            args = [self.vals[a] for a in n.args]
+            r = lower_node(self.ctx, n, [self.expr.nodes[a].dtype for a in n.args], args)
+            self.vals[i] = round_to(b, r, n.dtype) if n.dtype in (DType.float16, DType.bfloat16) else r
+
+    def rows(self, tile: ir.Value, bi: ir.Value, rows: tuple[ir.Value, ir.Value], batch: tuple[int, ...],
+             N: int) -> None:
+        """Apply the epilogue to rows [rows) of batch matrix bi, whose `c` values are in `tile`."""
+        b = self.b
+        base: dict[int, ir.Value] = {}
+        for key, s in self.strides.items():  # each operand's offset for this batch matrix
+            off, inner = c64(0), 1
+            for d in reversed(range(len(batch))):
+                if s[d]:
+                    off = b.add(off, b.mul(b.srem(b.sdiv(bi, c64(inner)), c64(batch[d])), c64(s[d])))
+                inner *= batch[d]
+            base[key] = off
+        with for_range(b, rows[1], "er", start=rows[0]) as i:
+            row = {key: b.add(base[key], b.mul(i, c64(s[-2]))) for key, s in self.strides.items()}
+            c_row = b.mul(b.sub(i, rows[0]), c64(N))
+            with for_range(b, N, "ec") as j:
+                idx = {key: b.add(row[key], b.mul(j, c64(s[-1]))) for key, s in self.strides.items()}
+                saved = dict(self.vals)
+                for k in range(len(self.expr.nodes)):
+                    if k not in self.uniform:
+                        self.compute(k, idx, b.add(c_row, j), tile)
+                for jj in self.store_js:
+                    v = self.ep.results[jj]
+                    val = self.vals[self.expr.outputs[jj]]
+                    if val.type != compute_type(v.dtype):
+                        raise TypeError(f"{self.ep.label}: output {jj} is {val.type}, expected {v.dtype.name}")
+                    b.store(to_storage(b, val, v.dtype), b.gep(self.typed(v), [idx[id(v)]]))
+                self.vals.clear()
+                self.vals.update(saved)
