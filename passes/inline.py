@@ -35,6 +35,13 @@ def refusal(call: Op, max_ops: int | None = MAX_OPS) -> str | None:
     assert h is not None
     if (max_ops is not None and len(h.ops) > max_ops) or not h.ops or not all(_elementwise(op) for op in h.ops):
         return f"{h.id!r} is not a small elementwise graph"
+    return semantic_refusal(call)
+
+
+def semantic_refusal(call: Op) -> str | None:
+    """Why copying the callee's ops into the caller would change what the call does, or None."""
+    h = call.called
+    assert h is not None
     info = AliasInfo(h)
     for i, v in enumerate(h.inputs):
         if i not in h.by_ref and info.is_written(v.storage):
@@ -73,8 +80,8 @@ def inline_call(ir: Ir, g: Graph, call: Op) -> list[Op]:
     copies: dict[Op, Op] = {}
     for op in h.ops:
         new = g.make_op(op.kind, [m[v.id] for v in op.inputs], [v.spec for v in op.outputs], roles=op.roles,
-                        attrs=dict(op.attrs), modifies=op.modifies, aliases=dict(op.aliases), name=op.name,
-                        out_names=[v.name for v in op.outputs], source=op.source, append=False)
+                        attrs=dict(op.attrs), modifies=op.modifies, aliases=dict(op.aliases), called=op.called,
+                        name=op.name, out_names=[v.name for v in op.outputs], source=op.source, append=False)
         for a, b in zip(op.results, new.results):
             m[a.id] = b
         copies[op] = new

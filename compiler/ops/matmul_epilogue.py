@@ -31,10 +31,10 @@ from .registry import OpDef, register, run_reference
 
 def split(op: Op) -> tuple[Op, Op]:
     """The MatMul and the FusedKernel this op stands for, sharing op's Values (not inserted in any graph);
-    the FusedKernel's input 0 is the MatMul's result, a detached Value with id -1."""
+    the FusedKernel's input 0 is the MatMul's result, a detached Value with id (and storage) -1 - op.id."""
     a = op.attrs
     shape, dtype = a["c_spec"]
-    c = Value(-1, TensorSpec(tuple(shape), dtype), f"{op.name}.c", op.graph, "op")
+    c = Value(-1 - op.id, TensorSpec(tuple(shape), dtype), f"{op.name}.c", op.graph, "op")
     mm = Op(op.id, "MatMul", list(op.inputs[:2]), ("a", "b"),
             {k: a[k] for k in ("transpose_a", "transpose_b") if a.get(k)}, op.graph, f"{op.name}.matmul")
     mm.outputs = [c]

@@ -31,7 +31,7 @@ from .elementwise import compute_dtype
 Names = dict[int, str]
 Rule = Callable[[Builder, Op, Names], None]
 RULES: RuleTable[str, Rule] = RuleTable("ONNX", "compiler/backends/onnx/rules.py", elementwise=True)
-RULES.walk("Call", "HostLoad", "HostStore", "MultiKernel")  # export.py: inlined calls, graph inputs / outputs
+RULES.walk("Call", "HostLoad", "HostStore", "MultiKernel", "MatMulEpilogue")  # export.py: inlined calls, graph inputs / outputs
 rule = RULES.rule
 RULES.refuse_all(COLLECTIVE_KINDS, "collectives across replicas are not emitted: ONNX export describes one replica")
 RULES.refuse_all(MOVEMENT_KINDS, "slice / concat / gather and the in-place view ops are not emitted for ONNX yet; "

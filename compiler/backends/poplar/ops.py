@@ -30,6 +30,7 @@ from .types import PoplarError, const_expr, float_literal, poplar_type
 Rule = Callable[[Scope, Op], None]
 RULES: RuleTable[str, Rule] = RuleTable("Poplar", "compiler/backends/poplar/ops.py", elementwise=True)
 RULES.walk("MultiKernel")  # program.py: one popops kernel per group of buffers
+RULES.walk("MatMulEpilogue")  # program.py: the MatMul rule, then the epilogue kernel
 rule = RULES.rule
 RULES.refuse_all(COLLECTIVE_KINDS, "collectives across replicas are not emitted: "
                  "the Poplar emitter writes a single-replica program")
