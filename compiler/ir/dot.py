@@ -2,7 +2,8 @@
 
 - one cluster per graph; a dotted blue edge from each Call to the cluster of the graph it calls;
 - ops are boxes labelled `Kind.id`; a FusedKernel is a cluster labelled `FusedKernel.id` holding its
-  primitive nodes (`attrs["expr"].nodes`): the kernel's inputs enter at its `input k` nodes;
+  primitive nodes (`attrs["expr"].nodes`): the kernel's inputs enter at its `input k` nodes; a
+  MatMulEpilogue is such a cluster with a `MatMul (per tile)` node feeding the epilogue's `input 0`;
 - tensors are edges labelled with shape and dtype;
 - graph inputs are ellipses, by-reference inputs double octagons, variables 3-d boxes, constants notes;
 - an in-place write is a bold red edge into a dashed node for the new version of the storage;
@@ -41,7 +42,7 @@ class _Drawer:
         self.colour = {s: PALETTE[k % len(PALETTE)] for k, s in enumerate(shared)}
 
     def expanded(self, op: Op) -> bool:
-        return self.expand and op.kind == "FusedKernel" and "expr" in op.attrs
+        return self.expand and op.kind in ("FusedKernel", "MatMulEpilogue") and "expr" in op.attrs
 
     def anchor(self, op: Op) -> tuple[str, str | None]:
         """A node standing for `op` and the cluster to clip edges at (fused kernels are clusters)."""
@@ -111,17 +112,26 @@ class _Drawer:
         expr = op.attrs["expr"]
         with self.c.subgraph(name=f"cluster_op{op.id}") as k:
             members = op.attrs.get("members") or ()
-            k.attr(label=f"FusedKernel.{op.id}" + (f" ({len(members)} ops)" if members else ""), style="filled,rounded",
+            k.attr(label=f"{op.kind}.{op.id}" + (f" ({len(members)} ops)" if members else ""), style="filled,rounded",
                    fillcolor="#eef0ff", color="#6666cc", fontsize="10")
+            epilogue = op.kind == "MatMulEpilogue"  # expr input 0 is the matmul's tile, input k the op's k + 1
+            if epilogue:
+                k.node(f"op{op.id}_mm", label="MatMul (per tile)", shape="box", style="rounded", fontsize="9")
             for j, n in enumerate(expr.nodes):
                 prim = getattr(n.prim, "value", n.prim)
                 head = f"input {n.attr}" if prim == "input" else f"{n.attr!r}" if prim == "const" else prim
+                if epilogue and prim == "input" and n.attr == 0:
+                    k.edge(f"op{op.id}_mm", f"op{op.id}_n{j}", arrowsize="0.4", color="#6666cc")
                 k.node(f"op{op.id}_n{j}", label=f"{head}\\n{n.dtype.name}", shape="plaintext", fontsize="8",
                        height="0.2", margin="0.02")
                 for a in n.args:
                     k.edge(f"op{op.id}_n{a}", f"op{op.id}_n{j}", arrowsize="0.4", color="#6666cc")
         for i, v in enumerate(op.inputs):
-            entries = [j for j, n in enumerate(expr.nodes) if getattr(n.prim, "value", n.prim) == "input" and n.attr == i]
+            if op.kind == "MatMulEpilogue" and i < 2:
+                self.edge(v, f"op{op.id}_mm")
+                continue
+            at = i - 1 if op.kind == "MatMulEpilogue" else i
+            entries = [j for j, n in enumerate(expr.nodes) if getattr(n.prim, "value", n.prim) == "input" and n.attr == at]
             self.edge(v, f"op{op.id}_n{entries[0] if entries else 0}")
 
 
