@@ -22,10 +22,10 @@ from .registry import PASSES, _load_all
 LEVELS: dict[int, list[str]] = {
     0: [],
     1: ["schedule", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce", "memory_plan"],
-    2: ["schedule", "dedup_subgraphs", "inline", "inline_weight_updates", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce",
-        "fuse_elementwise", "fuse_matmul_epilogue", "inplace", "memory_plan"],
-    3: ["schedule", "dedup_subgraphs", "inline", "inline_weight_updates", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce",
-        "fuse_elementwise", "fuse_matmul_epilogue", "fuse_horizontal", "inplace", "memory_plan"],
+    2: ["schedule", "dedup_subgraphs", "inline", "inline_weight_updates", "fold_neg_into_scaled_add", "constant_fold",
+        "cse", "dce", "fuse_elementwise", "fuse_matmul_epilogue", "inplace", "memory_plan"],
+    3: ["schedule", "dedup_subgraphs", "inline", "inline_weight_updates", "fold_neg_into_scaled_add", "constant_fold",
+        "cse", "dce", "fuse_elementwise", "fuse_matmul_epilogue", "fuse_horizontal", "inplace", "memory_plan"],
 }
 
 # opt-in pass -> the pass it follows (at level 1, where that one is absent, it runs first)

@@ -100,7 +100,7 @@ def test_the_passes_report_tables_are_what_the_command_prints():
         if "shard_weight_update" in head:  # "<program> (<file>), N replicas, shard_weight_update"
             sharded[re.search(r"(\d+) replicas", head).group(0)] = tuple(int(x) for x in nums[0])
         else:
-            pipeline[head.split(" (")[0]] = tuple(int(x) for pair in nums[:3] for x in pair)
+            pipeline[head.split(" (")[0]] = tuple(int(x) for pair in nums[:4] for x in pair)
     table = _readme_tables_after("`python -m tools.report` (this machine):")
     assert table == pipeline, f"README table {table} != `python -m tools.report` {pipeline}"
     table = _readme_tables_after("`python -m tools.report` with `shard_weight_update` (this machine):")
