@@ -10,8 +10,11 @@ Headline rows keep the same state dtypes on both sides: our Adam's first moment 
 The tutorial's float16 first moment is a separate, labelled column. PyTorch runs the same update rule
 (`TutorialAdam`, foreach ops), torch.optim.Adam (default and fused=True; bias-corrected) and the whole
 step under torch.compile (its first calls, which compile, timed separately). torch runs at its defaults
-apart from the thread count. Steps/s are medians of rounds interleaved in one process on the same
-batches, with a 50 ms pause before each variant (paused) and without (back to back).
+apart from the thread count. "ours, epilogues off" is our step compiled with the matmul-epilogue passes
+(inline_weight_updates, fuse_matmul_epilogue) switched off, at the same thread count; the details table
+gives the memory plan's peak temporaries with those passes off and on (tools/report.py). Steps/s are
+medians of rounds interleaved in one process on the same batches, with a 50 ms pause before each
+variant (paused) and without (back to back).
 """
 from __future__ import annotations
 
@@ -34,6 +37,9 @@ from common import PAUSE_S, Table, interleaved_samples, write_result  # noqa: E4
 from compiler import popxl  # noqa: E402
 from compiler.data import batches, stats  # noqa: E402
 from compiler.driver import CompileOptions  # noqa: E402
+from compiler.ir.clone import clone  # noqa: E402
+from passes.pipeline import run_pipeline  # noqa: E402
+from tools.report import EPILOGUE_PASSES, peak_bytes  # noqa: E402
 
 LAYERS = ("fc1", "fc2", "fc3", "fc4")
 
@@ -135,10 +141,11 @@ def interleaved(train, mean, std, bs, lr, seed, threads, rounds: int, per_round:
     data = list(b for _, b in zip(range(per_round), batches(train, bs, mean, std, seed=seed + 1)))
     init = initial_weights(bs, seed)
     runners, sessions = {}, []
-    for name, dtype in (("ours", popxl.float32), ("ours fp16 m", popxl.float16)):
+    for name, dtype, skip in (("ours", popxl.float32, ()), ("ours fp16 m", popxl.float16, ()),
+                              ("ours, epilogues off", popxl.float32, EPILOGUE_PASSES)):
         np.random.seed(seed)
         ir, streams, _, _ = mnist_adam.train_ir(bs, lr, dtype)
-        sess = popxl.Session(ir, "cpu", options=CompileOptions(threads=threads))
+        sess = popxl.Session(ir, "cpu", options=CompileOptions(threads=threads, skip=skip))
         sess.__enter__()
         sessions.append(sess)
         feeds = [dict(zip(streams, b)) for b in data]
@@ -282,6 +289,14 @@ def profile_ours(bs: int, threads: int, reps: int) -> dict[str, float]:
     return out
 
 
+def peak_temporaries(bs: int, skip: tuple[str, ...]) -> int:
+    """The memory plan's peak bytes of the training step after the default pipeline (tools/report.py)."""
+    np.random.seed(0)
+    ir = clone(mnist_adam.train_ir(bs, 1e-3, popxl.float32)[0])
+    run_pipeline(ir, level=2, skip=skip)
+    return peak_bytes(ir)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=mnist_adam.DEFAULT_DATA)
@@ -316,16 +331,20 @@ def main(argv=None) -> dict:
     rounds = args.rounds or (3 if args.quick else 7)
     train, test = mnist_adam.load_data(args.data)
     mean, std = stats(train)
-    cols = ["threads", "batch", "ours", "torch (same rule)", "torch.optim.Adam", "torch fused Adam", "torch.compile",
-            "ours / torch fused", "ours / torch.compile", "ours fp16 m (tutorial)", "ours acc %", "torch acc %"]
+    cols = ["threads", "batch", "ours", "ours, epilogues off", "torch (same rule)", "torch.optim.Adam", "torch fused Adam",
+            "torch.compile", "ours / epilogues off", "ours / torch.optim.Adam", "ours / torch fused", "ours / torch.compile",
+            "ours fp16 m (tutorial)", "ours acc %", "torch acc %"]
     main_t = Table("main", "MNIST training, steps/s (paused protocol; fp32 Adam state on both sides)", cols,
                    notes=[f"accuracy: one epoch{f' of at most {limit} steps' if limit else ''}, same initial "
                           "weights and batch order; ours with fp32 first moment vs torch with the same rule.",
                           "ours fp16 m: the tutorial's float16 first moment (not like for like)."])
     b2b = Table("back_to_back", "MNIST training, steps/s timed back to back (no pause)",
-                ["threads", "batch", "ours", "torch (same rule)", "torch fused Adam", "torch.compile", "ours / torch fused"])
-    extra = Table("details", "torch.compile first calls (s) and our step's time by piece (ms, compiled alone)",
-                  ["threads", "batch", "torch.compile first 3 steps s"] + [f"{p} ms" for p in PIECES])
+                ["threads", "batch", "ours", "ours, epilogues off", "torch (same rule)", "torch fused Adam", "torch.compile",
+                 "ours / epilogues off", "ours / torch fused"])
+    extra = Table("details", "torch.compile first calls (s), peak temporaries (bytes, memory plan; epilogue passes "
+                  "off / on) and our step's time by piece (ms, compiled alone)",
+                  ["threads", "batch", "torch.compile first 3 steps s", "peak temporaries, epilogues off",
+                   "peak temporaries, epilogues on"] + [f"{p} ms" for p in PIECES])
     for threads in map(int, args.threads.split(",")):
         torch.set_num_threads(threads)
         opts = CompileOptions(threads=threads)
@@ -336,18 +355,25 @@ def main(argv=None) -> dict:
             per_round = (50 if bs <= 32 else 5) if args.quick else (200 if bs <= 32 else 20)
             r = interleaved(train, mean, std, bs, 1e-3, args.seed, threads, rounds, per_round, not args.no_compile)
             p, b = r["paused"], r["back to back"]
-            main_t.add(**{"threads": threads, "batch": bs, "ours": p["ours"], "torch (same rule)": p["torch"],
+            main_t.add(**{"threads": threads, "batch": bs, "ours": p["ours"], "ours, epilogues off": p["ours, epilogues off"],
+                          "torch (same rule)": p["torch"],
                           "torch.optim.Adam": p["torch.optim.Adam"], "torch fused Adam": p["torch fused Adam"],
                           "torch.compile": p.get("torch.compile"),
+                          "ours / epilogues off": p["ours"] / p["ours, epilogues off"],
+                          "ours / torch.optim.Adam": p["ours"] / p["torch.optim.Adam"],
                           "ours / torch fused": p["ours"] / p["torch fused Adam"],
                           "ours / torch.compile": p["ours"] / p["torch.compile"] if "torch.compile" in p else None,
                           "ours fp16 m (tutorial)": p["ours fp16 m"],
                           "ours acc %": ours["test_accuracy"], "torch acc %": tut["test_accuracy"]})
-            b2b.add(**{"threads": threads, "batch": bs, "ours": b["ours"], "torch (same rule)": b["torch"],
+            b2b.add(**{"threads": threads, "batch": bs, "ours": b["ours"], "ours, epilogues off": b["ours, epilogues off"],
+                       "torch (same rule)": b["torch"],
                        "torch fused Adam": b["torch fused Adam"], "torch.compile": b.get("torch.compile"),
+                       "ours / epilogues off": b["ours"] / b["ours, epilogues off"],
                        "ours / torch fused": b["ours"] / b["torch fused Adam"]})
             prof = profile_ours(bs, threads, 20 if bs <= 32 else 4)
             extra.add(**{"threads": threads, "batch": bs, "torch.compile first 3 steps s": r["compile_s"],
+                         "peak temporaries, epilogues off": peak_temporaries(bs, EPILOGUE_PASSES),
+                         "peak temporaries, epilogues on": peak_temporaries(bs, ()),
                          **{f"{k} ms": v for k, v in prof.items()}})
             print(f"threads {threads} batch {bs}: {main_t.rows[-1]}", flush=True)
     cmd = "python benchmarks/mnist_train.py" + (" --quick" if args.quick else "") + (

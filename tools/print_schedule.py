@@ -1,7 +1,7 @@
 """Print graph schedules in PopXL's print_schedule format.
 
   python -m tools.print_schedule TARGET [--graph NAME | --all-graphs] [--after PASS | --pipeline LEVEL] [--diff]
-                                  [--shard-weight-update]
+                                  [--shard-weight-update] [--refusals]
 
 TARGET is a saved IR or a Python file defining build_ir() (see tools/target.py). By default it prints
 every graph except the main graph, in creation order, exactly as the PopXL tutorials'
@@ -9,7 +9,8 @@ every graph except the main graph, in creation order, exactly as the PopXL tutor
 --graph main prints the main graph alone. --after/--pipeline print the IR after the pass pipeline;
 --diff prints a unified diff of the schedules as built and after the pipeline (level 2 unless
 --after or --pipeline says otherwise); --shard-weight-update adds that opt-in pass (an opt-in --after PASS
-is added by itself). Notes go to stderr, so stdout is the schedule text alone.
+is added by itself). --refusals also prints, to stderr, why the fusion passes left ops apart
+(fuse_elementwise, fuse_matmul_epilogue). Notes go to stderr, so stdout is the schedule text alone.
 """
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def render(ir: Ir, graph: str | None = None, all_graphs: bool = False) -> str:
     return "\n".join(print_schedule(g) for g in graphs)
 
 
+def refusals(ir: Ir) -> list[str]:
+    """Every refusal the fusion passes recorded, as `graph: pass: reason`."""
+    keys = (("fusion_refusals", "fuse_elementwise"), ("epilogue_refusals", "fuse_matmul_epilogue"))
+    return [f"{g.id or 'main'}: {name}: {r}" for g in ir.graphs.values() for key, name in keys
+            for r in g.info.get(key, [])]
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="print-schedule", description=__doc__.splitlines()[0],
                                  epilog="\n".join(__doc__.splitlines()[4:]), formatter_class=argparse.RawTextHelpFormatter)
@@ -43,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--diff", action="store_true", help="unified diff: as built -> after the pipeline")
     ap.add_argument("--shard-weight-update", action="store_true",
                     help="with the opt-in pass shard_weight_update (CompileOptions.shard_weight_update)")
+    ap.add_argument("--refusals", action="store_true", help="print the fusion passes' refusals (stderr)")
     return ap
 
 
@@ -59,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "as built", what, lineterm="")
             print("\n".join(diff) or f"(no change {what})")
             return 0
-        if args.after or args.pipeline is not None:
-            ir = after_passes(ir, args.after, args.pipeline, enable)
+        if args.after or args.pipeline is not None or args.refusals:
+            ir = after_passes(ir, args.after, args.pipeline if args.pipeline is not None or args.after else 2, enable)
         print(render(ir, args.graph, args.all_graphs))
+        if args.refusals:
+            for line in refusals(ir):
+                print(f"print-schedule: refusal: {line}", file=sys.stderr)
         return 0
     except TargetError as e:
         print(f"print-schedule: error: {e}", file=sys.stderr)

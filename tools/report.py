@@ -31,14 +31,15 @@ def _naive_bytes(ir: Ir) -> int:
 EPILOGUE_PASSES = ("inline_weight_updates", "fuse_matmul_epilogue")
 
 
-def _peak(ir: Ir) -> int:
+def peak_bytes(ir: Ir) -> int:
+    """The memory plans' peak bytes, summed over the graphs."""
     return sum(g.memory_plan.peak_bytes for g in ir.graphs.values() if g.memory_plan is not None)
 
 
 def report(name: str, ir: Ir) -> list[str]:
     after = clone(ir)
     run_pipeline(after, level=2)
-    plan_peak = _peak(after)
+    plan_peak = peak_bytes(after)
     off = clone(ir)
     run_pipeline(off, level=2, skip=EPILOGUE_PASSES)
     fused = sum(op.kind == "FusedKernel" for g in after.graphs.values() for op in g.ops)
@@ -47,7 +48,7 @@ def report(name: str, ir: Ir) -> list[str]:
         f"  ops (reachable graphs)      {_ops(ir):6d} -> {_ops(after):6d}   ({fused} fused kernels)",
         f"  graphs                      {len(ir.graphs):6d} -> {len(after.graphs):6d}",
         f"  temporaries (bytes)         {_naive_bytes(ir):10d} -> {plan_peak:10d} (memory plan peak, after in-placing)",
-        f"  epilogue passes off -> on   {_peak(off):10d} -> {plan_peak:10d} (memory plan peak; {', '.join(EPILOGUE_PASSES)})",
+        f"  epilogue passes off -> on   {peak_bytes(off):10d} -> {plan_peak:10d} (peak; {', '.join(EPILOGUE_PASSES)})",
         f"  ops per graph after         {_graph_ops(after)}",
     ]
 

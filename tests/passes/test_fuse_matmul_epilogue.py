@@ -150,3 +150,12 @@ def test_the_epilogue_is_a_cluster_in_the_drawing():
     op = work.main.ops[0]
     assert f"cluster_op{op.id}" in src and f'label="MatMulEpilogue.{op.id} (4 ops)"' in src
     assert f"op{op.id}_mm -> op{op.id}_n0" in src  # the matmul's tile feeds the epilogue's input 0
+
+
+def test_print_schedule_lists_the_refusals():
+    from tools.print_schedule import refusals
+
+    work = check_passes(_program(REFUSALS["not-elementwise"][0]), EPILOGUE)
+    assert refusals(work) == [
+        "main: fuse_matmul_epilogue: MatMul.102 keeps its result: its result 'matmul_out' is read by "
+        "ReduceSum.103, which is not elementwise"]
