@@ -157,5 +157,5 @@ def test_print_schedule_lists_the_refusals():
 
     work = check_passes(_program(REFUSALS["not-elementwise"][0]), EPILOGUE)
     assert refusals(work) == [
-        "main: fuse_matmul_epilogue: MatMul.102 keeps its result: its result 'matmul_out' is read by "
-        "ReduceSum.103, which is not elementwise"]
+        "main: fuse_matmul_epilogue: MatMul.100 keeps its result: its result 'matmul_out' is read by "
+        "ReduceSum.101, which is not elementwise"]
