@@ -9,6 +9,7 @@ from typing import Any
 import llvmlite.binding as llvm
 
 from . import openmp
+from .elf_symbols import ElfError, symbols
 
 
 @functools.cache
@@ -31,6 +32,7 @@ def _host_machine() -> llvm.TargetMachine:
 def load_object(obj: bytes, entry: str, more: tuple[bytes, ...] = ()) -> tuple[int, Any]:
     """Link object files in memory (MCJIT; `obj` may call functions `more` define); returns (address of
     `entry`, the engine owning the code)."""
+    check_symbols((obj, *more))
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _host_machine())
     for o in (obj, *more):
         engine.add_object_file(llvm.ObjectFileRef.from_data(o))
@@ -39,3 +41,20 @@ def load_object(obj: bytes, entry: str, more: tuple[bytes, ...] = ()) -> tuple[i
     if not addr:
         raise RuntimeError(f"the compiled object has no entry point {entry!r}; clear the compile cache and retry")
     return addr, engine
+
+
+def check_symbols(objects: tuple[bytes, ...]) -> None:
+    """Refuse to link objects that need a symbol neither they nor this process provide: the JIT would
+    bind it to address 0 and the first call would crash the process."""
+    prepare_llvm()
+    try:
+        tables = [symbols(o) for o in objects]
+    except ElfError as e:
+        raise RuntimeError(f"compiled code is not a loadable object ({e}); clear the compile cache and "
+                           "retry") from None
+    defined = frozenset().union(*(t.defined for t in tables))
+    missing = sorted(n for t in tables for n in t.needed - defined if not llvm.address_of_symbol(n))
+    if missing:
+        raise RuntimeError(f"compiled code calls {missing} which nothing in this process provides (a library "
+                           "not loaded, or a compiler runtime helper the target needs); it was not linked, "
+                           "so nothing ran")
