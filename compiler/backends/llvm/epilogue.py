@@ -30,7 +30,7 @@ from .isa import of as isa_of
 from .matmul import emit_tile, plan, row_step, run_tiles
 from .rules import Ctx, lower_node
 from .special import special
-from .thresholds import PARALLEL_MIN_ELEMENTS
+from .thresholds import PARALLEL_MIN_ELEMENTS, TILE_MIN_MACS
 from .types import I64, PTR, compute_type, const, round_to, storage_type, to_compute, to_storage
 
 if TYPE_CHECKING:
@@ -40,10 +40,13 @@ if TYPE_CHECKING:
 TILE_BYTES = 32768
 
 
-def tile_rows(M: int, K: int, N: int, itemsize: int, path: str, P: Isa) -> int:
-    """Rows per tile: as many as fit TILE_BYTES, a multiple of the micro-kernels' row block."""
+def tile_rows(M: int, K: int, N: int, itemsize: int, path: str, P: Isa, par: bool) -> int:
+    """Rows per tile: as many as fit TILE_BYTES, a multiple of the micro-kernels' row block; when the
+    tiles are shared among threads, no more than TILE_MIN_MACS of work needs (as MatMul's tiles)."""
     step = row_step(path, P, M, K)
     rows = max(TILE_BYTES // max(N * itemsize, 1), step) // step * step
+    if par:
+        rows = min(rows, max(-(-TILE_MIN_MACS // max(N * K, 1)) // step * step, step))
     return max(min(rows, -(-M // step) * step), step)
 
 
@@ -66,7 +69,8 @@ def _matmul_epilogue(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     c = mm.outputs[0]
     p = plan(mm)
     M, N = p.M, p.N
-    tm = tile_rows(M, p.K, N, c.dtype.itemsize, p.path, isa_of(m.module))
+    par = p.par or c.spec.nelms >= PARALLEL_MIN_ELEMENTS
+    tm = tile_rows(M, p.K, N, c.dtype.itemsize, p.path, isa_of(m.module), par)
     tiles_m = -(-M // tm) if M and N else 0
     count = p.nb * tiles_m
     params = storages_of(op)
@@ -92,7 +96,6 @@ def _matmul_epilogue(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     seen: dict[int, Value] = {}
     for v in list(op.inputs) + op.results:
         seen.setdefault(v.storage, v)
-    par = p.par or c.spec.nelms >= PARALLEL_MIN_ELEMENTS
     run_tiles(m, gl, fn, [gl.p(seen[s]) for s in params], count, par)
 
 
