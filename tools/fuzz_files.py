@@ -209,50 +209,35 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="fuzz-files-"))
     bases = base_programs(tmp, args.bases)
     docs = [json.loads(p.read_text()) for p in bases]
-    jobs: list[list] = []
     cache = str(tmp / "shared-cache")
+    ir_jobs: list[list] = []
     for k in range(args.irs):
         d = docs[k % len(docs)]
         for _ in range(int(rng.integers(1, 4))):
             d = mutate(d, rng)
         p = tmp / f"ir{k}.json"
         p.write_text(json.dumps(d))
-        jobs.append(["ir", str(p), cache])
-    # cache entries: one clean entry per base program, copied and damaged per job
-    clean = tmp / "clean-caches"
-    wants = []
-    for k, b in enumerate(bases if args.cache else []):
-        r = run_jobs([["ir", str(b), str(clean / str(k))]])
-        np.savez(tmp / f"want{k}.npz", **_outputs(b, str(clean / str(k))))
-        wants.append((r[0], tmp / f"want{k}.npz"))
-    for k in range(args.cache):
-        b = k % len(bases)
-        d = tmp / f"cache{k}"
-        shutil.copytree(clean / str(b), d)
-        entry = sorted(d.glob("*.json"))
-        if entry:
-            target = entry[0] if rng.integers(2) else entry[0].with_suffix(".o")
-            data = target.read_bytes()
-            if target.suffix == ".json" and rng.integers(2):
-                try:
-                    target.write_text(json.dumps(mutate(json.loads(data), rng)))
-                except ValueError:
-                    target.write_bytes(mutate_bytes(data, rng))
-            else:
-                target.write_bytes(mutate_bytes(data, rng))
-        jobs.append(["cache", str(bases[b]), str(d), str(wants[b][1])])
+        ir_jobs.append(["ir", str(p), cache])
     ckpt, spec = checkpoints.save_base(tmp / "base-checkpoint")
+    ckpt_jobs: list[list] = []
     for k in range(args.checkpoints):
         target = tmp / f"ckpt{k}.npz"
         checkpoints.mutant(ckpt, target, rng, mutate, mutate_bytes)
-        jobs.append(["ckpt", str(target), str(spec)])
+        ckpt_jobs.append(["ckpt", str(target), str(spec)])
+    jobs: list[list] = []
     outcomes: list[str] = []
-    for i in range(0, len(jobs), args.batch):
-        outcomes += run_jobs(jobs[i:i + args.batch])
-        print(f"... {len(outcomes)} / {len(jobs)} checks, {time.perf_counter() - t0:.0f} s: "
-              f"{sum(o.startswith('CRASH') for o in outcomes)} crashes, {sum(o == 'MISMATCH' for o in outcomes)} "
-              f"mismatches, {sum(o.startswith('ERROR') for o in outcomes)} unexpected errors, "
-              f"{sum(map(_late, outcomes))} late refusals, {sum(o == 'refused' for o in outcomes)} refused at load", flush=True)
+    total = args.irs + args.checkpoints + args.cache
+    # the cheap checks first, so a campaign stopped early has their counts; cache entries compile each
+    for phase in (lambda: ir_jobs, lambda: ckpt_jobs, lambda: _cache_jobs(tmp, bases, args.cache, rng)):
+        more = phase()
+        jobs += more
+        for i in range(0, len(more), args.batch):
+            outcomes += run_jobs(more[i:i + args.batch])
+            print(f"... {len(outcomes)} / {total} checks, {time.perf_counter() - t0:.0f} s: "
+                  f"{sum(o.startswith('CRASH') for o in outcomes)} crashes, {sum(o == 'MISMATCH' for o in outcomes)} "
+                  f"mismatches, {sum(o.startswith('ERROR') for o in outcomes)} unexpected errors, "
+                  f"{sum(map(_late, outcomes))} late refusals, {sum(o == 'refused' for o in outcomes)} refused at load",
+                  flush=True)
     counts: dict[str, int] = {}
     bad = []
     for j, o in zip(jobs, outcomes):
@@ -274,6 +259,34 @@ def main(argv: list[str] | None = None) -> int:
           f"unexpected errors, {sum(map(_late, outcomes))} late refusals")
     shutil.rmtree(tmp, ignore_errors=True)
     return 1 if bad else 0
+
+
+def _cache_jobs(tmp: Path, bases: list[Path], n: int, rng: np.random.Generator) -> list[list]:
+    """One clean cache entry per base program, copied and damaged per job (manifest or object file)."""
+    clean = tmp / "clean-caches"
+    wants = []
+    for k, b in enumerate(bases if n else []):
+        run_jobs([["ir", str(b), str(clean / str(k))]])
+        np.savez(tmp / f"want{k}.npz", **_outputs(b, str(clean / str(k))))
+        wants.append(tmp / f"want{k}.npz")
+    jobs = []
+    for k in range(n):
+        b = k % len(bases)
+        d = tmp / f"cache{k}"
+        shutil.copytree(clean / str(b), d)
+        entry = sorted(d.glob("*.json"))
+        if entry:
+            target = entry[0] if rng.integers(2) else entry[0].with_suffix(".o")
+            data = target.read_bytes()
+            if target.suffix == ".json" and rng.integers(2):
+                try:
+                    target.write_text(json.dumps(mutate(json.loads(data), rng)))
+                except ValueError:
+                    target.write_bytes(mutate_bytes(data, rng))
+            else:
+                target.write_bytes(mutate_bytes(data, rng))
+        jobs.append(["cache", str(bases[b]), str(d), str(wants[b])])
+    return jobs
 
 
 def _late(outcome: str) -> bool:
