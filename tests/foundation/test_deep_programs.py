@@ -149,7 +149,7 @@ def test_each_distinct_kernel_is_lowered_once():
     big, big_text = _lowered(9)
     # the same kernel shapes: six more layers add calls, not kernels
     assert big.kernels.distinct == small.kernels.distinct == len(big.kernels.modules)
-    assert big.kernels.calls > small.kernels.calls + 6 * 4
+    assert big.kernels.calls >= small.kernels.calls + 6 * 4  # >= 4 calls per layer (matmul epilogues fused)
     # the graphs' module declares the kernels; each kernel is defined once, in a module of its own
     declared = [ln for ln in big_text.splitlines() if ln.startswith("declare") and "optk_" in ln]
     assert len(declared) == big.kernels.distinct

@@ -29,7 +29,8 @@ from compiler.driver import CompileOptions, optimise  # noqa: E402
 from compiler.driver import export_onnx as export  # noqa: E402
 from compiler.popxl import ops  # noqa: E402
 from tools.fuzz import build, inputs, random_program  # noqa: E402
-from tools.fuzz.differential import REFERENCE, RUNS, compare  # noqa: E402
+from tools.fuzz.differential import REFERENCE, compare  # noqa: E402
+from tools.fuzz.program import RUNS  # noqa: E402
 from tools.fuzz.differential import run as reference_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]

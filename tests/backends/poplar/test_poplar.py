@@ -33,7 +33,8 @@ from compiler.driver import CompileOptions  # noqa: E402
 from compiler.ops import run_reference  # noqa: E402
 from compiler.popxl import ops  # noqa: E402
 from tools.fuzz import build, inputs, random_program  # noqa: E402
-from tools.fuzz.differential import REFERENCE, RUNS, compare  # noqa: E402
+from tools.fuzz.differential import REFERENCE, compare  # noqa: E402
+from tools.fuzz.program import RUNS  # noqa: E402
 from tools.fuzz.differential import run as reference_run  # noqa: E402
 
 ROOT = HERE.parents[2]
