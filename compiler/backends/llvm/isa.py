@@ -13,9 +13,9 @@ value fit the register file without spilling:
   neon    128  32    8 x 3 (24 acc + 3 B + 1 A = 28)   4 x 4                      128-bit
 
 Short or ragged products use mm_rows_short rows instead (mm_rows_for). Elementwise loops are
-vectorised by LLVM; `ew_bits` tells it the widest vectors to prefer (on AVX-512 machines 256 bits,
-LLVM's own tuning for them: the loops are memory-bound and 512-bit instructions lower the clock of
-several Intel parts).
+vectorised by LLVM at the width its tuning of the CPU prefers (256 bits on most AVX-512 Intel parts,
+512 on Zen 4/5); `ew_bits` is the width expected on the row's typical CPU, for documentation only:
+forcing it (`+prefer-256-bit`) cost this Zen 5 host 1.55x on the float16-moment Adam step.
 
 A `Target` is a triple, an LLVM CPU name and the features the code may use; `required` lists the
 ISA extensions (of CHECKED) a machine running it must have, recorded in the C header and in the
@@ -144,11 +144,11 @@ class Target:
         return f"{self.cpu} ({self.triple})"
 
     def llvm_features(self) -> str:
-        """The feature string for LLVM: the CPU's (or host's) own, plus the table's preferred loop width."""
-        tuning = {512: "-prefer-256-bit", 256: "+prefer-256-bit"}.get(self.isa.ew_bits, "")
-        if self.arch != "x86_64" or not tuning:
-            return self.features
-        return ",".join(f for f in (self.features, tuning) if f)
+        """The feature string for LLVM: the CPU's (or host's) own. The loop vectoriser's preferred width is
+        left to LLVM's tuning of that CPU: forcing `+prefer-256-bit` on every AVX-512 machine made the
+        tutorial Adam with a float16 first moment 1.55x slower on this Zen 5 host (whose tuning prefers
+        512-bit vectors), measured against the build before the flag."""
+        return self.features
 
 
 def named_target(cpu: str, triple: str | None, host_triple: str) -> Target:
