@@ -70,7 +70,9 @@ def _enables_fusion(g: Graph, call: Op, present: set[Op] | None = None, ew_reads
     return feeds or any(v.id in ew_reads for v in call.outputs)
 
 
-def inline_call(ir: Ir, g: Graph, call: Op) -> list[Op]:
+def copy_body(ir: Ir, g: Graph, call: Op) -> tuple[dict[int, Value], dict[Op, Op]]:
+    """Copy the body of `call`'s graph into g (not yet placed in g.ops): (callee value id -> its value in
+    g, callee op -> its copy). The callee's inputs map to the call's inputs; its constants are copied."""
     h = call.called
     assert h is not None
     m: dict[int, Value] = {v.id: x for v, x in zip(h.inputs, call.inputs)}
@@ -85,6 +87,13 @@ def inline_call(ir: Ir, g: Graph, call: Op) -> list[Op]:
         for a, b in zip(op.results, new.results):
             m[a.id] = b
         copies[op] = new
+    return m, copies
+
+
+def inline_call(ir: Ir, g: Graph, call: Op) -> list[Op]:
+    h = call.called
+    assert h is not None
+    m, copies = copy_body(ir, g, call)
     final = h.final_versions()
     pairs = [(call.outputs[j], m[v.id]) for j, v in enumerate(h.outputs)]
     pairs += [(call.new_version(i), m[final[h.inputs[i].storage].id]) for i in sorted(call.modifies)]

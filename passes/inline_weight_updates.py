@@ -18,7 +18,7 @@ from compiler.ir import Graph, Ir, Op, Value
 
 from .dce import remove_unused_graphs
 from .fuse_elementwise import readers_of
-from .inline import refusal, semantic_refusal
+from .inline import copy_body, refusal, semantic_refusal
 from .registry import register
 from .rewrite import Retargeter
 
@@ -59,19 +59,9 @@ def inline_calls(ir: Ir, g: Graph, calls: list[Op]) -> None:
     for call in calls:
         h = call.called
         assert h is not None
-        m: dict[int, Value] = {v.id: x for v, x in zip(h.inputs, call.inputs)}
-        for v in h.values.values():
-            if v.kind == "constant":
-                m[v.id] = ir.add_constant(g, ir.constants[v.id], v.name)
-        made: dict[Op, Op] = {}
-        for op in h.ops:
-            new = g.make_op(op.kind, [m[v.id] for v in op.inputs], [v.spec for v in op.outputs], roles=op.roles,
-                            attrs=dict(op.attrs), modifies=op.modifies, aliases=dict(op.aliases), called=op.called,
-                            name=op.name, out_names=[v.name for v in op.outputs], source=op.source, append=False)
-            for a, b in zip(op.results, new.results):
-                m[a.id] = b
+        m, made = copy_body(ir, g, call)
+        for new in made.values():
             rt.add_values(new.results)
-            made[op] = new
         final = h.final_versions()
         for j, v in enumerate(h.outputs):
             rt.retarget(call.outputs[j], m[v.id])
