@@ -10,6 +10,7 @@ exact values, so an allowed last-bit difference upstream can never flip them.
 """
 from __future__ import annotations
 
+import math
 import random
 from typing import Any, Callable
 
@@ -47,11 +48,14 @@ def _scale_for(bound: float, is_float: bool) -> int:
 
 
 def _broadcasts(a: tuple, b: tuple) -> bool:
+    """a and b broadcast together, into no more elements than the larger of them (or 1M): a (N, 1) and an
+    (N,) of the big family would otherwise make an N x N outer product (seed 500000 of --hostile asked
+    numpy for 512 GiB)."""
     try:
-        np.broadcast_shapes(a, b)
-        return True
+        out = np.broadcast_shapes(a, b)
     except ValueError:
         return False
+    return math.prod(out) <= max(math.prod(a), math.prod(b), 1 << 20)
 
 
 class Generator:
