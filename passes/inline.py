@@ -13,6 +13,8 @@ G's in_sequence constraints come along; constraints on the call apply to every c
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import get
 
@@ -121,12 +123,17 @@ def inline_graph(ir: Ir, g: Graph) -> bool:
     return changed
 
 
-@register("inline")
-def run(ir: Ir) -> bool:
-    """Copy small elementwise graphs into call sites next to elementwise ops, so they can fuse."""
+def inline_in_every_graph(ir: Ir, inline_in: Callable[[Ir, Graph], bool]) -> bool:
+    """Run a per-graph inliner over every graph, then drop the graphs no call reaches any more."""
     changed = False
     for g in list(ir.graphs.values()):
-        changed |= inline_graph(ir, g)
+        changed |= inline_in(ir, g)
     if changed:
         remove_unused_graphs(ir)
     return changed
+
+
+@register("inline")
+def run(ir: Ir) -> bool:
+    """Copy small elementwise graphs into call sites next to elementwise ops, so they can fuse."""
+    return inline_in_every_graph(ir, inline_graph)

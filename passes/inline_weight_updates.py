@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from compiler.ir import Graph, Ir, Op, Value
 
-from .dce import remove_unused_graphs
 from .fuse_elementwise import readers_of
-from .inline import copy_body, refusal, semantic_refusal
+from .inline import copy_body, inline_in_every_graph, refusal, semantic_refusal
 from .registry import register
 from .rewrite import Retargeter
 
@@ -110,9 +109,4 @@ def inline_graph(ir: Ir, g: Graph) -> bool:
 @register("inline_weight_updates")
 def run(ir: Ir) -> bool:
     """Inline optimizer-update calls (and the gradient graph feeding them) next to their gradient's MatMul."""
-    changed = False
-    for g in list(ir.graphs.values()):
-        changed |= inline_graph(ir, g)
-    if changed:
-        remove_unused_graphs(ir)
-    return changed
+    return inline_in_every_graph(ir, inline_graph)
