@@ -14,7 +14,7 @@ import numpy as np
 
 from compiler.ir import Graph, Ir, Op
 from compiler.ir.value import DEFINED_KINDS
-from compiler.ops.matmul_epilogue import split
+from compiler.ops.matmul_epilogue import expand
 
 from .alias_analysis import AliasInfo
 
@@ -119,8 +119,8 @@ def problems(ir: Ir) -> list[str]:
             out += _effects(where, op)
             if op.kind in ("FusedKernel", "MultiKernel"):
                 out += _kernel(where, op)
-            elif op.kind == "MatMulEpilogue":  # its epilogue is a FusedKernel over the matmul's result
-                out += _kernel(where, split(op)[1])
+            elif op.kind == "MatMulEpilogue":  # prologue kernels, then a FusedKernel over the matmul's result
+                out += [x for k in expand(op) if k.kind == "FusedKernel" for x in _kernel(where, k)]
         out += _versions(where, g)
         out += _memory_plan(where, g)
     return out

@@ -5,7 +5,7 @@ level 1  clean-ups that keep the program's structure (calls, op kinds): schedule
          constant folding, CSE, DCE; then a memory plan for the temporaries.
 level 2  the default (Session): level 1 plus subgraph dedup and inlining of small elementwise graphs
          (and of optimizer updates with the graph making their gradient) before the clean-ups, then
-         vertical elementwise fusion, matmul epilogue fusion and in-placing before the memory plan.
+         vertical elementwise fusion, matmul epilogue and prologue fusion and in-placing before the memory plan.
 level 3  level 2 plus horizontal fusion: calls of same-bodied optimizer graphs on different parameters
          become one MultiKernel launch (the LLVM backend must lower MultiKernel to use it).
 Opt-in passes (OPT_IN) run only when asked (`enable`), each right after the pass it names:
@@ -23,9 +23,11 @@ LEVELS: dict[int, list[str]] = {
     0: [],
     1: ["schedule", "fold_neg_into_scaled_add", "constant_fold", "cse", "dce", "memory_plan"],
     2: ["schedule", "dedup_subgraphs", "inline", "inline_weight_updates", "fold_neg_into_scaled_add", "constant_fold",
-        "cse", "dce", "fuse_elementwise", "fuse_matmul_epilogue", "inplace", "memory_plan"],
+        "cse", "dce", "fuse_elementwise", "fuse_matmul_epilogue", "fuse_matmul_prologue",
+        "inplace", "memory_plan"],
     3: ["schedule", "dedup_subgraphs", "inline", "inline_weight_updates", "fold_neg_into_scaled_add", "constant_fold",
-        "cse", "dce", "fuse_elementwise", "fuse_matmul_epilogue", "fuse_horizontal", "inplace", "memory_plan"],
+        "cse", "dce", "fuse_elementwise", "fuse_matmul_epilogue", "fuse_matmul_prologue",
+        "fuse_horizontal", "inplace", "memory_plan"],
 }
 
 # opt-in pass -> the pass it follows (at level 1, where that one is absent, it runs first)

@@ -10,7 +10,7 @@ every graph except the main graph, in creation order, exactly as the PopXL tutor
 --diff prints a unified diff of the schedules as built and after the pipeline (level 2 unless
 --after or --pipeline says otherwise); --shard-weight-update adds that opt-in pass (an opt-in --after PASS
 is added by itself). --refusals also prints, to stderr, why the fusion passes left ops apart
-(fuse_elementwise, fuse_matmul_epilogue). Notes go to stderr, so stdout is the schedule text alone.
+(fuse_elementwise, fuse_matmul_epilogue, fuse_matmul_prologue). Notes go to stderr, so stdout is the schedule text alone.
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def render(ir: Ir, graph: str | None = None, all_graphs: bool = False) -> str:
 
 def refusals(ir: Ir) -> list[str]:
     """Every refusal the fusion passes recorded, as `graph: pass: reason`."""
-    keys = (("fusion_refusals", "fuse_elementwise"), ("epilogue_refusals", "fuse_matmul_epilogue"))
+    keys = (("fusion_refusals", "fuse_elementwise"), ("epilogue_refusals", "fuse_matmul_epilogue"),
+            ("prologue_refusals", "fuse_matmul_prologue"))
     return [f"{g.id or 'main'}: {name}: {r}" for g in ir.graphs.values() for key, name in keys
             for r in g.info.get(key, [])]
 

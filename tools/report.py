@@ -28,7 +28,7 @@ def _naive_bytes(ir: Ir) -> int:
 
 
 # the passes that fuse across the matmul boundary: the report shows the peak with them switched off too
-EPILOGUE_PASSES = ("inline_weight_updates", "fuse_matmul_epilogue")
+EPILOGUE_PASSES = ("inline_weight_updates", "fuse_matmul_epilogue", "fuse_matmul_prologue")
 
 
 def peak_bytes(ir: Ir) -> int:

@@ -3,7 +3,8 @@
 - one cluster per graph; a dotted blue edge from each Call to the cluster of the graph it calls;
 - ops are boxes labelled `Kind.id`; a FusedKernel is a cluster labelled `FusedKernel.id` holding its
   primitive nodes (`attrs["expr"].nodes`): the kernel's inputs enter at its `input k` nodes; a
-  MatMulEpilogue is such a cluster with a `MatMul (per tile)` node feeding the epilogue's `input 0`;
+  MatMulEpilogue is such a cluster with a `MatMul (per tile)` node feeding the epilogue's `input 0`, and
+  the nodes of its prologues (labelled `a` / `b`) feeding the matmul node;
 - tensors are edges labelled with shape and dtype;
 - graph inputs are ellipses, by-reference inputs double octagons, variables 3-d boxes, constants notes;
 - an in-place write is a bold red edge into a dashed node for the new version of the storage;
@@ -109,30 +110,49 @@ class _Drawer:
         self.c.edge(self.src(v), dst, label=tensor_label(v), color=colour, fontcolor=colour)
 
     def fused(self, op: Op) -> None:
-        expr = op.attrs["expr"]
+        epilogue = op.kind == "MatMulEpilogue"  # expr input 0 is the matmul's tile, input k epilogue operand k-1
+        # a MatMulEpilogue's prologues (compiler/ops/matmul_epilogue.py): slot -> (slot, count, expr, ...)
+        pros = {int(p[0]): p for p in op.attrs.get("prologues", ())} if epilogue else {}
+        counts = [int(pros[s][1]) if s in pros else 1 for s in (0, 1)] if epilogue else [0, 0]
         with self.c.subgraph(name=f"cluster_op{op.id}") as k:
             members = op.attrs.get("members") or ()
             k.attr(label=f"{op.kind}.{op.id}" + (f" ({len(members)} ops)" if members else ""), style="filled,rounded",
                    fillcolor="#eef0ff", color="#6666cc", fontsize="10")
-            epilogue = op.kind == "MatMulEpilogue"  # expr input 0 is the matmul's tile, input k the op's k + 1
             if epilogue:
                 k.node(f"op{op.id}_mm", label="MatMul (per tile)", shape="box", style="rounded", fontsize="9")
-            for j, n in enumerate(expr.nodes):
-                prim = getattr(n.prim, "value", n.prim)
-                head = f"input {n.attr}" if prim == "input" else f"{n.attr!r}" if prim == "const" else prim
-                if epilogue and prim == "input" and n.attr == 0:
-                    k.edge(f"op{op.id}_mm", f"op{op.id}_n{j}", arrowsize="0.4", color="#6666cc")
-                k.node(f"op{op.id}_n{j}", label=f"{head}\\n{n.dtype.name}", shape="plaintext", fontsize="8",
-                       height="0.2", margin="0.02")
-                for a in n.args:
-                    k.edge(f"op{op.id}_n{a}", f"op{op.id}_n{j}", arrowsize="0.4", color="#6666cc")
+            for slot, p in pros.items():  # a prologue's nodes feed the matmul node
+                pre = f"op{op.id}_p{slot}"
+                self.expr_nodes(k, p[2], pre)
+                k.edge(f"{pre}_n{p[2].outputs[0]}", f"op{op.id}_mm", arrowsize="0.4", color="#6666cc",
+                       label="a" if slot == 0 else "b", fontsize="8")
+            self.expr_nodes(k, op.attrs["expr"], f"op{op.id}", f"op{op.id}_mm" if epilogue else None)
         for i, v in enumerate(op.inputs):
-            if op.kind == "MatMulEpilogue" and i < 2:
-                self.edge(v, f"op{op.id}_mm")
+            if i < counts[0] + counts[1]:  # an operand of the matmul, or an input of its prologue
+                slot, start = (0, 0) if i < counts[0] else (1, counts[0])
+                if slot in pros:
+                    self.edge(v, f"op{op.id}_p{slot}_n{_entry(pros[slot][2], i - start)}")
+                else:
+                    self.edge(v, f"op{op.id}_mm")
                 continue
-            at = i - 1 if op.kind == "MatMulEpilogue" else i
-            entries = [j for j, n in enumerate(expr.nodes) if getattr(n.prim, "value", n.prim) == "input" and n.attr == at]
-            self.edge(v, f"op{op.id}_n{entries[0] if entries else 0}")
+            at = i - counts[0] - counts[1] + 1 if epilogue else i
+            self.edge(v, f"op{op.id}_n{_entry(op.attrs['expr'], at)}")
+
+    def expr_nodes(self, k: Any, expr: Any, pre: str, tile: str | None = None) -> None:
+        """The primitive nodes of `expr` as `{pre}_n{j}`; `tile` (a node) feeds its input 0."""
+        for j, n in enumerate(expr.nodes):
+            prim = getattr(n.prim, "value", n.prim)
+            head = f"input {n.attr}" if prim == "input" else f"{n.attr!r}" if prim == "const" else prim
+            if tile is not None and prim == "input" and n.attr == 0:
+                k.edge(tile, f"{pre}_n{j}", arrowsize="0.4", color="#6666cc")
+            k.node(f"{pre}_n{j}", label=f"{head}\\n{n.dtype.name}", shape="plaintext", fontsize="8",
+                   height="0.2", margin="0.02")
+            for a in n.args:
+                k.edge(f"{pre}_n{a}", f"{pre}_n{j}", arrowsize="0.4", color="#6666cc")
+
+
+def _entry(expr: Any, at: int) -> int:
+    """The node of `expr` that reads its input `at` (node 0 when none does)."""
+    return next((j for j, n in enumerate(expr.nodes) if getattr(n.prim, "value", n.prim) == "input" and n.attr == at), 0)
 
 
 def to_dot(ir: Ir, graphs: list[Graph] | None = None, expand_fused: bool = True, legend: bool = False) -> Any:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from llvmlite import ir
 
 from compiler.ir import DType, Op, Value
-from compiler.ops.matmul_epilogue import split
+from compiler.ops.matmul_epilogue import parts
 from compiler.ops.primitives import Prim
 
 from .kernels import storages_of
@@ -28,6 +28,7 @@ from .loops import broadcast_strides, c64, for_range
 from .isa import Isa
 from .isa import of as isa_of
 from .matmul import emit_tile, plan, row_step, run_tiles
+from .prologue import PrologueEmitter
 from .rules import Ctx, lower_node
 from .special import special
 from .thresholds import PARALLEL_MIN_ELEMENTS, TILE_MIN_MACS
@@ -40,11 +41,14 @@ if TYPE_CHECKING:
 TILE_BYTES = 32768
 
 
-def tile_rows(M: int, K: int, N: int, itemsize: int, path: str, P: Isa, par: bool) -> int:
+def tile_rows(M: int, K: int, N: int, itemsize: int, path: str, P: Isa, par: bool, a_itemsize: int = 0) -> int:
     """Rows per tile: as many as fit TILE_BYTES, a multiple of the micro-kernels' row block; when the
-    tiles are shared among threads, no more than TILE_MIN_MACS of work needs (as MatMul's tiles)."""
+    tiles are shared among threads, no more than TILE_MIN_MACS of work needs (as MatMul's tiles).
+    a_itemsize: operand a comes from a prologue, whose rows of the tile (K elements each) must fit too."""
     step = row_step(path, P, M, K)
     rows = max(TILE_BYTES // max(N * itemsize, 1), step) // step * step
+    if a_itemsize:
+        rows = min(rows, max(TILE_BYTES // max(K * a_itemsize, 1), step) // step * step)
     if par:
         rows = min(rows, max(-(-TILE_MIN_MACS // max(N * K, 1)) // step * step, step))
     return max(min(rows, -(-M // step) * step), step)
@@ -65,12 +69,12 @@ def _full_strides(v: Value, c_shape: tuple[int, ...], vec_a: bool, vec_b: bool) 
 
 @special("MatMulEpilogue")
 def _matmul_epilogue(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
-    mm, ep = split(op)
-    c = mm.outputs[0]
+    pro, mm, ep = parts(op)
+    c, a, w = mm.outputs[0], mm.inputs[0], mm.inputs[1]
     p = plan(mm)
-    M, N = p.M, p.N
+    M, N, K = p.M, p.N, p.K
     par = p.par or c.spec.nelms >= PARALLEL_MIN_ELEMENTS
-    tm = tile_rows(M, p.K, N, c.dtype.itemsize, p.path, isa_of(m.module), par)
+    tm = tile_rows(M, K, N, c.dtype.itemsize, p.path, isa_of(m.module), par, a.dtype.itemsize if 0 in pro else 0)
     tiles_m = -(-M // tm) if M and N else 0
     count = p.nb * tiles_m
     params = storages_of(op)
@@ -85,11 +89,27 @@ def _matmul_epilogue(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     def typed(v: Value) -> ir.Value:
         return b.bitcast(fn.args[params.index(v.storage)], storage_type(v.dtype).as_pointer())
 
-    tile = b.alloca(storage_type(c.dtype), size=tm * max(N, 1))  # first: b is still in the entry block
-    A, W = typed(op.inputs[0]), typed(op.inputs[1])
-    emit = EpilogueEmitter(m, b, ep, typed, c.shape, (len(op.inputs[0].shape) == 1, len(op.inputs[1].shape) == 1))
+    # the stack buffers first: b is still in the entry block
+    tile = b.alloca(storage_type(c.dtype), size=tm * max(N, 1))
+    A = b.alloca(storage_type(a.dtype), size=max(tm * K, 1)) if 0 in pro else typed(a)
+    W = b.alloca(storage_type(w.dtype), size=max(w.spec.nelms, 1)) if 1 in pro else typed(w)
+    if 1 in pro:  # all of b, once per call (per thread), before the first tile
+        lo, hi = fn.args[-2], fn.args[-1]
+        with b.if_then(b.icmp_signed("<", lo, hi)):
+            cols = w.shape[1]
+            PrologueEmitter(m.module, b, pro[1], typed).region(
+                W, (0, w.shape[0]), (0, cols), lambda o, i: b.add(b.mul(o, c64(cols)), i))
+    emit = EpilogueEmitter(m, b, ep, typed, c.shape, (len(a.shape) == 1, len(w.shape) == 1))
     with for_range(b, fn.args[-1], "tile", start=fn.args[-2]) as t:
-        bi, rows, _ = emit_tile(m, b, mm, p, A, W, tile, t, tm, N, local=True)
+        if 0 in pro:  # this tile's rows of op(a) (2-d only: tile t is rows [t*tm, t*tm + tm))
+            i0 = b.mul(t, c64(tm))
+            i1 = b.select(b.icmp_signed("<", b.add(i0, c64(tm)), c64(M)), b.add(i0, c64(tm)), c64(M))
+            pa = PrologueEmitter(m.module, b, pro[0], typed)
+            if p.ta:  # a is (K, M): the buffer holds (K, tm)
+                pa.region(A, (0, K), (i0, i1), lambda o, i: b.add(b.mul(o, c64(tm)), b.sub(i, i0)))
+            else:  # a is (M, K): the buffer holds (tm, K)
+                pa.region(A, (i0, i1), (0, K), lambda o, i: b.add(b.mul(b.sub(o, i0), c64(K)), i))
+        bi, rows, _ = emit_tile(m, b, mm, p, A, W, tile, t, tm, N, local=True, a_local=0 in pro)
         emit.rows(tile, bi, rows, p.batch, N)
     b.ret_void()
 

@@ -243,10 +243,12 @@ def plan(op: Op) -> Plan:
 
 
 def emit_tile(m: "ModuleLowering", b: ir.IRBuilder, op: Op, p: Plan, A: ir.Value, W: ir.Value, Y: ir.Value,
-              t: ir.Value, tm: int, tn: int, local: bool = False
+              t: ir.Value, tm: int, tn: int, local: bool = False, a_local: bool = False
               ) -> tuple[ir.Value, tuple[ir.Value, ir.Value], tuple[ir.Value, ir.Value]]:
     """Tile t of the result (tm x tn tiles, batch-major): returns (batch index, rows, cols). With `local`
-    (whole-row tiles only), Y holds just this tile's rows: row i of the tile at Y[(i - rows[0]) * N]."""
+    (whole-row tiles only), Y holds just this tile's rows: row i of the tile at Y[(i - rows[0]) * N].
+    With `a_local` (2-d, whole-row tiles), A holds just this tile's rows of op(A): (tm, K), or (K, tm)
+    when transposed (a matmul prologue's buffer); the micro-kernel path is the same."""
     M, K, N = p.M, p.K, p.N
     tiles_m, tiles_n = -(-M // tm) if M else 0, -(-N // tn) if N else 0
     per_batch = c64(max(tiles_m * tiles_n, 1))
@@ -263,14 +265,17 @@ def emit_tile(m: "ModuleLowering", b: ir.IRBuilder, op: Op, p: Plan, A: ir.Value
         inner *= p.batch[d]
     a_off, w_off = b.mul(ab, c64(M * K)), b.mul(wb, c64(K * N))
     y_off = b.sub(c64(0), b.mul(i0, c64(N))) if local else b.mul(bi, c64(M * N))
+    lda = M  # the row length of A when transposed
+    if a_local:
+        a_off, lda = b.sub(c64(0), i0 if p.ta else b.mul(i0, c64(K))), tm if p.ta else M
     if p.path == "nn":
         def a_index(i: ir.Value, k: ir.Value) -> ir.Value:
-            return b.add(a_off, b.add(b.mul(k, c64(M)), i) if p.ta else b.add(b.mul(i, c64(K)), k))
+            return b.add(a_off, b.add(b.mul(k, c64(lda)), i) if p.ta else b.add(b.mul(i, c64(K)), k))
         emit_f32(m.module, b, A, W, Y, K, N, a_index, w_off, y_off, rows, cols, isa_of(m.module).mm_rows_for(M, K))
     elif p.path == "nt":
         emit_f32_nt(m.module, b, A, W, Y, K, N, a_off, w_off, y_off, rows, cols)
     else:
-        _plain_rows(m, b, op, A, W, Y, M, K, N, p.ta, p.tb, (a_off, w_off, y_off), rows)
+        _plain_rows(m, b, op, A, W, Y, lda, K, N, p.ta, p.tb, (a_off, w_off, y_off), rows)  # M: A's indexing only
     return bi, rows, cols
 
 

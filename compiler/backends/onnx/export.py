@@ -14,7 +14,7 @@ from onnx import helper, numpy_helper
 from compiler.ir import DType, Graph, Ir, Op
 from compiler.options import CompileOptions
 from compiler.ops import get
-from compiler.ops.matmul_epilogue import split as split_epilogue
+from compiler.ops.matmul_epilogue import expand as expand_epilogue
 from compiler.ops.multi_kernel import group_kernels
 
 from .builder import Builder
@@ -47,10 +47,12 @@ def _emit_graph(b: Builder, ir: Ir, g: Graph, names: Names, stores: dict[str, st
         elif op.kind == "MultiKernel":
             for sub in group_kernels(op):
                 emit_elementwise(b, sub, names)
-        elif op.kind == "MatMulEpilogue":  # the MatMul's nodes, then the epilogue's
-            mm, ep = split_epilogue(op)
-            RULES["MatMul"](b, mm, names)
-            emit_elementwise(b, ep, names)
+        elif op.kind == "MatMulEpilogue":  # the prologues' nodes, the MatMul's, then the epilogue's
+            for sub in expand_epilogue(op):
+                if sub.kind == "MatMul":
+                    RULES["MatMul"](b, sub, names)
+                else:
+                    emit_elementwise(b, sub, names)
         elif get(op.kind).decompose is not None:
             emit_elementwise(b, op, names)
         else:

@@ -15,7 +15,7 @@ import numpy as np
 
 from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import get
-from compiler.ops.matmul_epilogue import split as split_epilogue
+from compiler.ops.matmul_epilogue import expand as expand_epilogue
 from compiler.ops.multi_kernel import group_kernels
 
 from .kernel import KernelCode, emit_elementwise
@@ -54,10 +54,12 @@ def _emit_ops(s: Scope, g: Graph, kernels: list[KernelCode]) -> None:
             RULES[op.kind](s, op)
         elif op.kind == "MultiKernel":  # one kernel per group of buffers, one after another
             kernels.extend(emit_elementwise(s, sub) for sub in group_kernels(op))
-        elif op.kind == "MatMulEpilogue":  # poplin's matmul, then the epilogue as one popops kernel
-            mm, ep = split_epilogue(op)
-            RULES["MatMul"](s, mm)
-            kernels.append(emit_elementwise(s, ep))
+        elif op.kind == "MatMulEpilogue":  # prologue kernels, poplin's matmul, then the epilogue kernel
+            for sub in expand_epilogue(op):
+                if sub.kind == "MatMul":
+                    RULES["MatMul"](s, sub)
+                else:
+                    kernels.append(emit_elementwise(s, sub))
         elif get(op.kind).decompose is not None:
             kernels.append(emit_elementwise(s, op))
         else:

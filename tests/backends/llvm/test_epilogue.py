@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from llvmcheck import check, program  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
-OFF = ("fuse_matmul_epilogue", "inline_weight_updates")
+OFF = ("fuse_matmul_epilogue", "inline_weight_updates", "fuse_matmul_prologue")
 THREADS = (1, 2, 3)
 
 

@@ -1,0 +1,103 @@
+"""Matmul prologues in native code: bit-identical to the program compiled without fuse_matmul_prologue at
+1, 2 and 3 threads, for random shapes, every transpose layout, operand a and operand b, float16 operands,
+with an epilogue and an in-place update in the same op; close to the interpreter."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import popxl
+from compiler.driver import CompileOptions, optimise
+from compiler.ops.matmul_epilogue import prologues
+from compiler.popxl import ops
+from compiler.popxl.ops._emit import emit_op, out
+from conftest import run_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from llvmcheck import check, program  # noqa: E402
+
+OFF = ("fuse_matmul_prologue",)
+THREADS = (1, 2, 3)
+LAYOUTS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+def _normal(shape, seed, dt=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dt)
+
+
+def _slots(build) -> list[int]:
+    return sorted(s for g in optimise(build(), CompileOptions()).graphs.values() for op in g.ops
+                  if op.kind == "MatMulEpilogue" for s in prologues(op))
+
+
+def _fused_equals_unfused(build, slots: list[int], threads=THREADS, runs: int = 1) -> dict[str, np.ndarray]:
+    """`build` compiled without prologues (1 thread) and with them at every count in `threads`: every
+    variable bit-identical. Returns the unfused variables."""
+    assert _slots(build) == slots, "the program was meant to fuse prologues into these operands"
+    want, _ = run_session(build(), "cpu", None, runs, CompileOptions(skip=OFF, use_cache=False, threads=1))
+    for n in threads:
+        got, _ = run_session(build(), "cpu", None, runs, CompileOptions(use_cache=False, threads=n))
+        for k in want:
+            check(f"{n} threads: variable {k}", got[k], want[k], exact=True)
+    return want
+
+
+def _scaled(sa, sb, ta, tb, on_b: bool, dt=np.float32, epilogue: bool = False):
+    """op(tanh(a * s) + 1) @ op(b) (and b * 0.5 as b's prologue when on_b), optionally + bias -> gelu."""
+    n = sb[-2] if tb else sb[-1]
+    arrays = {"a": _normal(sa, 1, dt), "b": _normal(sb, 2, dt), "s": np.asarray(0.7, dt), "bias": _normal((n,), 3, dt)}
+
+    def body(t):
+        a = ops.tanh(t["a"] * t["s"]) + 1.0
+        b = t["b"] * 0.5 if on_b else t["b"]
+        y = out(emit_op("MatMul", {"a": a, "b": b}, {"transpose_a": ta, "transpose_b": tb}))
+        return {"y": ops.gelu(y + t["bias"]) if epilogue else y}
+    return program(arrays, body)
+
+
+@pytest.mark.parametrize("ta,tb", LAYOUTS, ids=["nn", "tn", "nt", "tt"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_shapes_every_layout(ta, tb, seed):
+    rng = np.random.default_rng(200 + seed)
+    # sizes off the micro-kernels' grid; seed 0: many rows, so many tiles shared among threads and b's
+    # prologue cheap enough to fuse too
+    m, k, n = (int(x) for x in rng.integers([1, 1, 1], [200, 200, 300]))
+    m, on_b = (523, True) if seed == 0 else (m, False)
+    build = _scaled((k, m) if ta else (m, k), (n, k) if tb else (k, n), ta, tb, on_b, epilogue=seed == 1)
+    want = _fused_equals_unfused(build, [0, 1] if on_b else [0])
+    ref, _ = run_session(build(), "interpreter", None, 1, CompileOptions(level=0))
+    check("vs interpreter", want["out_y"], ref["out_y"], atol=1e-3)
+
+
+def test_float16_operands_made_by_a_cast():
+    """The plain (non-float32) micro-kernel path: a float32 operand cast to float16 in the prologue."""
+    arrays = {"a": _normal((70, 45), 4), "b": _normal((45, 33), 5, np.float16)}
+
+    def body(t):
+        a = ops.cast(t["a"] * 0.25, popxl.float16)
+        return {"y": out(emit_op("MatMul", {"a": a, "b": t["b"]}, {}))}
+    want = _fused_equals_unfused(program(arrays, body), [0])
+    ref, _ = run_session(program(arrays, body)(), "interpreter", None, 1, CompileOptions(level=0))
+    check("vs interpreter", want["out_y"].astype(np.float32), ref["out_y"].astype(np.float32), atol=0.05)
+
+
+def test_a_prologue_with_an_in_place_update_in_the_epilogue():
+    """w <- w - lr * tanh(op(x * s) @ dy) over three steps: the prologue reads x every step, the epilogue
+    updates w exactly once per element however the tiles are shared out."""
+    arrays = {"x": _normal((19, 301), 4), "dy": _normal((19, 133), 5), "w": _normal((301, 133), 6),
+              "s": np.asarray(0.3, np.float32)}
+
+    def body(t):
+        g = out(emit_op("MatMul", {"a": t["x"] * t["s"], "b": t["dy"]}, {"transpose_a": True}))
+        ops.scaled_add_(t["w"], ops.tanh(g), b=-0.05)
+        return None
+    build = program(arrays, body)
+    want = _fused_equals_unfused(build, [0], runs=3)
+    ref, _ = run_session(build(), "interpreter", None, 3, CompileOptions(level=0))
+    check("vs interpreter", want["w"], ref["w"], atol=1e-4)
+
+
+
