@@ -289,6 +289,79 @@ def profile_ours(bs: int, threads: int, reps: int) -> dict[str, float]:
     return out
 
 
+def _timed_ms(exe, dev, feeds: dict, reps: int) -> float:
+    """Median ms of one call of a compiled program's step (7 samples of `reps` calls, 3 warm-up calls)."""
+    for _ in range(3):
+        exe.run(dev, feeds, 1)
+    samples = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            exe.run(dev, feeds, 1)
+        samples.append((time.perf_counter() - t0) / reps * 1e3)
+    return statistics.median(samples)
+
+
+def step_matmuls(bs: int) -> list[tuple[tuple, tuple, bool, bool]]:
+    """(a shape, b shape, transpose_a, transpose_b) of every matmul our step runs, in schedule order."""
+    np.random.seed(0)
+    ir = clone(mnist_adam.train_ir(bs, 1e-3, popxl.float32)[0])
+    run_pipeline(ir, level=2, skip=EPILOGUE_PASSES)
+    return [(op.inputs[0].shape, op.inputs[1].shape, bool(op.attrs.get("transpose_a")),
+             bool(op.attrs.get("transpose_b"))) for g in ir.reachable_graphs() for op in g.ops if op.kind == "MatMul"]
+
+
+def _matmul_alone(sa: tuple, sb: tuple, ta: bool, tb: bool):
+    """A program computing op(a) @ op(b) into a variable (level 1 keeps the matmul and the copy apart)."""
+    from compiler.popxl import ops
+    from compiler.popxl.ops._emit import emit_op, out
+
+    rng = np.random.default_rng(0)
+    ir = popxl.Ir()
+    with ir.main_graph:
+        a = popxl.variable(rng.standard_normal(sa).astype(np.float32), name="a")
+        b = popxl.variable(rng.standard_normal(sb).astype(np.float32), name="b")
+        y = out(emit_op("MatMul", {"a": a, "b": b}, {"transpose_a": ta, "transpose_b": tb}))
+        res = popxl.variable(np.zeros(y.shape, np.float32), name="y")
+        ops.var_updates.copy_var_update_(res, y)
+    return ir
+
+
+def profile_matmuls(bs: int, threads: int, reps: int, table: "Table") -> None:
+    """Where the step's time goes: each of its matmuls compiled alone (plus a copy of its result), their
+    sum, and the whole step with the epilogue passes off and on, each timed the same way."""
+    steps = {}
+    rng = np.random.default_rng(0)
+    feeds = {"image": rng.standard_normal((1, bs, 28, 28)).astype(np.float32),
+             "labels": rng.integers(0, 10, (1, bs)).astype(np.int32)}
+    for name, skip in (("step, epilogues off", EPILOGUE_PASSES), ("step, epilogues on", ())):
+        np.random.seed(0)
+        sess = popxl.Session(build_piece(bs, "step"), "cpu", options=CompileOptions(threads=threads, skip=skip))
+        steps[name] = _timed_ms(sess._exe, sess._dev, feeds, reps)
+    total, flops_all = 0.0, 0
+    shapes = step_matmuls(bs)
+    for spec in dict.fromkeys(shapes):
+        sa, sb, ta, tb = spec
+        m, k = (sa[1], sa[0]) if ta else sa
+        n = sb[0] if tb else sb[1]
+        sess = popxl.Session(_matmul_alone(*spec), "cpu", options=CompileOptions(threads=threads, level=1))
+        ms = _timed_ms(sess._exe, sess._dev, {}, reps)
+        count = shapes.count(spec)
+        total += ms * count
+        flops_all += 2 * m * n * k * count
+        table.add(**{"threads": threads, "batch": bs, "piece": f"matmul {m}x{k} @ {k}x{n}" + (" (a^T)" if ta else "")
+                     + (" (b^T)" if tb else ""), "count": count, "ms": ms, "GFLOP/s": 2 * m * n * k / ms / 1e6,
+                     "share of step (epilogues off) %": 100 * ms * count / steps["step, epilogues off"]})
+    off = steps["step, epilogues off"]
+    table.add(**{"threads": threads, "batch": bs, "piece": "all matmuls", "count": len(shapes), "ms": total,
+                 "GFLOP/s": flops_all / total / 1e6, "share of step (epilogues off) %": 100 * total / off})
+    for name, ms in steps.items():
+        table.add(**{"threads": threads, "batch": bs, "piece": name, "count": 1, "ms": ms,
+                     "GFLOP/s": flops_all / ms / 1e6, "share of step (epilogues off) %": 100 * ms / off})
+    table.add(**{"threads": threads, "batch": bs, "piece": "step off - matmuls (all else)", "count": 1,
+                 "ms": off - total, "share of step (epilogues off) %": 100 * (off - total) / off})
+
+
 def peak_temporaries(bs: int, skip: tuple[str, ...]) -> int:
     """The memory plan's peak bytes of the training step after the default pipeline (tools/report.py)."""
     np.random.seed(0)
@@ -345,6 +418,10 @@ def main(argv=None) -> dict:
                   "off / on) and our step's time by piece (ms, compiled alone)",
                   ["threads", "batch", "torch.compile first 3 steps s", "peak temporaries, epilogues off",
                    "peak temporaries, epilogues on"] + [f"{p} ms" for p in PIECES])
+    mm_t = Table("matmuls", "Where our step's time goes: each matmul of the step compiled alone (with a copy of its "
+                 "result into a variable), their sum, and the whole step with the epilogue passes off and on "
+                 "(ms per call, median of 7 samples; GFLOP/s of the matmuls' 2 m n k)",
+                 ["threads", "batch", "piece", "count", "ms", "GFLOP/s", "share of step (epilogues off) %"])
     for threads in map(int, args.threads.split(",")):
         torch.set_num_threads(threads)
         opts = CompileOptions(threads=threads)
@@ -371,6 +448,7 @@ def main(argv=None) -> dict:
                        "ours / epilogues off": b["ours"] / b["ours, epilogues off"],
                        "ours / torch fused": b["ours"] / b["torch fused Adam"]})
             prof = profile_ours(bs, threads, 20 if bs <= 32 else 4)
+            profile_matmuls(bs, threads, 20 if bs <= 32 else 4, mm_t)
             extra.add(**{"threads": threads, "batch": bs, "torch.compile first 3 steps s": r["compile_s"],
                          "peak temporaries, epilogues off": peak_temporaries(bs, EPILOGUE_PASSES),
                          "peak temporaries, epilogues on": peak_temporaries(bs, ()),
@@ -378,7 +456,7 @@ def main(argv=None) -> dict:
             print(f"threads {threads} batch {bs}: {main_t.rows[-1]}", flush=True)
     cmd = "python benchmarks/mnist_train.py" + (" --quick" if args.quick else "") + (
         " --no-compile" if args.no_compile else "")
-    path = write_result("mnist_train", [main_t, b2b, extra], command=cmd,
+    path = write_result("mnist_train", [main_t, b2b, extra, mm_t], command=cmd,
                         settings={"threads": args.threads, "batches": args.batches, "limit_steps": limit,
                                   "rounds": rounds, "pause_s": PAUSE_S},
                         notes=[f"{rounds} interleaved rounds of {'50 / 5' if args.quick else '200 / 20'} steps "

@@ -11,7 +11,6 @@ refused, and the reason appended to graph.info["epilogue_refusals"], when
   - the result is a graph output, or is read by more than one op, or by an op that is not elementwise;
   - E's loop is not the result's shape (E would broadcast `c` or run a bigger loop);
   - E writes `c` in place, or writes a storage the matmul reads (a later tile would read updated data);
-  - E stores a single-element result (stored once after its loop; the matmul's tiles have no "after");
   - E already takes another matmul's result;
   - the matmul is not float, or a row of its result is wider than MAX_ROW_BYTES (the native epilogue
     holds whole rows of a tile in a stack buffer);
@@ -64,9 +63,6 @@ def refusal(mm: Op, readers: dict[int, list[Op]], taken: set[Op]) -> str | None:
     clash = [v.name for v in mm.inputs if v.storage in written]
     if clash:
         return f"{e.label} writes {clash[0]!r}, which the matmul reads"
-    single = [v.name for v in e.results if v.spec.nelms == 1 and c.spec.nelms != 1]
-    if single:
-        return f"{e.label} stores the single-element result {single[0]!r} once after its loop"
     if e in taken:
         return f"{e.label} already takes another matmul's result"
     return None

@@ -85,7 +85,6 @@ def _sink(t):
 REFUSALS = {
     "not-elementwise": (lambda a, w: _sink(ops.sum(a @ w)), "which is not elementwise"),
     "writes-an-operand": (lambda a, w: ops.var_updates.accumulate_(w, ops.tanh(_square(a, w))), "which the matmul reads"),
-    "single-element-result": (lambda a, w: _scalar_result(a, w), "single-element result"),
     "broadcast-loop": (lambda a, w: _sink(a @ w + popxl.variable(np.ones((2, 3, 5), np.float32), name="big")),
                        "runs a loop of shape (2, 3, 5)"),
 }
@@ -103,6 +102,14 @@ def _scalar_result(a, w):
     one = popxl.variable(np.asarray(1.0, np.float32), name="one")
     _sink(ops.exp(a @ w) * s)
     ops.var_updates.accumulate_(s, one)
+
+
+def test_a_single_element_result_stays_in_the_epilogue():
+    """exp(a @ w) * s and s <- s + 1 in one kernel: the backend stores s once after the tiles."""
+    work = check_passes(_program(_scalar_result), EPILOGUE)
+    (op,) = [o for o in work.main.ops if o.kind == "MatMulEpilogue"]
+    assert "s" in [op.inputs[i].name for i in op.modifies]
+    assert format_refusals(work) == ""
 
 
 @pytest.mark.parametrize("name", sorted(REFUSALS))

@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nonfinite", action="store_true", help="feed NaN and Inf through the host streams")
     ap.add_argument("--hostile", action="store_true",
                     help="bfloat16, casts of out-of-range/NaN values, constants written in place, bad host-fed indices")
+    ap.add_argument("--patterns", action="store_true",
+                    help="add steps shaped for particular passes (tools/fuzz/patterns.py: cse, constant folding, "
+                         "ScaledAdd folding, matmul prologues)")
     ap.add_argument("--no-shrink", action="store_true", help="save failing programs as generated")
     ap.add_argument("--budget", type=int, default=300, help="shrinking tries per failure (default 300)")
     ap.add_argument("--cache-dir", default=None, help="compile cache (default: a fresh temporary folder)")
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, seed in enumerate(range(args.seed, args.seed + args.programs)):
         if k and k % 50 == 0:
             print(f"... {k} programs, {len(summary)} failing, {time.perf_counter() - t0:.0f} s", flush=True)
-        program = random_program(seed, args.size, args.big, args.inplace_values, args.nonfinite, args.hostile)
+        program = random_program(seed, args.size, args.big, args.inplace_values, args.nonfinite, args.hostile,
+                                 args.patterns)
         found = check(program, cfgs, cache)
         for f in found:
             kinds[f.kind] = kinds.get(f.kind, 0) + 1

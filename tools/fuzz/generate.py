@@ -259,6 +259,9 @@ class Generator:
     def step_scaled_neg(self, b: Builder) -> dict | bool:
         return patterns.scaled_neg_step(self, b)
 
+    def step_prologue(self, b: Builder) -> dict | bool:
+        return patterns.prologue_step(self, b)
+
     # ------------------------------------------------------------ hostile (gen_hostile.py)
     def step_hconst(self, b: Builder) -> dict | bool:
         return gen_hostile.hconst_step(self, b)

@@ -4,6 +4,8 @@
 - "const":      arithmetic on a constant only                 (constant_fold evaluates it)
 - "scaled_neg": scaled_add_ with b = -lr, lr*-1, (-0.0)-lr,   (fold_neg_into_scaled_add)
                 0.0-lr or a constant
+- "prologue":   tanh(x) * 0.5 and/or y * 0.5 as the operands   (fuse_matmul_prologue)
+                of a 2-d matmul, transpose attributes random
 
 The generator side (which operands) and the build side (what ops) of each are here, so a recipe
 replays without the generator.
@@ -23,7 +25,7 @@ from .steps import _set, handler
 if TYPE_CHECKING:
     from .generate import Generator
 
-WEIGHTS = {"dup": 4, "const": 2, "scaled_neg": 5}
+WEIGHTS = {"dup": 4, "const": 2, "scaled_neg": 5, "prologue": 4}
 SCALE_FORMS = ("neg", "mul", "subz", "subp", "const")
 
 
@@ -51,7 +53,9 @@ def const_step(gen: "Generator", b: Builder) -> dict | bool:
 
 
 def scaled_neg_step(gen: "Generator", b: Builder) -> dict | bool:
-    p = gen.pick(b, lambda e: gen.can_update(e) and e.t.dtype.is_float)
+    # tanh(x) is inexact: only a tensor already compared within a tolerance may take it (an exact one is
+    # read bit for bit, also by steps before this update in the next run)
+    p = gen.pick(b, lambda e: gen.can_update(e) and e.t.dtype.is_float and not e.exact)
     if p is None:
         return False
     i, t = p
@@ -60,6 +64,26 @@ def scaled_neg_step(gen: "Generator", b: Builder) -> dict | bool:
     if h is None:
         return False
     return gen._apply(b, {"op": "scaled_neg", "form": gen.rng.choice(SCALE_FORMS), "in": [i, j, h[0]]})
+
+
+def prologue_step(gen: "Generator", b: Builder) -> dict | bool:
+    p = gen.pick(b, lambda e: e.t.rank == 2 and e.t.dtype.is_float and e.t.nelms <= 50_000)
+    if p is None:
+        return False
+    i, x = p
+    r = gen.rng
+    ta, tb = r.random() < 0.5, r.random() < 0.5
+    m, k = x.t.shape[::-1] if ta else x.t.shape
+    want = (None, k) if tb else (k, None)  # y is (n, k) when transposed, else (k, n)
+    q = gen.pick(b, lambda e: e.t.rank == 2 and e.t.dtype == x.t.dtype and e.t.nelms <= 50_000 and all(
+        w is None or w == d for w, d in zip(want, e.t.shape)))
+    if q is None:
+        return False
+    j, y = q
+    on = r.choice(["a", "b", "ab"])
+    bound = k * (0.5 if "a" in on else x.bound) * (0.5 * y.bound if "b" in on else y.bound)
+    step = {"op": "prologue", "on": on, "ta": ta, "tb": tb, "in": [i, j]}
+    return gen._apply(b, gen._out(step, bound, True))
 
 
 # ---------------------------------------------------------------- build side
@@ -87,3 +111,18 @@ def _scaled_neg(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
     t.tol = max(t.tol, tol)
     t.bound += 1.0
     t.updates += 1
+
+
+@handler("prologue")
+def _prologue(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
+    from compiler.popxl.ops._emit import emit_op, out
+
+    x, y = ins
+
+    def fn() -> Any:
+        a = ops.tanh(x.t) * 0.5 if "a" in s["on"] else x.t
+        w = y.t * 0.5 if "b" in s["on"] else y.t
+        return out(emit_op("MatMul", {"a": a, "b": w}, {"transpose_a": s["ta"], "transpose_b": s["tb"]}))
+    t, tol = b.traced(fn, x.tol, y.tol)
+    k = x.t.shape[0] if s["ta"] else x.t.shape[1]
+    _set(b, s, t, tol, k * (0.5 if "a" in s["on"] else x.bound) * (0.5 * y.bound if "b" in s["on"] else y.bound))

@@ -117,6 +117,9 @@ def _matmul_epilogue(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     for v in list(op.inputs) + op.results:
         seen.setdefault(v.storage, v)
     run_tiles(m, gl, fn, [gl.p(seen[s]) for s in params], count, par)
+    if emit.single_js:  # after every tile has read the old values
+        EpilogueEmitter(m, gl.b, ep, lambda v: gl.b.bitcast(gl.p(v), storage_type(v.dtype).as_pointer()), c.shape,
+                        (len(a.shape) == 1, len(w.shape) == 1)).store_single()
 
 
 class EpilogueEmitter:
@@ -134,7 +137,12 @@ class EpilogueEmitter:
         for j, v in enumerate(ep.results):
             if v.storage not in newest or ep.results[newest[v.storage]].version < v.version:
                 newest[v.storage] = j
-        self.store_js = sorted(newest.values())
+        # single-element results (a step counter's t + 1 next to the update reading t) depend only on
+        # single-element inputs; a tile must not store them (another tile, maybe on another thread, still
+        # reads the old value): the caller stores them once after every tile has run (store_single)
+        single = c_shape and any(d != 1 for d in c_shape)
+        self.single_js = [j for j in sorted(newest.values()) if single and ep.results[j].spec.nelms == 1]
+        self.store_js = [j for j in sorted(newest.values()) if j not in self.single_js]
         self.uniform: set[int] = set()
         for i, n in enumerate(self.expr.nodes):
             if n.prim is Prim.input:
@@ -145,6 +153,16 @@ class EpilogueEmitter:
         self.vals: dict[int, ir.Value] = {}
         for i in sorted(self.uniform):
             self.compute(i, {}, c64(0), None)
+        lost = [ep.results[j].name for j in self.single_js if self.expr.outputs[j] not in self.uniform]
+        if lost:
+            raise AssertionError(f"{ep.label}: single-element result {lost[0]!r} depends on per-element values")
+
+    def store_single(self) -> None:
+        """Store the single-element results, computed from the inputs' values before any tile ran (call it
+        on an emitter built in the caller, after the tiles)."""
+        for j in self.single_js:
+            v = self.ep.results[j]
+            self.b.store(to_storage(self.b, self.vals[self.expr.outputs[j]], v.dtype), self.typed(v))
 
     def compute(self, i: int, idx: dict[int, ir.Value], c_idx: ir.Value, c_ptr: ir.Value | None) -> None:
         b, n = self.b, self.expr.nodes[i]

@@ -112,6 +112,26 @@ def test_in_place_update_in_the_epilogue(ta, tb):
     check("vs interpreter", want["w"], ref["w"], atol=1e-4)
 
 
+def test_a_single_element_result_is_stored_once_after_the_tiles():
+    """w <- w - 0.01 * tanh(x^T @ dy) * t and t <- t + 1 in one epilogue, over three steps and tiles shared
+    among threads: every tile reads the step's t, and t grows by exactly one per step."""
+    arrays = {"x": _normal((19, 301), 4), "dy": _normal((19, 133), 5), "w": _normal((301, 133), 6),
+              "t": np.asarray(1.0, np.float32), "one": np.asarray(1.0, np.float32)}
+
+    def body(t):
+        g = out(emit_op("MatMul", {"a": t["x"], "b": t["dy"]}, {"transpose_a": True}))
+        ops.scaled_add_(t["w"], ops.tanh(g) * t["t"], b=-0.01)
+        ops.var_updates.accumulate_(t["t"], t["one"])
+        return None
+    build = program(arrays, body)
+    (op,) = [o for o in optimise(build(), CompileOptions()).main.ops if o.kind == "MatMulEpilogue"]
+    assert sorted(op.inputs[i].name for i in op.modifies) == ["t", "w"]
+    want = _fused_equals_unfused(build, runs=3)
+    assert want["t"] == 4.0
+    ref, _ = run_session(build(), "interpreter", None, 3, CompileOptions(level=0))
+    check("vs interpreter", want["w"], ref["w"], atol=1e-4)
+
+
 def _mnist(bs: int):
     """A builder of the tutorial's training step (fp32 Adam state) and the inputs of one step."""
     sys.path.insert(0, str(ROOT / "examples"))
