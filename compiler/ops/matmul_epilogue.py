@@ -33,7 +33,7 @@ import numpy as np
 
 from compiler.ir import Op, TensorSpec, Value
 
-from .registry import OpDef, register, run_reference
+from .registry import OpDef, get, register, run_reference
 
 # what one operand's inputs are: its index range in op.inputs
 Layout = tuple[range, range, range]
@@ -113,11 +113,30 @@ def expand(op: Op) -> list[Op]:
 
 
 def _infer(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
-    counts = [int(p[1]) for p in a.get("prologues", ())]
-    if sorted(int(p[0]) for p in a.get("prologues", ())) not in ([], [0], [1], [0, 1]) or any(n < 1 for n in counts):
-        raise ValueError("prologues must name slot 0 (a) and/or 1 (b) once each, each with at least one input")
-    if len(s) < 2 + sum(counts) - len(counts):
-        raise ValueError(f"{len(s)} inputs cannot hold both operands' inputs ({counts} for the prologues)")
+    """The results' specs (out_specs), after checking that the prologues, operands and c_spec agree (a saved
+    file naming other shapes would make the backend read outside its buffers)."""
+    pros = {int(p[0]): p for p in a.get("prologues", ())}
+    if sorted(pros) not in ([], [0], [1], [0, 1]) or len(pros) != len(a.get("prologues", ())):
+        raise ValueError("prologues must name slot 0 (a) and/or 1 (b), once each")
+    specs = list(s.values())
+    counts = [int(pros[k][1]) if k in pros else 1 for k in (0, 1)]
+    if min(counts) < 1 or len(specs) < sum(counts):
+        raise ValueError(f"{len(specs)} inputs cannot hold the operands' inputs ({counts[0]} and {counts[1]})")
+    operands = []
+    for k, start in ((0, 0), (1, counts[0])):
+        if k not in pros:
+            operands.append(specs[start])
+            continue
+        shape, dtype = pros[k][3]
+        shape = tuple(int(d) for d in shape)
+        for x in specs[start:start + counts[k]]:
+            if np.broadcast_shapes(x.shape, shape) != shape:
+                raise ValueError(f"prologue {'ab'[k]}: an input of shape {x.shape} does not broadcast to {shape}")
+        operands.append(TensorSpec(shape, dtype))
+    attrs = {k: a[k] for k in ("transpose_a", "transpose_b") if a.get(k)}
+    (c,) = get("MatMul").infer({"a": operands[0], "b": operands[1]}, attrs)
+    if c != TensorSpec(tuple(a["c_spec"][0]), a["c_spec"][1]):
+        raise ValueError(f"c_spec {a['c_spec']} is not the matmul's result {c}")
     return [TensorSpec(tuple(sh), dt) for sh, dt in a["out_specs"]]
 
 

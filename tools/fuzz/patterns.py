@@ -25,7 +25,7 @@ from .steps import _set, handler
 if TYPE_CHECKING:
     from .generate import Generator
 
-WEIGHTS = {"dup": 4, "const": 2, "scaled_neg": 5, "prologue": 4}
+WEIGHTS = {"dup": 4, "const": 2, "scaled_neg": 5, "prologue": 8}
 SCALE_FORMS = ("neg", "mul", "subz", "subp", "const")
 
 
