@@ -170,14 +170,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--iters", type=int, default=4, help="iterations per variant per round")
     ap.add_argument("--quick", action="store_true", help="fewer rounds, smaller transformer batch")
+    ap.add_argument("--models", default="", help="only the models whose names contain one of these comma-separated "
+                    "words (e.g. 'conv'); the result is then not written")
     args = ap.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
     loop = Table("loop", "AdamW inside a training loop: ms per step right after backward, and per iteration",
                  ["model", "params", "tensors", *(f"step ms {k}" for k in VARIANTS), "step ours/fused",
                   *(f"iteration ms {k}" for k in VARIANTS), "iteration ours/fused"])
+    words = [w for w in args.models.split(",") if w]
     for name, (make, batch) in _models(args.quick).items():
+        if words and not any(w in name for w in words):
+            continue
         loop.add(**loop_row(name, make, batch, rounds, args.iters))
         print(table(loop.rows[-1:], loop.columns), flush=True)
+    if words:
+        return {"loop": loop.rows}
     over = Table("overhead", "AdamW fixed cost per step on tiny tensors (us, step alone)",
                  ["tensors", "elements each", *(f"us {k}" for k in VARIANTS), "ours/fused"])
     over.add(**overhead_row(rounds * 2, 50 if args.quick else 200))

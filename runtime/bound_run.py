@@ -7,17 +7,27 @@ C-contiguity, writeability, no written buffer overlapping another) and keeps the
 call then costs one native call. The `movable` variables (read-only inputs whose memory moves from
 call to call, such as gradients that autograd allocates afresh) can be re-pointed with `repoint`:
 the caller vouches that the new memory has the checked shape and dtype and is C-contiguous (it
-checks its own tensors' metadata), and `repoint` checks, vectorised, that no new span overlaps a
-buffer the program writes.
+checks its own tensors' metadata), and `repoint` checks that no new span overlaps a buffer the
+program writes.
+
+Plain Python over lists here, not numpy: the drop-in calls this right after a torch backward, whose
+data has just evicted everything from the caches, and then every numpy call on a handful of
+elements costs microseconds. Re-pointing the 8 gradients of benchmarks/torch_loop.py's conv net
+took ~100 us as numpy's searchsorted and fancy indexing, a few us as `bisect` over lists
+(benchmarks/torch_step_profile.py splits the step right after backward into its parts).
 """
 from __future__ import annotations
 
 import ctypes
+from bisect import bisect_left
+from itertools import repeat
+from operator import add, gt, sub
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .buffers import first_overlap
+from .openmp import forked_child
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -51,41 +61,46 @@ class BoundRun:
             n1, n2 = (ex._checks[k][3] for k in hit)
             raise ValueError(f"variables {n1!r} and {n2!r} share memory, and the program writes at least one "
                              "of them in place; pass separate arrays (e.g. a copy of one)")
-        self._slots = np.array([slot[v] for v in movable], np.intp)
+        self._slots = [slot[v] for v in movable]
         bad = [ex._checks[k][3] for k in self._slots if k in ex._written or not nbytes[k]]
         if bad:
             raise ValueError(f"bind: {bad} cannot move between calls (written in place, or empty)")
-        self._nbytes = np.array([nbytes[k] for k in self._slots], np.int64)
-        # the written spans, disjoint (checked above) and sorted: a moved span overlaps one iff it
-        # overlaps the last one starting before its end
+        self._nbytes = [nbytes[k] for k in self._slots]
+        # the written spans, disjoint (checked above) and sorted, after a sentinel span [0, 0): a moved
+        # span [a, a + n) overlaps one iff it overlaps the last one starting before a + n
         w = sorted((lo, hi) for lo, hi, k in spans if k in ex._written and hi > lo)
-        self._w_lo = np.array([lo for lo, _ in w] or [0], np.int64)
-        self._w_hi = np.array([hi for _, hi in w] or [0], np.int64)
-        self._view = np.frombuffer(self._table, np.uintp)  # writes go straight into the ctypes table
-        self._moved = [int(a) for a in self._view[self._slots]]
+        self._w_lo = [0] + [lo for lo, _ in w]
+        self._w_hi = [0] + [hi for _, hi in w]
+        self._moved = [self._table[k] for k in self._slots]
+        self._set = self._table.__setitem__
+        # the entry point's arguments never change: the table, the (empty) stream tables, the
+        # workspace, one iteration, the runtime struct
+        self._args = (_addressof(self._table), _addressof(ex._h2d), _addressof(ex._d2h), ex._ws.ctypes.data, 1,
+                      _addressof(ex._rt))
 
     def repoint(self, addresses: list[int]) -> None:
         """Point the movable variables (in bind's order) at new memory of the checked shape and dtype."""
         if addresses == self._moved:
             return
-        a = np.array(addresses, np.int64)
-        if a.shape != self._slots.shape:
+        if len(addresses) != len(self._slots):
             raise ValueError(f"repoint: expected {len(self._slots)} addresses, got {len(addresses)}")
-        if not a.all():
+        if not all(addresses):
             raise ValueError("repoint: a NULL address")
-        i = np.searchsorted(self._w_lo, a + self._nbytes, "left") - 1
-        clash = (i >= 0) & (self._w_hi[np.maximum(i, 0)] > a)
-        if clash.any():
-            k = int(self._slots[int(np.argmax(clash))])
-            raise ValueError(f"variable {self._ex._checks[k][3]!r} now shares memory with a buffer the program "
-                             "writes in place; pass separate arrays")
-        self._view[self._slots] = a
+        lo, hi = self._w_lo, self._w_hi
+        last = map(sub, map(bisect_left, repeat(lo), map(add, addresses, self._nbytes)), repeat(1))
+        if any(map(gt, map(hi.__getitem__, last), addresses)):
+            j = next(j for j, (a, nb) in enumerate(zip(addresses, self._nbytes))
+                     if hi[bisect_left(lo, a + nb) - 1] > a)
+            raise ValueError(f"variable {self._ex._checks[self._slots[j]][3]!r} now shares memory with a buffer "
+                             "the program writes in place; pass separate arrays")
+        list(map(self._set, self._slots, addresses))
         self._moved = addresses
 
     def __call__(self) -> None:
         ex = self._ex
         with ex._lock:
-            rc = ex._fn(_addressof(self._table), _addressof(ex._h2d), _addressof(ex._d2h), ex._ws.ctypes.data, 1,
-                        _addressof(ex._rt))
+            # libgomp's workers do not survive fork: a forked child stays out of the runtime (openmp.py)
+            ex._rt.num_threads = 1 if forked_child() else ex.threads
+            rc = ex._fn(*self._args)
         if rc:
             ex._raise_for(rc)

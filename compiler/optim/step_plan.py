@@ -6,8 +6,11 @@ key, a `StepPlan` keeps what they bound; later steps re-check, in C-level passes
 no per-tensor Python code), everything that could invalidate it, and make one native call:
 
 - the param groups: the same list, the same group dicts holding the same parameters, the same
-  compile-time options (hyper-parameters are copied into the kernel's float64 inputs each step, so
-  schedulers never rebuild anything);
+  compile-time options (hyper-parameters are copied into the kernel's float64 inputs when they
+  change, so schedulers never rebuild anything). A group whose entries are all immutable (numbers,
+  strings, None, tuples of them) is compared with a snapshot of its entries in one C-level pass,
+  and only a changed group goes through `_group_spec`; a group holding a tensor (an lr tensor can be
+  changed in place) goes through it every step;
 - the parameters: the same data pointers and version counters (`p.data = ...` moves the pointer,
   `p.set_(...)` bumps the version; our kernel writes through numpy and bumps neither);
 - the state: the same `optimizer.state` dict holding the same per-parameter dicts holding the same
@@ -52,6 +55,7 @@ class StepPlan:
         self.state_values = list(opt.state.values())
         self.all_groups = [(g, tuple(g["params"])) for g in opt.param_groups]
         self.groups = groups
+        self.snapshots = [_snapshot(g) for g, _, _ in groups]
         self.all_params = [p for g in opt.param_groups for p in g["params"]]
         self.nones = [p.grad is None for p in self.all_params]
         self.params = params
@@ -86,11 +90,16 @@ class StepPlan:
             ps = group["params"]
             if group is not planned or len(ps) != len(params) or not all(map(is_, ps, params)):
                 return None
-        for group, flags, hyper in self.groups:
+        snapshots = self.snapshots
+        for i, (group, flags, hyper) in enumerate(self.groups):
+            snap = snapshots[i]
+            if snap is not None and len(group) == snap[0] and list(map(getitem, repeat(group), snap[1])) == snap[2]:
+                continue
             f, h, _ = group_spec(group)
             if f != flags:
                 return None
             hyper[:] = h
+            snapshots[i] = _snapshot(group)
         state = opt.state
         if (state is not self.state or len(state) != len(self.state_values)
                 or not all(map(is_, state.values(), self.state_values))):
@@ -108,3 +117,17 @@ class StepPlan:
             return None
         return grads
 
+
+
+_IMMUTABLE = (float, int, str, type(None))  # bool is an int
+
+
+def _snapshot(group: dict) -> tuple[int, list, list] | None:
+    """(size, keys, values) of a group's entries besides "params" when every value is immutable (so
+    equal values later mean the same hyper-parameters), else None: the group is read every step."""
+    keys = [k for k in group if k != "params"]
+    values = [group[k] for k in keys]
+    if all(isinstance(v, _IMMUTABLE) or (type(v) is tuple and all(isinstance(x, _IMMUTABLE) for x in v))
+           for v in values):
+        return len(group), keys, values
+    return None

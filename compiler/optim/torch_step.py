@@ -92,14 +92,21 @@ class CompiledStep:
         """How many kernels this optimizer has compiled (lr changes never add one)."""
         return self._rt().compiles
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        if closure is None:  # the steady state: no torch op runs, so no grad-mode switch either
+            plan = self._rt().plan
+            if plan is not None and plan.step(self, self._group_spec):
+                return None
+        return self._step(closure)
+
+    @torch.no_grad()
+    def _step(self, closure: Callable[[], Any] | None) -> Any:
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         rt = self._rt()
-        if rt.plan is not None and rt.plan.step(self, self._group_spec):
+        if closure is not None and rt.plan is not None and rt.plan.step(self, self._group_spec):
             return loss
         rt.plan = None
         rt.slow_steps += 1
