@@ -15,6 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from compiler.optim.torch import SGD, Adam, AdamW  # noqa: E402
+from compiler.options import CompileOptions  # noqa: E402
 
 PAIRS = [
     (SGD, torch.optim.SGD, dict(lr=1e-2, momentum=0.9), 0.0),
@@ -197,3 +198,90 @@ def test_changes_between_fast_steps_are_noticed(case, ours, ref, kw, tol):
     for net, opt in ((a, oa), (b, ob)):  # and the steps after it
         _loop(net, opt, 3, seed=5)
     _same(a, b, tol)
+
+
+@pytest.mark.parametrize("ours,ref,kw,tol", PAIRS[1:2], ids=IDS[1:2])
+def test_hyper_parameters_reach_the_fast_step_however_they_change(ours, ref, kw, tol):
+    """A plain float replaced, a betas tuple replaced, a key added, and an lr tensor changed in place (a
+    group holding a tensor is read every step, since its value can change without the dict changing)."""
+    kw = dict(kw, foreach=False)
+    a, oa, b, ob = _twins(_mlp, ours, ref, kw)
+    changes = [lambda g: g.update(lr=0.03), lambda g: g.update(betas=(0.8, 0.99)), lambda g: g.update(note="x"),
+               lambda g: g.update(lr=torch.tensor(0.02)), lambda g: g["lr"].fill_(0.005), lambda g: None,
+               lambda g: g["lr"].fill_(0.04), lambda g: g.update(lr=0.01)]
+    for net, opt in ((a, oa), (b, ob)):
+        _loop(net, opt, 3)
+        for i, change in enumerate(changes):
+            change(opt.param_groups[0])
+            _loop(net, opt, 1, seed=10 + i)
+    _same(a, b, tol)
+    assert _slow_steps(oa) == 2 and oa.compiles == 1
+
+
+def test_a_forked_child_steps_through_the_bound_plan_on_one_thread():
+    """libgomp's workers do not survive fork: the steady-state step in a child of a process whose step ran
+    parallel regions must stay out of the runtime (it hung there), and still update like the parent."""
+    import os
+    import signal
+
+    p = torch.nn.Parameter(torch.randn(1 << 18, generator=torch.Generator().manual_seed(0)))
+    opt = Adam([p], lr=1e-2, compile_options=CompileOptions(device="cpu", level=3, threads=2))
+    for _ in range(3):
+        p.grad = torch.ones_like(p)
+        opt.step()
+    assert opt._rt().plan is not None
+    p.grad = torch.full_like(p, 0.5)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one step through the plan, its result to the parent
+        try:
+            signal.alarm(60)
+            opt.step()
+            os.write(w, b"ok" if _slow_steps(opt) == 2 else b"slow")
+            os.write(w, p.detach().numpy().tobytes())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        got = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and got[:2] == b"ok", (status, got[:4])
+    opt.step()  # the parent does the same step
+    assert got[2:] == p.detach().numpy().tobytes()
+
+
+def test_repoint_refuses_exactly_the_spans_that_overlap_a_written_buffer():
+    """Gradient addresses around every buffer the kernel writes (touching either end, one byte into it,
+    inside, covering it): repoint raises iff the new span overlaps one (brute force decides), and a
+    refused repoint leaves the table as it was."""
+    net = _mlp()
+    opt = Adam(net.parameters(), lr=1e-2)
+    _loop(net, opt, 3)
+    bound = opt._rt().plan.bound
+    ex = bound._ex
+    written = [(a, a + ex._checks[k][4]) for k, a in enumerate(bound._table) if k in ex._written]
+    sizes = bound._nbytes
+    before = list(bound._table)
+    good = list(bound._moved)
+    tried = refused = 0
+    for lo, hi in written:
+        for j, nb in enumerate(sizes):
+            for a in (lo - nb, lo - nb + 1, lo, hi - 1, hi, lo + (hi - lo) // 2, lo - nb - 8, hi + 8):
+                addresses = list(good)
+                addresses[j] = a
+                want = any(x < whi and x + n > wlo for x, n in zip(addresses, sizes) for wlo, whi in written)
+                tried += 1
+                try:
+                    bound.repoint(addresses)
+                except ValueError as e:
+                    assert want and "shares memory" in str(e), (addresses, e)
+                    assert list(bound._table) == before
+                    refused += 1
+                else:
+                    assert not want, addresses
+                    bound.repoint(good)
+    assert 0 < refused < tried
+    with pytest.raises(ValueError, match="NULL"):
+        bound.repoint([0] * len(sizes))
+    with pytest.raises(ValueError, match="expected"):
+        bound.repoint(good[:-1])
