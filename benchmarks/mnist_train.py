@@ -48,7 +48,7 @@ def initial_weights(bs: int, seed: int) -> dict[str, np.ndarray]:
     """The initial variables mnist_adam.train draws for this seed, by name (fc1.weight, ...)."""
     np.random.seed(seed)
     ir, _, variables, _ = mnist_adam.train_ir(bs)
-    return {k: ir.variables[t._value.id].copy() for k, t in variables.named_tensors.items()}
+    return {k: ir.core.variables[t._value.id].copy() for k, t in variables.named_tensors.items()}
 
 
 def torch_net(init: dict[str, np.ndarray]):
@@ -365,7 +365,7 @@ def profile_matmuls(bs: int, threads: int, reps: int, table: "Table") -> None:
 def peak_temporaries(bs: int, skip: tuple[str, ...]) -> int:
     """The memory plan's peak bytes of the training step after the default pipeline (tools/report.py)."""
     np.random.seed(0)
-    ir = clone(mnist_adam.train_ir(bs, 1e-3, popxl.float32)[0])
+    ir = clone(mnist_adam.train_ir(bs, 1e-3, popxl.float32)[0].core)
     run_pipeline(ir, level=2, skip=skip)
     return peak_bytes(ir)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,13 +23,33 @@ from runtime import Executable, Interpretable
 BACKENDS = {"llvm": "compiler.backends.llvm.backend", "onnx": "compiler.backends.onnx",
             "poplar": "compiler.backends.poplar"}
 
-__all__ = ["CompileOptions", "Executable", "compile", "replicated", "processes", "optimise", "lower", "emit",
+__all__ = ["CompileOptions", "Executable", "HoldsIr", "program_of", "compile", "replicated", "processes", "optimise", "lower", "emit",
            "emit_all", "export_onnx",
            "emit_poplar", "reference_executable", "save_checkpoint", "load_checkpoint"]
 
 
-def optimise(ir: Ir, options: CompileOptions) -> Ir:
+class HoldsIr(Protocol):
+    """A front end's Ir (popxl.Ir): the program it builds is its `core`."""
+
+    core: Ir
+
+
+def program_of(ir: Ir | HoldsIr) -> Ir:
+    """The core program of what a caller passed: a `compiler.ir.Ir` itself, or a front end's Ir that
+    holds one as `.core` (`popxl.Ir`). Every entry point below, the popxl Session and the tools unwrap
+    here, so nothing under the driver ever meets a front-end object."""
+    if isinstance(ir, Ir):
+        return ir
+    core = getattr(ir, "core", None)
+    if isinstance(core, Ir):
+        return core
+    raise TypeError(f"expected a program to compile: a compiler.ir.Ir or a front end's Ir holding one as `.core` "
+                    f"(popxl.Ir), got {type(ir).__name__}")
+
+
+def optimise(ir: Ir | HoldsIr, options: CompileOptions) -> Ir:
     """A copy of `ir` with the pass pipeline applied (the user's Ir is left as built)."""
+    ir = program_of(ir)
     work = clone(ir)
     if options.level > 0:
         run_pipeline(work, level=options.level, skip=options.skip, verify_each=options.verify_each,
@@ -37,12 +57,13 @@ def optimise(ir: Ir, options: CompileOptions) -> Ir:
     return work
 
 
-def lower(ir: Ir, backend: str, options: CompileOptions | None = None) -> Any:
+def lower(ir: Ir | HoldsIr, backend: str, options: CompileOptions | None = None) -> Any:
     """Verify `ir`, run the pipeline once and hand the result to `backend`'s lower: NativeCode
     ("llvm"), an onnx.ModelProto ("onnx") or a Poplar program in memory ("poplar")."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     options = options or CompileOptions()
+    ir = program_of(ir)
     verify(ir, "before compilation")
     if ir.externals and backend != "llvm":
         names = [ir.main.values[vid].name for vid in ir.externals]
@@ -52,9 +73,10 @@ def lower(ir: Ir, backend: str, options: CompileOptions | None = None) -> Any:
     return importlib.import_module(BACKENDS[backend]).lower(optimise(ir, options), options)
 
 
-def compile(ir: Ir, options: CompileOptions | None = None) -> Executable:
+def compile(ir: Ir | HoldsIr, options: CompileOptions | None = None) -> Executable:
     """Something to run `ir` with: native code for device "cpu", the interpreter for "interpreter"."""
     options = options or CompileOptions()
+    ir = program_of(ir)
     if options.device not in DEVICES:
         raise ValueError(f"unknown device {options.device!r}; supported: {', '.join(DEVICES)}")
     if options.device == "cpu":
@@ -66,9 +88,10 @@ def compile(ir: Ir, options: CompileOptions | None = None) -> Executable:
     return replicated(runtime.load(Interpretable(optimise(ir, options))), ir, options)
 
 
-def replicated(exe: Any, ir: Ir, options: CompileOptions) -> Any:
+def replicated(exe: Any, ir: Ir | HoldsIr, options: CompileOptions) -> Any:
     """With replication > 1: the replicas this process hosts (runtime/replicas.py), meeting the other
     processes' replicas through MPI when launched by mpiexec (runtime/mpi.py)."""
+    ir = program_of(ir)
     n = ir.replication_factor
     if n == 1:  # nothing to meet: under mpiexec every process runs its own copy
         return exe
@@ -98,35 +121,37 @@ def processes() -> tuple[int, int]:
     return (w.rank, w.size) if w is not None else (0, 1)
 
 
-def reference_executable(ir: Ir, options: CompileOptions) -> Executable:
+def reference_executable(ir: Ir | HoldsIr, options: CompileOptions) -> Executable:
     """The numpy interpreter over `ir` as built (used to name the op behind a non-finite value)."""
-    return runtime.load(Interpretable(ir, check_finite=options.check_finite))
+    return runtime.load(Interpretable(program_of(ir), check_finite=options.check_finite))
 
 
-def emit(ir: Ir, kind: str, path: str | Path, options: CompileOptions | None = None) -> Path:
+def emit(ir: Ir | HoldsIr, kind: str, path: str | Path, options: CompileOptions | None = None) -> Path:
     """Write one ahead-of-time LLVM output (ll, asm, obj, so, header) of the optimised `ir` to `path`."""
     from compiler.backends.llvm import emit as llvm_emit
 
     options = options or CompileOptions()
     if kind not in llvm_emit.KINDS:  # before any work: a typo should not cost a compile
         raise ValueError(f"unknown output kind {kind!r}; choose one of {', '.join(llvm_emit.KINDS)}")
+    ir = program_of(ir)
     verify(ir, "before compilation")
     return llvm_emit.write(optimise(ir, options), (kind,), [Path(path)], options)[0]
 
 
-def emit_all(ir: Ir, out_dir: str | Path, options: CompileOptions | None = None,
+def emit_all(ir: Ir | HoldsIr, out_dir: str | Path, options: CompileOptions | None = None,
              kinds: tuple[str, ...] | None = None) -> list[Path]:
     """Write every ahead-of-time LLVM output (or those in `kinds`) into `out_dir` (one compile)."""
     from compiler.backends.llvm import emit as llvm_emit
 
     options = options or CompileOptions()
     kinds = llvm_emit.KINDS if kinds is None else tuple(kinds)
+    ir = program_of(ir)
     verify(ir, "before compilation")
     paths = llvm_emit.default_paths(out_dir, options.prefix, kinds)
     return llvm_emit.write(optimise(ir, options), kinds, paths, options)
 
 
-def export_onnx(ir: Ir, path: str | Path, options: CompileOptions | None = None) -> Any:
+def export_onnx(ir: Ir | HoldsIr, path: str | Path, options: CompileOptions | None = None) -> Any:
     """Write the ONNX model of one step of the optimised `ir` to `path`; returns the model."""
     model = lower(ir, "onnx", options)  # says what to install when onnx is missing
     import onnx
@@ -135,7 +160,7 @@ def export_onnx(ir: Ir, path: str | Path, options: CompileOptions | None = None)
     return model
 
 
-def emit_poplar(ir: Ir, out_dir: str | Path, options: CompileOptions | None = None) -> list[Path]:
+def emit_poplar(ir: Ir | HoldsIr, out_dir: str | Path, options: CompileOptions | None = None) -> list[Path]:
     """Write the Poplar C++ program folder of the optimised `ir` into `out_dir`."""
     from compiler.backends import poplar
 

@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from compiler import popxl  # noqa: E402
-from compiler.driver import CompileOptions  # noqa: E402
+from compiler.driver import CompileOptions, program_of  # noqa: E402
 
 
 def run_session(ir: Any, device: str = "interpreter", inputs: dict | None = None, runs: int = 1,
@@ -26,8 +26,9 @@ def run_session(ir: Any, device: str = "interpreter", inputs: dict | None = None
         for _ in range(runs):
             res = sess.run(inputs or {})
             outs.append({getattr(k, "name", k): v for k, v in res.items()})
-    names = {vid: ir.main.values[vid].name for vid in ir.variables}
-    data = {names[vid]: sess._host[vid].copy() for vid in ir.variables}
+    core = program_of(ir)
+    names = {vid: core.main.values[vid].name for vid in core.variables}
+    data = {names[vid]: sess._host[vid].copy() for vid in core.variables}
     return data, outs
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from compiler.driver import HoldsIr, program_of
 from compiler.ir import Ir
 from compiler.ir.clone import clone
 from passes.pipeline import run_pipeline
@@ -36,7 +37,9 @@ def peak_bytes(ir: Ir) -> int:
     return sum(g.memory_plan.peak_bytes for g in ir.graphs.values() if g.memory_plan is not None)
 
 
-def report(name: str, ir: Ir) -> list[str]:
+def report(name: str, ir: Ir | HoldsIr) -> list[str]:
+    """Ops, graphs and temporary bytes of `ir` (a core Ir or a popxl.Ir) before and after the level-2 pipeline."""
+    ir = program_of(ir)
     after = clone(ir)
     run_pipeline(after, level=2)
     plan_peak = peak_bytes(after)
@@ -53,9 +56,10 @@ def report(name: str, ir: Ir) -> list[str]:
     ]
 
 
-def shard_report(name: str, ir: Ir) -> list[str]:
+def shard_report(name: str, ir: Ir | HoldsIr) -> list[str]:
     """Optimizer-state bytes each replica holds without and with shard_weight_update (the state being the
     variables the pass shards), and what it refused."""
+    ir = program_of(ir)
     after = clone(ir)
     run_pipeline(after, level=2, enable=("shard_weight_update",))
     n = ir.replication_factor

@@ -14,6 +14,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from compiler.driver import program_of
 from compiler.ir import Graph, Ir
 from compiler.ir.clone import clone
 from compiler.ir.serialize import IRFormatError
@@ -34,7 +35,7 @@ def _split(target: str) -> tuple[Path, str]:
 
 
 def load_target(target: str) -> Ir:
-    """The Ir that TARGET names (see the module docstring)."""
+    """The core Ir that TARGET names (see the module docstring); a `build_ir()` may return a popxl.Ir."""
     path, func = _split(target)
     if not path.is_file():
         raise TargetError(f"{target}: no such file; TARGET is a saved IR (ir.save) or a Python file defining build_ir()")
@@ -59,9 +60,11 @@ def load_target(target: str) -> Ir:
                           "first item is the Ir), or name another function as FILE.py:FUNC")
     out = build()
     ir = out[0] if isinstance(out, tuple) and out else out
-    if not isinstance(ir, Ir):
-        raise TargetError(f"{path}: {func}() returned {type(ir).__name__}, not an Ir (or a tuple starting with one)")
-    return ir
+    try:  # a popxl.Ir or a core Ir: the tools work on the core program
+        return program_of(ir)
+    except TypeError:
+        raise TargetError(f"{path}: {func}() returned {type(ir).__name__}, not an Ir (or a tuple starting with "
+                          "one)") from None
 
 
 def pass_names() -> list[str]:

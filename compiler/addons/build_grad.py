@@ -153,7 +153,7 @@ def create_grad_graph(module: "Module", fwd: "GraphWithNamedArgs", grads_provide
         val = g.resolve(v._value)
         if not any(o is val for o in fwd_outs):
             fwd_outs.append(val)
-    sync_call_sites(ir, g._g)
+    sync_call_sites(ir.core, g._g)
     info = GradInfo(grad._g, g._g,
                     [("grad", t._value) for t in provided] +
                     [("fwd", g.resolve(v._value)) for v in module.aux.grad_to_fwd.values()],

@@ -15,9 +15,6 @@ from .ir import Ir
 from .op import Op
 from .value import Value
 
-# attributes of a (popxl) Ir that belong to the user's front-end objects, not to the program
-_FRONTEND_STATE = ("_wrappers", "_stream_handles")
-
 
 class _Copier:
     def __init__(self, ir: Ir) -> None:
@@ -96,14 +93,11 @@ def clone(ir: Ir) -> Ir:
     c = _Copier(ir)
     new = object.__new__(type(ir))
     c.memo[id(ir)] = new
-    for name in _FRONTEND_STATE:
-        if hasattr(ir, name):
-            setattr(new, name, {})
     new.graphs = {gid: c.get(gr) for gid, gr in ir.graphs.items()}
     new.main = c.get(ir.main)
     c.run()
     for name, val in vars(ir).items():
-        if name in ("graphs", "main") or name in _FRONTEND_STATE:
+        if name in ("graphs", "main"):
             continue
         if name in ("variables", "constants", "streams"):
             setattr(new, name, dict(val))  # arrays and frozen Stream records are shared

@@ -55,7 +55,7 @@ def variable(data: Any, dtype: Any = None, name: str | None = None, downcast: bo
              replica_grouping: Any = None, **_: Any) -> Variable:
     """A variable of the main graph, initialised with `data`."""
     g = gcg()
-    if g._g is not g.ir.main:
+    if g._g is not g.ir.core.main:
         raise ValueError(
             f"popxl.variable({name or 't'!r}) was called while building graph {g.name!r}; variables can only be "
             "created in the main graph (`with ir.main_graph:`). Pass it to the subgraph as an input instead.")
@@ -65,19 +65,19 @@ def variable(data: Any, dtype: Any = None, name: str | None = None, downcast: bo
         if arr.ndim == 0 or arr.shape[0] != groups:
             raise ValueError(f"popxl.variable({name or 't'!r}): with {replica_grouping} the data needs a leading "
                              f"dim of {groups} (one value per group), got shape {arr.shape}")
-        v = g.ir.add_variable(arr[0], g.unique_name(name))
+        v = g.ir.core.add_variable(arr[0], g.unique_name(name))
         from .replication import set_grouping
 
-        set_grouping(g.ir, v.id, replica_grouping, arr)
+        set_grouping(g.ir.core, v.id, replica_grouping, arr)
         return Variable(v, g)
-    v = g.ir.add_variable(arr, g.unique_name(name))
+    v = g.ir.core.add_variable(arr, g.unique_name(name))
     return Variable(v, g)
 
 
 def constant(data: Any, dtype: Any = None, name: str | None = None, downcast: bool = True) -> Constant:
     g = gcg()
     arr = _data(data, dtype, downcast, "constant")
-    v = g.ir.add_constant(g._g, arr, g.unique_name(name))
+    v = g.ir.core.add_constant(g._g, arr, g.unique_name(name))
     return Constant(v, g)
 
 
@@ -121,14 +121,14 @@ def _stream(cls: type, shape: Any, dtype: Any, name: str | None, direction: str)
     g = gcg()  # streams belong to the Ir (PopXL puts their tensors in the main graph), whatever graph is open
     base = name or f"{direction}_stream"
     n, k = base, 1
-    while n in g.ir.streams:
+    while n in g.ir.core.streams:
         n = f"{base}__{k}"
         k += 1
     spec = TensorSpec(tuple(shape), as_dtype(dtype))
     if spec.nbytes > MAX_BYTES:
         raise ValueError(f"{direction}_stream {base!r}: shape {spec.shape} of {spec.dtype.name} is {spec.nbytes} "
                          f"bytes per step, more than any host can address ({MAX_BYTES}); check the shape")
-    g.ir.add_stream(n, spec, direction)  # type: ignore[arg-type]
+    g.ir.core.add_stream(n, spec, direction)  # type: ignore[arg-type]
     s = cls(spec, n, direction)
     g.ir._stream_handles[n] = s
     return s

@@ -82,8 +82,8 @@ class Graph:
         from .tensor import wrap
 
         ts: list[Any] = [wrap(v) for v in self._visible_values()]
-        if self._g is self.ir.main:
-            ts += list(getattr(self.ir, "_stream_handles", {}).values())
+        if self._g is self.ir.core.main:
+            ts += list(self.ir.stream_handles.values())
         return tuple(ts)
 
     @property
@@ -154,8 +154,8 @@ class Graph:
     def unique_name(self, name: str | None, default: str = "t") -> str:
         n = context.scoped_name(name or default)
         if n in self._names:
-            n = f"{n}__t{self.ir._tensor_counter}"
-            self.ir._tensor_counter += 1
+            n = f"{n}__t{self.ir.core._tensor_counter}"
+            self.ir.core._tensor_counter += 1
         self._names.add(n)
         return n
 

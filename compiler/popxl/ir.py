@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import inspect
 import typing
+import weakref
 from typing import Any, Callable
 
 from compiler.ir import Graph as IrGraph
-from compiler.ir import Ir as _Ir
+from compiler.ir import Ir as CoreIr
 from compiler.ir import TensorSpec
 
 from . import context
@@ -41,7 +42,20 @@ def _check_not_mixed(fname: str, pname: str, val: Any, variadic: bool) -> None:
                         "and Python values as separate arguments")
 
 
-class Ir(_Ir):
+# the popxl.Ir holding each core Ir, by id(core): a core graph's values find their Tensor handles
+# through it. Weak values: the entry goes when the popxl.Ir does (a core Ir that outlives it, as a
+# clone or a loaded file does, belongs to no front end).
+_OWNERS: "weakref.WeakValueDictionary[int, Ir]" = weakref.WeakValueDictionary()
+
+
+class Ir:
+    """PopXL's Ir: the graph-building API over one program, `self.core` (a compiler.ir.Ir).
+
+    Composition, not inheritance: the core Ir (what the driver compiles, clone copies and serialize
+    saves) knows nothing of this front end; the PopXL state (graph handles, stream handles) lives
+    here. Code that needs the program itself reads `ir.core`.
+    """
+
     def __init__(self, replication: int | str = 1) -> None:
         if replication == "popdist":  # one replica per launched process (PopXL: per poprun instance)
             from compiler.driver import processes
@@ -49,9 +63,10 @@ class Ir(_Ir):
             replication = processes()[1]
         if not isinstance(replication, int) or replication < 1:
             raise ValueError(f"Ir(replication=...) must be a positive int or 'popdist', got {replication!r}")
-        super().__init__(replication)
+        self.core = CoreIr(replication)
         self._wrappers: dict[int, Graph] = {}
         self._stream_handles: dict[str, Any] = {}
+        _OWNERS[id(self.core)] = self
 
     def _wrapper(self, g: IrGraph) -> Graph:
         w = self._wrappers.get(id(g))
@@ -61,19 +76,41 @@ class Ir(_Ir):
 
     @staticmethod
     def wrapper_of(g: IrGraph) -> Graph:
-        ir = g.ir
-        if not isinstance(ir, Ir):
-            raise TypeError("this graph was not built with compiler.popxl (it was loaded or built directly)")
+        ir = _OWNERS.get(id(g.ir))
+        if ir is None or ir.core is not g.ir:
+            raise TypeError("this graph was not built with compiler.popxl (it was loaded, cloned or built directly)")
         return ir._wrapper(g)
 
     @property
     def main_graph(self) -> Graph:
-        return self._wrapper(self.main)
+        return self._wrapper(self.core.main)
 
     @property
     def id(self) -> int:
         """A number unique to this Ir among those alive (PopXL's Ir.id)."""
         return id(self)
+
+    @property
+    def replication_factor(self) -> int:
+        return self.core.replication_factor
+
+    @replication_factor.setter
+    def replication_factor(self, n: int) -> None:
+        self.core.replication_factor = int(n)
+
+    @property
+    def num_host_transfers(self) -> int:
+        """Loads of each stream per Session.run (PopXL: the DataFlow's batchesPerStep)."""
+        return self.core.num_host_transfers
+
+    @num_host_transfers.setter
+    def num_host_transfers(self, n: int) -> None:
+        self.core.num_host_transfers = n
+
+    @property
+    def stream_handles(self) -> dict[str, Any]:
+        """Stream name -> the popxl.HostToDeviceStream / DeviceToHostStream handle the user holds."""
+        return self._stream_handles
 
     def get_all_h2d_streams(self) -> set:
         return {s for s in self._stream_handles.values() if s.direction == "h2d"}
@@ -86,7 +123,7 @@ class Ir(_Ir):
         """Replicas hosted by this process: replication_factor / MPI processes under mpiexec."""
         from .replication import local_replicas
 
-        return local_replicas(self)[0]
+        return local_replicas(self.core)[0]
 
     def replica_grouping(self, stride: int = 1, group_size: int | None = None) -> "ReplicaGrouping":
         """Groups of `group_size` replicas (default: all), members `stride` apart."""
@@ -95,10 +132,10 @@ class Ir(_Ir):
         return ReplicaGrouping(self.replication_factor, stride, group_size)
 
     def get_graph(self, gid: str) -> Graph:
-        return self._wrapper(self.graphs[gid])
+        return self._wrapper(self.core.graphs[gid])
 
     def create_empty_graph(self, name: str = "graph") -> Graph:
-        return self._wrapper(self.new_graph(self.unique_graph_id(name)))
+        return self._wrapper(self.core.new_graph(self.core.unique_graph_id(name)))
 
     def create_graph(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Graph:
         """Trace `fn` (or a Module's `build`) into a new graph.
@@ -169,6 +206,13 @@ class Ir(_Ir):
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+    def __repr__(self) -> str:
+        return f"<popxl.Ir over {self.core!r}>"
+
+    def _repr_svg_(self) -> "str | None":
+        """Jupyter shows an Ir as its Graphviz drawing."""
+        return self.core._repr_svg_()
 
 
 __all__ = ["Ir", "context"]

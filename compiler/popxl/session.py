@@ -5,13 +5,14 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from compiler.driver import CompileOptions, compile
+from compiler.driver import CompileOptions, compile, program_of
 from compiler.ir import Ir
 from compiler.ir.ambiguity import check_ambiguity
 
 from compiler.ops.collectives import group_index
 
 from .creation import DeviceToHostStream, HostToDeviceStream
+from .ir import Ir as PopxlIr
 from .host_indices import check_batch, host_index_checks
 from .sharded_variables import device_value, gather_full, layouts
 from .replication import (full_shape, group_members, initial_value, local_replicas, merge_outputs, split_streams,
@@ -33,42 +34,45 @@ def _aligned_copy(a: np.ndarray) -> np.ndarray:
 
 
 class Session:
-    def __init__(self, ir: Ir, device_desc: str = "cpu", weights_to_host_on_exit: bool = True,
+    def __init__(self, ir: "PopxlIr | Ir", device_desc: str = "cpu", weights_to_host_on_exit: bool = True,
                  options: CompileOptions | None = None) -> None:
         if device_desc in ("ipu_hw", "ipu_model") or not isinstance(device_desc, str) or device_desc not in SUPPORTED:
             raise ValueError(
                 f"device {device_desc!r} is not available here: this compiler runs on the host CPU. Use "
                 "Session(ir, 'cpu') for compiled native code or Session(ir, 'interpreter') for the numpy reference; "
                 "to target an IPU, emit a Poplar program with `python -m tools.compile --target poplar`.")
-        if ir.externals:  # a Session owns every buffer it runs over (get_tensor_data, checkpoints read them)
-            names = [ir.main.values[vid].name for vid in ir.externals]
+        self.ir = ir  # as given (PopXL's session.ir); the program itself is self._core
+        core = self._core = program_of(ir)
+        # the user's stream handles key run()'s results; an Ir loaded from a file has none: names key them
+        self._handles: dict[str, Any] = ir.stream_handles if isinstance(ir, PopxlIr) else {}
+        if core.externals:  # a Session owns every buffer it runs over (get_tensor_data, checkpoints read them)
+            names = [core.main.values[vid].name for vid in core.externals]
             raise ValueError(f"Session: this Ir has caller-owned buffers {names}, whose memory the caller binds "
                              "at every run; a Session owns its variables (it reads them back with get_tensor_data "
                              "and saves them in checkpoints). Run it with compiler.driver.compile(ir).run(...), "
                              "binding an array to each, or make them popxl.variable")
-        check_ambiguity(ir)
-        self.ir = ir
+        check_ambiguity(core)
         self.device = device_desc
         opts = options or CompileOptions()
         opts.device = device_desc
         self.options = opts
-        if opts.check_finite and device_desc == "cpu" and ir.replication_factor > 1:
+        if opts.check_finite and device_desc == "cpu" and core.replication_factor > 1:
             raise NotImplementedError("CompileOptions(check_finite=True) with replication > 1 is checked only on "
                                       "Session(ir, 'interpreter'); use that device to find the first NaN/Inf")
-        self._exe = compile(ir, opts)
+        self._exe = compile(core, opts)
         self._sharded = layouts(self._exe)  # variables kept as one shard per replica (shard_weight_update)
-        self._var_ids = list(ir.variables)
-        self._host = {vid: np.array(ir.variables[vid], copy=True) for vid in self._var_ids}
-        self._replicas, self._first_replica = local_replicas(ir)
+        self._var_ids = list(core.variables)
+        self._host = {vid: np.array(core.variables[vid], copy=True) for vid in self._var_ids}
+        self._replicas, self._first_replica = local_replicas(core)
         # one set of device buffers per replica this process hosts; _dev is the first replica's
-        self._devs = [{vid: _aligned_copy(self._on_device(vid, initial_value(ir, vid, self._first_replica + r), r))
+        self._devs = [{vid: _aligned_copy(self._on_device(vid, initial_value(core, vid, self._first_replica + r), r))
                        for vid in self._var_ids} for r in range(self._replicas)]
         self._dev = self._devs[0]
         self._attached = 0
         self._dirty = False  # device newer than host
         self.weights_to_host_on_exit = weights_to_host_on_exit
-        self._loads = {op.attrs["stream"] for g in ir.graphs.values() for op in g.ops if op.kind == "HostLoad"}
-        self._index_checks = host_index_checks(ir)
+        self._loads = {op.attrs["stream"] for g in core.graphs.values() for op in g.ops if op.kind == "HostLoad"}
+        self._index_checks = host_index_checks(core)
 
     # ------------------------------------------------------------ lifetime
     def __enter__(self) -> "Session":
@@ -107,7 +111,7 @@ class Session:
 
     def _grouped(self, vid: int) -> np.ndarray | None:
         """Host data of a variable with one value per replica group, indexed by local replica."""
-        g = variable_groups(self.ir).get(vid)
+        g = variable_groups(self._core).get(vid)
         if g is None:
             return None
         stride, size, data = g
@@ -122,9 +126,9 @@ class Session:
                                                        self._first_replica, world))
                 continue
             np.copyto(self._host[vid], self._dev[vid])
-            members = group_members(self.ir, vid, self._first_replica, self._replicas)
+            members = group_members(self._core, vid, self._first_replica, self._replicas)
             if members is not None:
-                data = variable_groups(self.ir)[vid][2]
+                data = variable_groups(self._core)[vid][2]
                 for gi, r in enumerate(members):
                     np.copyto(data[gi], self._devs[r][vid])
         self._dirty = False
@@ -132,7 +136,7 @@ class Session:
     # ---------------------------------------------------------------- run
     def _check_inputs(self, inputs: Mapping[Any, np.ndarray] | None) -> dict[str, np.ndarray]:
         inputs = dict(inputs or {})
-        nht = self.ir.num_host_transfers
+        nht = self._core.num_host_transfers
         by_name: dict[str, np.ndarray] = {}
         for k, arr in inputs.items():
             if not isinstance(k, HostToDeviceStream):
@@ -160,10 +164,10 @@ class Session:
 
     def create_host_outputs(self) -> dict[DeviceToHostStream, np.ndarray]:
         """Zeroed arrays for every device-to-host stream, shaped as `run` returns them (see run_with_outputs)."""
-        nht = self.ir.num_host_transfers
-        handles = getattr(self.ir, "_stream_handles", {})
+        nht = self._core.num_host_transfers
+        handles = self._handles
         return {handles.get(n, n): np.zeros(((nht,) if nht > 1 else ()) + tuple(s.spec.shape), s.spec.dtype.numpy)
-                for n, s in self.ir.streams.items() if s.direction == "d2h"}
+                for n, s in self._core.streams.items() if s.direction == "d2h"}
 
     def run_with_outputs(self, inputs: Mapping[Any, np.ndarray] | None, outputs: Mapping[Any, np.ndarray]) -> None:
         """run, writing each stream's result into the caller's array in `outputs` (shape and dtype must match)."""
@@ -181,7 +185,7 @@ class Session:
         self._require_attached("run")
         streams = self._check_inputs(inputs)
         check_batch(self._index_checks, streams)  # a bad host-fed index: refused before anything changes
-        nht = self.ir.num_host_transfers
+        nht = self._core.num_host_transfers
         iters = self._executions()
         if hasattr(self._exe, "run_replicas"):
             return self._run_replicas(streams, iters)
@@ -192,51 +196,51 @@ class Session:
                 outs = self._exe.run(self._dev, streams, iters)
         finally:  # a run that failed partway may have changed the device state: report that real state
             self._dirty = True
-        handles = getattr(self.ir, "_stream_handles", {})
+        handles = self._handles
         result = {}
-        for name, s in self.ir.streams.items():
+        for name, s in self._core.streams.items():
             if s.direction == "d2h" and name in outs:
                 arr = outs[name]
                 result[handles.get(name, name)] = arr if nht > 1 else arr[0]
         return result
 
     def _run_replicas(self, streams: dict[str, np.ndarray], nht: int) -> dict[DeviceToHostStream, np.ndarray]:
-        shapes = {n: s.spec.shape for n, s in self.ir.streams.items()}
+        shapes = {n: s.spec.shape for n, s in self._core.streams.items()}
         try:
-            outs = self._exe.run_replicas(self._devs, split_streams(self.ir, streams, shapes), nht)
+            outs = self._exe.run_replicas(self._devs, split_streams(self._core, streams, shapes), nht)
         finally:  # a run that failed partway may have changed the replicas' state
             self._dirty = True
-        handles = getattr(self.ir, "_stream_handles", {})
-        return {handles.get(n, n): a for n, a in merge_outputs(self.ir, outs).items()}
+        handles = self._handles
+        return {handles.get(n, n): a for n, a in merge_outputs(self._core, outs).items()}
 
     def _executions(self) -> int:
         """Executions of the main graph per run: num_host_transfers / the transfers one execution makes."""
-        per = set(self.ir.transfers_per_execution().values()) or {1}
-        nht = self.ir.num_host_transfers
+        per = set(self._core.transfers_per_execution().values()) or {1}
+        nht = self._core.num_host_transfers
         k = max(per)
         if len(per) > 1 or nht % k:
             raise ValueError(f"ir.num_host_transfers = {nht} does not fit the program: one execution of the main "
-                             f"graph makes {sorted(self.ir.transfers_per_execution().items())} host transfers "
+                             f"graph makes {sorted(self._core.transfers_per_execution().items())} host transfers "
                              "(stream: loads or stores); every stream must make the same number k per execution, "
                              "and num_host_transfers must be a multiple of k")
         return nht // k
 
     def expected_inputs(self) -> list[HostToDeviceStream]:
         """The host-to-device streams `run` needs data for."""
-        handles = getattr(self.ir, "_stream_handles", {})
+        handles = self._handles
         return [handles.get(n, n) for n in sorted(self._loads)]
 
     def _full_input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The array shape `run` takes for a stream of `shape`: (num_host_transfers?, replicas?, *shape),
         each leading dim present only when > 1 (replicas: those this process hosts)."""
-        return full_shape(self.ir, tuple(shape))
+        return full_shape(self._core, tuple(shape))
 
     def _run_checked(self, streams: dict[str, np.ndarray], nht: int) -> dict[str, np.ndarray]:
         """Compiled run with the opt-in non-finite check: if any variable or output went NaN/Inf, replay the
         step on the reference interpreter from the saved state to name the first op and tensor that did."""
         before = {vid: a.copy() for vid, a in self._dev.items()}
         outs = self._exe.run(self._dev, streams, nht)
-        bad = [self.ir.main.values[vid].name for vid, a in self._dev.items()
+        bad = [self._core.main.values[vid].name for vid, a in self._dev.items()
                if a.dtype.kind == "f" and not np.all(np.isfinite(a))]
         bad += [n for n, a in outs.items() if a.dtype.kind == "f" and not np.all(np.isfinite(a))]
         if not bad:
@@ -245,7 +249,7 @@ class Session:
 
         for vid, a in before.items():
             np.copyto(self._dev[vid], a)
-        reference_executable(self.ir, self.options).run(self._dev, streams, nht)  # raises, naming the op
+        reference_executable(self._core, self.options).run(self._dev, streams, nht)  # raises, naming the op
         raise FloatingPointError(f"non-finite values in {bad} after the run")
 
     # ---------------------------------------------------------- variables
@@ -262,11 +266,11 @@ class Session:
     def get_tensor_data(self, t: Tensor) -> np.ndarray:
         vid = self._vid(t)
         if vid < 0:
-            return np.array(self.ir.constants[-vid], copy=True)
+            return np.array(self._core.constants[-vid], copy=True)
         if self.is_attached and self._dirty:
             self.weights_to_host()
-        if vid in variable_groups(self.ir):
-            return np.array(variable_groups(self.ir)[vid][2], copy=True)
+        if vid in variable_groups(self._core):
+            return np.array(variable_groups(self._core)[vid][2], copy=True)
         return np.array(self._host[vid], copy=True)
 
     def get_tensors_data(self, ts: Iterable[Tensor]) -> dict[Tensor, np.ndarray]:
@@ -277,7 +281,7 @@ class Session:
         if vid < 0:
             raise TypeError(f"Tensor {t.id} is not of type Variable: {t!r} is a constant; only variables can be "
                             "written")
-        if vid in variable_groups(self.ir):
+        if vid in variable_groups(self._core):
             raise NotImplementedError(f"write_variable_data({t.name!r}): the variable has one value per replica "
                                       "group; writing it is not supported yet (create it with the data instead)")
         cur = self._host[vid]
@@ -300,7 +304,7 @@ class Session:
     def _names(self) -> dict[str, int]:
         names: dict[str, int] = {}
         for vid in self._var_ids:
-            n = self.ir.main.values[vid].name
+            n = self._core.main.values[vid].name
             if n in names:
                 raise ValueError(f"two variables are named {n!r}; give variables unique names to checkpoint them")
             names[n] = vid

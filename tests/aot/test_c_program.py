@@ -75,16 +75,16 @@ def test_c_program_matches_python(tmp_path, which):
     exe = tmp_path / "main"
     subprocess.run(["gcc", "-O1", "-o", str(exe), str(tmp_path / "main.c"), f"-I{tmp_path}", f"-L{tmp_path}",
                     "-loptc", "-lgomp", f"-Wl,-rpath,{tmp_path}"], check=True)
-    vids = list(ir.variables)
+    vids = list(ir.core.variables)
     for k, vid in enumerate(vids):
-        np.ascontiguousarray(ir.variables[vid]).tofile(tmp_path / f"var{k}.bin")
-    sizes = [str(ir.variables[vid].nbytes) for vid in vids]
+        np.ascontiguousarray(ir.core.variables[vid]).tofile(tmp_path / f"var{k}.bin")
+    sizes = [str(ir.core.variables[vid].nbytes) for vid in vids]
     want, _ = run_session(build(), "cpu")
-    names = [ir.main.values[vid].name for vid in vids]
+    names = [ir.core.main.values[vid].name for vid in vids]
     for threads in ("null", "0", "1", "3"):  # one library, any thread count at run time
         subprocess.run([str(exe), str(tmp_path), threads, *sizes], check=True)
         for k, (vid, name) in enumerate(zip(vids, names)):
-            got = np.fromfile(tmp_path / f"out{k}.bin", dtype=ir.variables[vid].dtype).reshape(ir.variables[vid].shape)
+            got = np.fromfile(tmp_path / f"out{k}.bin", dtype=ir.core.variables[vid].dtype).reshape(ir.core.variables[vid].shape)
             np.testing.assert_array_equal(got, want[name], err_msg=f"{name}, threads {threads}")
     # a runtime struct from another ABI version is refused (-1) before anything runs
     assert subprocess.run([str(exe), str(tmp_path), "badabi", *sizes]).returncode == 101

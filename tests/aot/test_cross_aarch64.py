@@ -79,9 +79,9 @@ def _qemu(exe: Path, *args: str, cpu: str | None = None) -> subprocess.Completed
 
 
 def _inputs(ir: popxl.Ir, d: Path) -> list[str]:
-    for k, vid in enumerate(ir.variables):
-        np.ascontiguousarray(ir.variables[vid]).tofile(d / f"var{k}.bin")
-    return [str(ir.variables[vid].nbytes) for vid in ir.variables]
+    for k, vid in enumerate(ir.core.variables):
+        np.ascontiguousarray(ir.core.variables[vid]).tofile(d / f"var{k}.bin")
+    return [str(ir.core.variables[vid].nbytes) for vid in ir.core.variables]
 
 
 @pytest.mark.parametrize("which", sorted(BUILDS))
@@ -99,12 +99,12 @@ def test_aarch64_object_under_qemu_is_bit_identical_to_the_interpreter(tmp_path,
                     "-lgomp", "-lm"], check=True)
     sizes = _inputs(ir, tmp_path)
     want, _ = run_session(build(), "interpreter")
-    names = [ir.main.values[vid].name for vid in ir.variables]
+    names = [ir.core.main.values[vid].name for vid in ir.core.variables]
     for threads in ("1", "3"):
         r = _qemu(exe, str(tmp_path), threads, *sizes)
         assert r.returncode == 0, r.stderr
-        for k, (vid, name) in enumerate(zip(ir.variables, names)):
-            spec = ir.variables[vid]
+        for k, (vid, name) in enumerate(zip(ir.core.variables, names)):
+            spec = ir.core.variables[vid]
             got = np.fromfile(tmp_path / f"out{k}.bin", dtype=spec.dtype).reshape(spec.shape)
             np.testing.assert_array_equal(got, want[name], err_msg=f"{which}: {name}, {threads} threads")
     # the same binary on an ARMv8.0 core without fp16 arithmetic or dot products: refused by the header check
@@ -145,8 +145,8 @@ def test_aarch64_kernels_under_qemu_match_the_interpreter(tmp_path):
     r = _qemu(exe, str(tmp_path), "2", *sizes)
     assert r.returncode == 0, r.stderr
     want, _ = run_session(_kernels(), "interpreter")
-    for k, vid in enumerate(ir.variables):
-        spec, name = ir.variables[vid], ir.main.values[vid].name
+    for k, vid in enumerate(ir.core.variables):
+        spec, name = ir.core.variables[vid], ir.core.main.values[vid].name
         got = np.fromfile(tmp_path / f"out{k}.bin", dtype=spec.dtype).reshape(spec.shape)
         assert_close(name, got, want[name])
 

@@ -37,7 +37,7 @@ def grad_program(fn: Callable, shapes: list[tuple[int, ...]], seed: int = 11, po
 
 
 def _by_name(ir) -> dict[str, int]:
-    return {ir.main.values[v].name: v for v in ir.variables}
+    return {ir.core.main.values[v].name: v for v in ir.core.variables}
 
 
 def run(ir, device: str) -> dict[str, np.ndarray]:
@@ -50,10 +50,10 @@ def run(ir, device: str) -> dict[str, np.ndarray]:
 def check(fn: Callable, shapes: list[tuple[int, ...]], positive: bool = False, eps: float = 1e-6) -> None:
     ir = grad_program(fn, shapes, positive=positive)
     names = _by_name(ir)
-    w = ir.variables[names["w"]]
+    w = ir.core.variables[names["w"]]
     got = run(ir, "interpreter")
     for i in range(len(shapes)):
-        x = ir.variables[names[f"x{i}"]]
+        x = ir.core.variables[names[f"x{i}"]]
         num = np.zeros_like(x)
         for idx in np.ndindex(*x.shape):
             old = x[idx]

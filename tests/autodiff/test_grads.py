@@ -23,7 +23,7 @@ def _op(kind: str, attrs: dict | None = None, **ins: popxl.Tensor) -> popxl.Tens
 
 def _layer_graph(x, w):
     """A subgraph (built once per Ir) computing gelu(x @ w), called from the differentiated graph."""
-    cache = x.ir.meta.setdefault("test_layer", {})
+    cache = x.ir.core.meta.setdefault("test_layer", {})
     if "g" not in cache:
         cache["g"] = x.ir.create_graph(lambda a, b: ops.gelu(a @ b), x.spec, w.spec)
     return cache["g"]
@@ -117,8 +117,8 @@ def test_detach_stops_the_gradient(device):
     """d/da (detach(a) * a) is detach(a) = a: nothing flows back through the detached factor."""
     ir = grad_program(lambda a: ops.detach(a) * a, [(5,)])
     res = run(ir, device)
-    names = {ir.main.values[v].name: v for v in ir.variables}
-    want = ir.variables[names["w"]] * ir.variables[names["x0"]]
+    names = {ir.core.main.values[v].name: v for v in ir.core.variables}
+    want = ir.core.variables[names["w"]] * ir.core.variables[names["x0"]]
     np.testing.assert_allclose(res["g0"], want, rtol=1e-12)
 
 

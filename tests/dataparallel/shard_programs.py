@@ -101,4 +101,4 @@ def train(replicas: int, steps: int, shard: bool, device: str = "cpu", **kw: Any
 
 
 def variables(sess: popxl.Session) -> dict[str, np.ndarray]:
-    return {n: sess.get_tensor_data(sess.ir.main.values[vid]) for n, vid in sess._names().items()}
+    return {n: sess.get_tensor_data(sess.ir.core.main.values[vid]) for n, vid in sess._names().items()}

@@ -136,5 +136,5 @@ def test_print_names_and_bad_input():
             ops.collectives.replicated_all_reduce(x, op="median")
         with pytest.raises(ValueError, match="does not tile 2 replicas"):
             ir.replica_grouping(group_size=3)
-    assert [op.kind for op in ir.main.ops] == ["ReplicatedAllReduce", "ReplicatedAllReduceInplace",
+    assert [op.kind for op in ir.core.main.ops] == ["ReplicatedAllReduce", "ReplicatedAllReduceInplace",
                                                "ReplicatedReduceScatter", "ReplicatedAllGather"]

@@ -75,7 +75,7 @@ def test_host_side_reads_and_writes_use_the_full_layout():
     ir, h = program(3, "sgd")
     sess = popxl.Session(ir, "cpu", options=CompileOptions(shard_weight_update=True))
     (vid, layout), *_ = sess._sharded.items()
-    value = sess.ir.main.values[vid]
+    value = sess.ir.core.main.values[vid]
     data = np.arange(np.prod(layout.shape), dtype=np.float32).reshape(layout.shape)
     with sess:
         sess.write_variable_data(value, data)

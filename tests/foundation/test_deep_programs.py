@@ -34,11 +34,11 @@ from compiler.ir.printer import print_schedule
 import compiler.backends.llvm.backend, runtime, passes.pipeline  # imports are not the program's depth
 sys.setrecursionlimit(200)
 ir, streams, _, loss = deep_mlp.train_ir({layers})
-verify(ir, "deep")
-work = clone(ir)
+verify(ir.core, "deep")
+work = clone(ir.core)
 keys = [hash(graph_key(work, g)) for g in work.graphs.values()]
 path = os.path.join(tempfile.mkdtemp(), "deep.json")
-ir.save(path)
+ir.core.save(path)
 back = Ir.load(path)
 optimised = optimise(ir, CompileOptions())
 x, y = deep_mlp.batch(64)
@@ -78,7 +78,7 @@ def test_recursion_limit_200_changes_nothing():
         want = [float(s.run(dict(zip(streams, [x, y])))[loss]) for _ in range(2)]
     assert got["losses"] == want
     assert got["schedule"] == _schedule_digest(ir)
-    assert got["loaded_ops"] == sum(len(g.ops) for g in ir.graphs.values())
+    assert got["loaded_ops"] == sum(len(g.ops) for g in ir.core.graphs.values())
 
 
 # 1,000 layers (about 9,000 ops): built, compiled for the CPU and run, under recursion limit 200
@@ -106,7 +106,7 @@ def test_a_thousand_layer_program_builds_compiles_and_runs():
 
 
 def test_clone_of_a_deep_program_is_independent_and_equal():
-    ir, *_ = deep_mlp.train_ir(40)
+    ir = deep_mlp.train_ir(40)[0].core
     work = clone(ir)
     verify(work, "clone")
     assert [print_schedule(g) for g in work.graphs.values()] == [

@@ -23,7 +23,7 @@ def test_in_sequence_true_chains_ops():
         a = x + 1.0
         b = a * 2.0
         ops.var_updates.accumulate_(x, b)
-    g = ir.main
+    g = ir.core.main
     kinds = [op.label for op in g.ops]
     # constants make no ops; Add, Mul, Accumulate each follow the previous one
     assert _labels(g, g.constraints) == {(kinds[0], kinds[1]), (kinds[1], kinds[2])}
@@ -39,10 +39,10 @@ def test_nested_false_block_is_one_unit():
                 b = ops.exp(a)                    # B
                 c = ops.tanh(a)                   # C
             _ = b + c                             # D
-    A, B, C, D = (op.label for op in ir.main.ops)
+    A, B, C, D = (op.label for op in ir.core.main.ops)
     # PopXL also adds the redundant A -> D (D follows everything in previous_ops)
-    assert _labels(ir.main, ir.main.constraints) == {(A, B), (A, C), (A, D), (B, D), (C, D)}
-    assert [[o.label for o in grp] for grp in ir.main.unordered_groups] == [[B, C]]
+    assert _labels(ir.core.main, ir.core.main.constraints) == {(A, B), (A, C), (A, D), (B, D), (C, D)}
+    assert [[o.label for o in grp] for grp in ir.core.main.unordered_groups] == [[B, C]]
     popxl.Session(ir, "interpreter")  # B and C only read: no ambiguity
 
 
@@ -54,7 +54,7 @@ def test_in_sequence_pass_and_none():
     with ir.main_graph, popxl.in_sequence("pass"):
         x = popxl.variable(np.ones(3, np.float32))
         ops.negate(ops.exp(x))
-    assert ir.main.constraints == []
+    assert ir.core.main.constraints == []
 
 
 def test_ambiguity_error_names_both_ops_and_tensor():
@@ -66,7 +66,7 @@ def test_ambiguity_error_names_both_ops_and_tensor():
             ops.var_updates.accumulate_(w, g)
             y = ops.exp(w)
         del y
-    acc, exp = (op.label for op in ir.main.ops)
+    acc, exp = (op.label for op in ir.core.main.ops)
     with pytest.raises(InplaceAmbiguityError, match=rf"'w'.*{acc}.*{exp}"):
         popxl.Session(ir, "interpreter")
 

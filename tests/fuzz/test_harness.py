@@ -40,7 +40,7 @@ def test_generator_covers_what_the_issue_asks_for():
             seen["scalar var"] += s["op"] == "var" and s["shape"] == [] and s.get("role") != "hyper"
         ctx = build(prog)
         seen["broadcast"] += any(op.kind in ("Add", "Sub", "Mul", "Div", "Max", "Min") and
-                                 op.inputs[0].shape != op.inputs[1].shape for op in ctx.ir.main.ops)
+                                 op.inputs[0].shape != op.inputs[1].shape for op in ctx.ir.core.main.ops)
         seen["bit-exact output"] += sum(t == 0 for t in ctx.tol.values())
         seen["tolerant output"] += sum(t > 0 for t in ctx.tol.values())
     want = ["unary", "binary", "scalar", "cast", "where", "reduce", "matmul", "reshape", "transpose", "softmax",
@@ -55,9 +55,9 @@ def test_programs_are_deterministic_json_and_replay():
     for seed in (3, 17, 42):
         a, b = random_program(seed), random_program(seed)
         assert a == b and json.loads(json.dumps(a)) == a
-        s1 = [print_schedule(g) for g in build(a).ir.graphs.values()]
-        s2 = [print_schedule(g) for g in build(json.loads(json.dumps(a))).ir.graphs.values()]
-        assert s1 == s2 and len(build(a).ir.main.ops) > 0
+        s1 = [print_schedule(g) for g in build(a).ir.core.graphs.values()]
+        s2 = [print_schedule(g) for g in build(json.loads(json.dumps(a))).ir.core.graphs.values()]
+        assert s1 == s2 and len(build(a).ir.core.main.ops) > 0
 
 
 @pytest.mark.parametrize("seed", [5, 11, 23])
@@ -109,7 +109,7 @@ def test_exactness_classification():
         ops.var_updates.accumulate_moving_average_(x, x, 0.9)  # adds and multiplies only: exact
         ops.var_updates.adam_updater(x, x, weight=x, time_step=popxl.variable(np.float32(0)), weight_decay=0.0,
                                      beta1=0.9, beta2=0.999)  # pow in the bias correction: inexact
-    got = [op_is_exact(op) for op in ir.main.ops]
+    got = [op_is_exact(op) for op in ir.core.main.ops]
     assert got == [True] * len(exact) + [False] * len(inexact) + [True, False]
 
 

@@ -84,7 +84,7 @@ def test_the_harness_fails_a_run_that_changes_a_constant(monkeypatch, tmp_path):
 
     def run_and_scribble(self, *a, **k):
         out = real_run(self, *a, **k)
-        for arr in ctx.ir.constants.values():
+        for arr in ctx.ir.core.constants.values():
             if arr.size and arr.dtype.kind == "f":
                 arr.reshape(-1)[0] += np.asarray(1, arr.dtype)
         return out

@@ -88,7 +88,7 @@ def test_cli_shrinks_and_saves_a_runnable_reproducer(div_by_reciprocal, tmp_path
     assert after == count_steps(ns["PROGRAM"]["steps"]) and after < before  # the shrinker removed steps
     saved = repro.with_suffix("").with_suffix(".ir.json")
     assert Ir.load(saved).main.ops
-    ns["build_ir"]().save(tmp_path / "rebuilt.json")  # the saved Ir is the reproducer's program
+    ns["build_ir"]().core.save(tmp_path / "rebuilt.json")  # the saved Ir is the reproducer's program
     assert _without_sources(tmp_path / "rebuilt.json") == _without_sources(saved)
 
 

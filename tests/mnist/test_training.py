@@ -37,7 +37,7 @@ def test_training_step_matches_interpreter_float32_state(matches_reference):
         ir.num_host_transfers = STEPS
         return ir
 
-    matches_reference(build, lambda ir: {ir._stream_handles["image"]: x, ir._stream_handles["labels"]: y},
+    matches_reference(build, lambda ir: {ir.stream_handles["image"]: x, ir.stream_handles["labels"]: y},
                       runs=2, device="cpu")
 
 

@@ -1,12 +1,13 @@
 """Helpers for the pass tests: run passes with the verifier after each, run programs on the interpreter,
-compare results bit for bit."""
+compare results bit for bit. Each takes a popxl.Ir or a core Ir (a pass's result) and works on the core
+program (`driver.program_of`)."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import numpy as np
 
-from compiler.driver import CompileOptions, compile
+from compiler.driver import CompileOptions, compile, program_of
 from compiler.ir import Ir, print_schedule
 from compiler.ir.clone import clone
 from passes.manager import PassManager
@@ -15,19 +16,19 @@ from passes.pipeline import run_pipeline
 
 def after(ir: Ir, passes: list[str] | str) -> Ir:
     """A copy of `ir` with the passes run, the verifier and the pass invariants checked after each."""
-    work = clone(ir)
+    work = clone(program_of(ir))
     PassManager([passes] if isinstance(passes, str) else list(passes), verify_each=True).run(work)
     return work
 
 
 def at_level(ir: Ir, level: int, skip: tuple[str, ...] = ()) -> Ir:
-    work = clone(ir)
+    work = clone(program_of(ir))
     run_pipeline(work, level=level, skip=skip, verify_each=True)
     return work
 
 
 def schedules(ir: Ir) -> str:
-    return "\n".join(print_schedule(g) for g in ir.graphs.values())
+    return "\n".join(print_schedule(g) for g in program_of(ir).graphs.values())
 
 
 def kinds(g: Any) -> list[str]:
@@ -38,6 +39,7 @@ def run(ir: Ir, runs: int = 2, inputs: dict | None = None) -> dict[str, np.ndarr
     """Every variable after `runs` runs, and every device-to-host output of every run, on the interpreter
     with no further passes (the Ir runs exactly as given: a rewritten Ir is no user program, so it
     goes to the driver directly, past the Session's checks of what a user built)."""
+    ir = program_of(ir)
     exe = compile(ir, CompileOptions(device="interpreter", level=0))
     variables = {vid: np.array(a, copy=True) for vid, a in ir.variables.items()}
     nht = ir.num_host_transfers

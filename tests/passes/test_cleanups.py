@@ -42,7 +42,7 @@ def _fold_cse_dce():
 
 
 def test_golden_fold_cse_dce():
-    assert print_schedule(_fold_cse_dce().main) == BEFORE
+    assert print_schedule(_fold_cse_dce().core.main) == BEFORE
     work = check_passes(_fold_cse_dce, ["constant_fold", "cse", "dce"])
     assert print_schedule(work.main) == AFTER
     folded = work.main.ops[2].inputs[1]
@@ -110,7 +110,7 @@ def test_dce_drops_call_outputs_nobody_reads_and_graphs_nobody_calls():
         return ir
 
     ir = build()
-    assert len(ir.graphs) == 3
+    assert len(ir.core.graphs) == 3
     work = check_passes(build, ["dce"])
     assert len(work.graphs) == 2
     sub = work.graphs[work.main.ops[0].called.id]

@@ -23,11 +23,11 @@ Graph : Adam_subgraph(1)
 
 def test_golden_tensor_lr_adam_has_no_neg():
     ir, _ = custom_optimiser.build_ir()
-    assert print_schedule(ir.graphs["Adam_subgraph(1)"]) == TUTORIAL_TENSOR_LR_SCHEDULE
+    assert print_schedule(ir.core.graphs["Adam_subgraph(1)"]) == TUTORIAL_TENSOR_LR_SCHEDULE
     work = check_passes(lambda: custom_optimiser.build_ir()[0], ["fold_neg_into_scaled_add", "dce"])
     assert print_schedule(work.graphs["Adam_subgraph(1)"]) == GOLDEN_AFTER
     sa = work.graphs["Adam_subgraph(1)"].ops[-1]
-    assert sa.attrs["negate_b"] is True and sa.input("b").name == ir.graphs["Adam_subgraph(1)"].inputs[2].name
+    assert sa.attrs["negate_b"] is True and sa.input("b").name == ir.core.graphs["Adam_subgraph(1)"].inputs[2].name
 
 
 def _scaled(form: str, x0: float = 1.0, lr0: float = 0.5):

@@ -53,7 +53,7 @@ def build():
 
 def test_golden_inline_then_one_kernel():
     ir = build()
-    assert "\n".join(print_schedule(g) for g in ir.graphs.values()) == BEFORE
+    assert "\n".join(print_schedule(g) for g in ir.core.graphs.values()) == BEFORE
     work = check_passes(build, ["inline"])
     assert "\n".join(print_schedule(g) for g in work.graphs.values()) == AFTER
     assert kinds(check_level(build, 2).main) == ["FusedKernel"]
@@ -112,7 +112,7 @@ def test_by_reference_inputs_written_any_number_of_times(body):
 ])
 def test_calls_whose_semantics_inlining_would_change_stay_calls(body, args, same, why):
     make = _call_with(body, args, same)
-    call = next(op for op in make().main.ops if op.kind == "Call")
+    call = next(op for op in make().core.main.ops if op.kind == "Call")
     assert why in refusal(call)
     work = check_passes(make, ["inline"])
     assert "Call" in kinds(work.main)

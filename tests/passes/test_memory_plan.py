@@ -73,7 +73,7 @@ def test_an_overlapping_plan_is_caught(monkeypatch):
 
     monkeypatch.setitem(registry.PASSES, "memory_plan", squash)
     with pytest.raises(PassError, match="memory plan overlaps"):
-        PassManager(["memory_plan"], verify_each=True).run(clone(_chain()))
+        PassManager(["memory_plan"], verify_each=True).run(clone(_chain().core))
 
 
 def test_a_pass_that_changes_the_ir_drops_the_plan_and_the_pipeline_makes_a_new_one():

@@ -42,7 +42,7 @@ def lines_executed(fn) -> int:
 
 def _work(layers: int) -> dict[str, int]:
     ir, *_ = deep_mlp.train_ir(layers)
-    work = clone(ir)
+    work = clone(ir.core)
     return {name: lines_executed(lambda name=name: PASSES[name](work)) for name in pipeline(2)}
 
 
@@ -76,7 +76,7 @@ def test_memory_plan_is_n_log_n_in_live_buffers():
             for t in ts[1:]:
                 total = total + t
             ops.var_updates.copy_var_update_(x, total)
-        return lines_executed(lambda: plan_graph(ir.main))
+        return lines_executed(lambda: plan_graph(ir.core.main))
 
     small, big = work(200), work(400)
     assert big / small <= 2.3, f"memory_plan: {small} -> {big} lines for twice the buffers"

@@ -45,16 +45,16 @@ def _hazards():
 
 def test_golden_reversed_order_is_repaired():
     ir = _hazards()
-    ir.main.ops.reverse()
-    assert print_schedule(ir.main) == SHUFFLED
-    assert schedule_graph(ir.main) is True
-    assert print_schedule(ir.main) == SCHEDULED
+    ir.core.main.ops.reverse()
+    assert print_schedule(ir.core.main) == SHUFFLED
+    assert schedule_graph(ir.core.main) is True
+    assert print_schedule(ir.core.main) == SCHEDULED
     assert_same(run(_hazards()), run(ir))
 
 
 def test_a_valid_schedule_is_left_alone():
     ir, _ = custom_optimiser.build_ir()
-    before = {gid: list(g.ops) for gid, g in ir.graphs.items()}
+    before = {gid: list(g.ops) for gid, g in ir.core.graphs.items()}
     work = after(ir, ["schedule"])
     assert {gid: [op.id for op in g.ops] for gid, g in work.graphs.items()} == \
            {gid: [op.id for op in ops_] for gid, ops_ in before.items()}
@@ -68,7 +68,7 @@ def test_in_sequence_constraints_are_kept_against_program_order():
             a = ops.exp(x)
             b = ops.tanh(x)
         ops.var_updates.copy_var_update_(x, a + b)
-    g = ir.main
+    g = ir.core.main
     exp_, tanh_ = g.ops[0], g.ops[1]
     assert (exp_, tanh_) in g.constraints
     g.ops[0], g.ops[1] = tanh_, exp_
@@ -90,7 +90,7 @@ def test_reader_runs_before_a_call_that_writes_its_tensor_by_reference():
         ops.call(g, w)  # writes w version 1
         ops.var_updates.copy_var_update_(out, y)
     want = run(ir)
-    m = ir.main
+    m = ir.core.main
     m.ops.insert(0, m.ops.pop(1))  # the call first: Tanh would see the update
     schedule_graph(m)
     assert kinds(m) == ["Tanh", "Call", "CopyVarUpdate"]
@@ -102,9 +102,9 @@ def test_contradicting_constraints_name_every_op_on_the_cycle():
     with ir.main_graph:
         x = popxl.variable(np.ones(3, np.float32))
         ops.tanh(ops.exp(x))
-    exp_, tanh_ = ir.main.ops
-    ir.main.constraints.append((tanh_, exp_))
+    exp_, tanh_ = ir.core.main.ops
+    ir.core.main.constraints.append((tanh_, exp_))
     with pytest.raises(ScheduleError) as e:
-        schedule_graph(ir.main)
+        schedule_graph(ir.core.main)
     msg = str(e.value)
     assert exp_.label in msg and tanh_.label in msg and "in_sequence" in msg and "produces" in msg

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from compiler import popxl
-from compiler.driver import CompileOptions, optimise
-from compiler.ir import print_schedule
+from compiler.driver import CompileOptions, optimise, program_of
+from compiler.ir import Ir, print_schedule
 from compiler.ops.collectives import ALL_REDUCE
 from passes.pipeline import pipeline
 from passes.shard_weight_update import format_refusals
@@ -21,8 +21,8 @@ from shard_programs import SHAPES, program  # noqa: E402
 ON = CompileOptions(shard_weight_update=True, verify_each=True)
 
 
-def kinds(ir: popxl.Ir) -> list[str]:
-    return [op.kind for op in ir.main.ops]
+def kinds(ir: popxl.Ir | Ir) -> list[str]:
+    return [op.kind for op in program_of(ir).main.ops]
 
 
 def test_off_by_default_and_placed_after_inline():
@@ -62,7 +62,7 @@ def test_all_reduce_becomes_reduce_scatter_update_all_gather(replicas):
     steps = [v for v in out.main.values.values() if v.kind == "variable" and v.name.endswith(".step")]
     assert len(steps) == len(SHAPES) and all(v.shape == () and v.id not in out.sharded_variables for v in steps)
     # the user's Ir is untouched
-    assert "ReplicatedReduceScatter" not in kinds(ir) and not ir.sharded_variables
+    assert "ReplicatedReduceScatter" not in kinds(ir) and not ir.core.sharded_variables
 
 
 def test_weights_nobody_else_reads_are_sharded_too():
@@ -166,7 +166,7 @@ def test_print_schedule_cli_shows_the_rewrite(tmp_path, capsys):
     from tools import print_schedule
 
     ir, _ = program(2, "sgd", shapes=[(7,), (300, 80)])
-    ir.save(tmp_path / "p.json")
+    ir.core.save(tmp_path / "p.json")
     assert print_schedule.main([str(tmp_path / "p.json"), "--graph", "main", "--pipeline", "2"]) == 0
     plain = capsys.readouterr().out
     assert "ReplicatedAllReduce" in plain and "ReplicatedReduceScatter" not in plain

@@ -86,11 +86,11 @@ def test_resume_in_a_fresh_session_is_bit_identical(program, device, tmp_path):
     s = popxl.Session(fresh[0], device)
     s.load_checkpoint(tmp_path / "ck.npz")
     resumed, _ = train(program, device, 100, start=100, session=s, handles=fresh)
-    names = {ir.main.values[v].name: v for v in ir.variables}
+    names = {ir.core.main.values[v].name: v for v in ir.core.variables}
     assert any("step" in n for n in names) and len(names) >= 4  # weights, both moments, the step counter
     for n, vid in names.items():
         want = straight._host[vid]
-        got = resumed._host[{fresh[0].main.values[v].name: v for v in fresh[0].variables}[n]]
+        got = resumed._host[{fresh[0].core.main.values[v].name: v for v in fresh[0].core.variables}[n]]
         assert got.dtype == want.dtype and np.array_equal(got, want), n
 
 
@@ -100,7 +100,7 @@ def test_checkpoint_holds_every_variable_with_a_manifest(tmp_path):
     assert path == tmp_path / "ck.npz"
     manifest, data = read(tmp_path / "ck")
     assert manifest["format"] == "optgraph-checkpoint" and manifest["version"] == 2
-    want = {ir.main.values[v].name: s._host[v] for v in ir.variables}
+    want = {ir.core.main.values[v].name: s._host[v] for v in ir.core.variables}
     assert [e["name"] for e in manifest["variables"]] == list(want)
     for e in manifest["variables"]:
         assert e["shape"] == list(want[e["name"]].shape) and e["dtype"] == str(want[e["name"]].dtype)

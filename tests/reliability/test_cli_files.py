@@ -28,7 +28,7 @@ def edited(tmp_path_factory):
     import custom_optimiser
 
     ir, _ = custom_optimiser.build_ir()
-    ir.save(tmp / "p.json")
+    ir.core.save(tmp / "p.json")
     d = json.loads((tmp / "p.json").read_text())
     op = next(o for g in d["graphs"] for o in g["ops"] if o["kind"] == "Accumulate")
     op["modifies"], op["aliases"], op["updates"] = [1] * 1, {}, {}

@@ -82,7 +82,7 @@ def test_a_constant_cannot_be_passed_to_a_by_reference_input():
         c = popxl.constant(np.ones(4, np.float32), name="c")
         with pytest.raises(OpError, match="is a constant"):
             ops.call(g, c)
-    assert ir.constants and all(np.array_equal(a, np.ones(4)) for a in ir.constants.values())
+    assert ir.core.constants and all(np.array_equal(a, np.ones(4)) for a in ir.core.constants.values())
 
 
 @pytest.mark.parametrize("device", ["interpreter", "cpu"])

@@ -162,7 +162,7 @@ EDITS = _edits()
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("edited")
-    _program().save(tmp / "good.json")
+    _program().core.save(tmp / "good.json")
     good = json.loads((tmp / "good.json").read_text())
     out = {"unedited": tmp / "good.json"}
     for k, (case, (_, edit)) in enumerate(EDITS.items()):

@@ -49,7 +49,7 @@ def _saved_programs(tmp: Path) -> list[dict]:
     irs = [custom_optimiser.build_ir()[0]] + [build(random_program(s, size=6)).ir for s in (3, 8, 21)]
     docs = []
     for k, ir in enumerate(irs):
-        ir.save(tmp / f"orig{k}.json")
+        ir.core.save(tmp / f"orig{k}.json")
         docs.append(json.loads((tmp / f"orig{k}.json").read_text()))
     return docs
 

@@ -28,7 +28,7 @@ ir, h, v, o = prog()
 other_ir, other_h, _, _ = prog()
 s = popxl.Session(ir, "cpu")
 exe = s._exe
-vid = list(ir.variables)[0]
+vid = list(ir.core.variables)[0]
 X = np.arange(6, dtype=np.float32).reshape(2, 3)
 
 def once(x, device="cpu"):
@@ -71,7 +71,7 @@ BAD = {
                                         ["'v'", "(2, 3)", "(6,)"]),
     "write_variable_data wrong dtype": ("s.write_variable_data(v, np.zeros((2, 3)))", "ValueError",
                                         ["'v'", "float32", "float64"]),
-    "get_tensor_data of a non-variable": ("t = [op.outputs[0] for op in ir.main.ops if op.kind == 'Mul'][0]\n"
+    "get_tensor_data of a non-variable": ("t = [op.outputs[0] for op in ir.core.main.ops if op.kind == 'Mul'][0]\n"
                                           "from compiler.popxl.tensor import wrap\ns.get_tensor_data(wrap(t))",
                                           "TypeError", ["not a variable"]),
     "unsupported device": ("popxl.Session(prog()[0], 'ipu_hw')", "ValueError", ["'ipu_hw'", "'cpu'", "'interpreter'"]),

@@ -56,7 +56,7 @@ def save_reproducer(out: Path, seed: int, program: dict, finding: Finding, befor
     c = finding.config
     stem = out / f"{seed}-{c.label}"
     ctx = build(program)
-    ctx.ir.save(stem.with_suffix(".ir.json"))
+    ctx.ir.core.save(stem.with_suffix(".ir.json"))
     text = REPRO.format(seed=seed, before=before, after=count_steps(program["steps"]), tries=tries,
                         finding=str(finding).replace('"""', "'''"), schedules=as_source(ctx),
                         program=repr(json.dumps(program)), device=c.device, level=c.level, skip=c.skip,

@@ -86,8 +86,9 @@ def run(ctx: Context, config: Config, cache_dir: str | None = None) -> dict[str,
     the comparison of the later runs checks). No run may change a constant."""
     s = popxl.Session(ctx.ir, config.device, options=config.options(cache_dir))
     got: dict[str, np.ndarray] = {}
-    variables = [wrap(ctx.ir.main.values[vid]) for vid in ctx.ir.variables]
-    constants = {vid: a.copy() for vid, a in ctx.ir.constants.items()}
+    core = ctx.ir.core
+    variables = [wrap(core.main.values[vid]) for vid in core.variables]
+    constants = {vid: a.copy() for vid, a in core.constants.items()}
     with s, np.errstate(all="ignore"):
         for r in range(ctx.runs):
             if r not in ctx.bad_runs:
@@ -106,7 +107,7 @@ def run(ctx: Context, config: Config, cache_dir: str | None = None) -> dict[str,
                 raise Broken(f"run {r} was refused for a bad host-fed index but changed {changed}")
     for t in variables:
         got[t.name] = s.get_tensor_data(t)
-    moved = [vid for vid, a in constants.items() if not _same(a, ctx.ir.constants[vid])]
+    moved = [vid for vid, a in constants.items() if not _same(a, core.constants[vid])]
     if moved:
         raise Broken(f"running changed the Ir's constants {moved}")
     return got
@@ -176,4 +177,4 @@ def as_source(ctx: Any) -> str:
     """The printed schedules of every graph of a built program (for reproducer files)."""
     from compiler.ir import print_schedule
 
-    return "\n".join(print_schedule(g) for g in ctx.ir.graphs.values())
+    return "\n".join(print_schedule(g) for g in ctx.ir.core.graphs.values())

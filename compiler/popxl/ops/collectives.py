@@ -77,11 +77,11 @@ def replicated_reduce_scatter(t: Tensor, op: str = "add", group: ReplicaGrouping
 
 def _set_meta_shape(t: Tensor, shape: tuple[int, ...]) -> None:
     """The full shape a replica-sharded tensor stands for (kept on the Ir: handles are recreated)."""
-    t.ir.meta.setdefault("meta_shape", {})[t._value.id] = tuple(shape)
+    t.ir.core.meta.setdefault("meta_shape", {})[t._value.id] = tuple(shape)
 
 
 def meta_shape(t: Tensor) -> tuple[int, ...] | None:
-    return t.ir.meta.get("meta_shape", {}).get(t._value.id)
+    return t.ir.core.meta.get("meta_shape", {}).get(t._value.id)
 
 
 def replicated_all_gather(t: Tensor, axis: int = 0, group: ReplicaGrouping | None = None,

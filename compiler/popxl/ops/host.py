@@ -28,7 +28,7 @@ def host_load(h2d_stream: HostToDeviceStream, name: str | None = None) -> Tensor
 def _transfer(kind: str, stream: Any) -> dict[str, int]:
     """The k-th load (store) of a stream in one execution of the main graph reads (writes) the k-th of that
     execution's host transfers (PopXL: a program that loads a stream GA times uses GA transfers per run)."""
-    k = sum(1 for op in gcg().ir.main.ops if op.kind == kind and op.attrs["stream"] == stream.name)
+    k = sum(1 for op in gcg().ir.core.main.ops if op.kind == kind and op.attrs["stream"] == stream.name)
     return {"transfer": k} if k else {}
 
 

@@ -89,7 +89,8 @@ def autodiff(graph: Graph, grads_provided: Iterable[Tensor] | None = None,
     all its inputs). `graph` gains its activations as extra outputs: call it after this. Graphs it calls are
     differentiated too, unless `called_graphs_grad_info` gives their gradient graphs. With
     `return_all_grad_graphs`, returns {forward graph: GradGraphInfo} for every graph differentiated."""
-    ir = graph.ir
+    fe = graph.ir  # the popxl.Ir (graph handles); the transform works on its core program
+    ir = fe.core
     known = {g._g.id: gi._info for g, gi in (called_graphs_grad_info or {}).items()}
     given = set(known)
     prov = None if grads_provided is None else [t._value for t in grads_provided]
@@ -97,6 +98,6 @@ def autodiff(graph: Graph, grads_provided: Iterable[Tensor] | None = None,
     info = _autodiff(ir, graph._g, prov, req, known=known)
     sync_call_sites(ir, graph._g)  # call sites made before autodiff see the activations too
     if not return_all_grad_graphs:
-        return GradGraphInfo(info, ir._wrapper(info.graph), graph)
-    return {ir._wrapper(ir.graphs[gid]): GradGraphInfo(gi, ir._wrapper(gi.graph), ir._wrapper(ir.graphs[gid]))
+        return GradGraphInfo(info, fe._wrapper(info.graph), graph)
+    return {fe._wrapper(ir.graphs[gid]): GradGraphInfo(gi, fe._wrapper(gi.graph), fe._wrapper(ir.graphs[gid]))
             for gid, gi in known.items() if gid not in given}

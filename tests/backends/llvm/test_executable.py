@@ -22,7 +22,7 @@ def _axpy():
         y = popxl.variable(np.zeros(100, np.float32), name="y")
         z = popxl.variable(np.ones(100, np.float32), name="z")
         ops.var_updates.copy_var_update_(y, y + x * 2.0 + z * 0.0)
-    ids = {ir.main.values[v].name: v for v in ir.variables}
+    ids = {ir.core.main.values[v].name: v for v in ir.core.variables}
     return ir, ids
 
 

@@ -223,7 +223,7 @@ def test_mnist_step_per_target(cpu):
         ir = mnist_adam.train_ir(8, first_order_dtype=popxl.float32)[0]
         ir.num_host_transfers = 2
         return ir
-    assert_matches_reference(build, lambda ir: {ir._stream_handles["image"]: x, ir._stream_handles["labels"]: y},
+    assert_matches_reference(build, lambda ir: {ir.stream_handles["image"]: x, ir.stream_handles["labels"]: y},
                              runs=2, options=_opts(cpu))
 
 

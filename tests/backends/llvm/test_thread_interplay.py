@@ -38,7 +38,7 @@ def step(threads, seed=0, runs=3):
     with sess:
         for _ in range(runs):
             sess.run({{}})
-    vid = next(v for v in ir.variables if ir.main.values[v].name == "w")
+    vid = next(v for v in ir.core.variables if ir.core.main.values[v].name == "w")
     return sess._host[vid].copy()
 
 def reference(seed=0, runs=3):
@@ -47,7 +47,7 @@ def reference(seed=0, runs=3):
     with sess:
         for _ in range(runs):
             sess.run({{}})
-    vid = next(v for v in ir.variables if ir.main.values[v].name == "w")
+    vid = next(v for v in ir.core.variables if ir.core.main.values[v].name == "w")
     return sess._host[vid].copy()
 """
 

@@ -40,7 +40,7 @@ def _same_at_every_count(build, tmp_path, level=2, runs=2, atol=None) -> None:
         with sess:
             for _ in range(runs):
                 sess.run({})
-        got = {sess.ir.main.values[vid].name: sess._host[vid].copy() for vid in sess.ir.variables}
+        got = {sess.ir.core.main.values[vid].name: sess._host[vid].copy() for vid in sess.ir.core.variables}
         if first is None:
             first = got
             assert "@GOMP_parallel" in sess._exe.llvm_ir, "this program was meant to contain a parallel region"
@@ -133,7 +133,7 @@ def test_thread_count_changes_between_runs_without_recompiling(tmp_path):
             for n in counts:
                 sess._exe.threads = n
                 sess.run({})
-        outs.append({sess.ir.main.values[v].name: sess._host[v].copy() for v in sess.ir.variables})
+        outs.append({sess.ir.core.main.values[v].name: sess._host[v].copy() for v in sess.ir.core.variables})
     for k in outs[0]:
         assert outs[0][k].tobytes() == outs[1][k].tobytes(), k
 

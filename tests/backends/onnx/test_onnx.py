@@ -40,14 +40,14 @@ import mnist_adam  # noqa: E402
 
 
 def interpreter_steps(ir, feeds: list[dict]) -> tuple[dict, list[dict]]:
-    handles = {s.name: s for s in getattr(ir, "_stream_handles", {}).values()}
+    handles = {s.name: s for s in ir.stream_handles.values()}
     sess = popxl.Session(ir, "interpreter", options=CompileOptions(level=0))
     outs = []
     with sess:
         for f in feeds:
             res = sess.run({handles[k]: v for k, v in f.items()})
             outs.append({getattr(k, "name", k): v for k, v in res.items()})
-    return {ir.main.values[vid].name: sess._host[vid].copy() for vid in ir.variables}, outs
+    return {ir.core.main.values[vid].name: sess._host[vid].copy() for vid in ir.core.variables}, outs
 
 
 @pytest.mark.parametrize("level", [0, 2])
@@ -181,7 +181,7 @@ def test_bfloat16_is_refused_with_a_reason():
         v = popxl.variable(np.ones(4), popxl.bfloat16)
         ops.var_updates.accumulate_(v, v)
     with pytest.raises(NotImplementedError, match="bfloat16.*float16 or float32"):
-        to_model(ir)
+        to_model(ir.core)
 
 
 def test_cli_writes_the_model(tmp_path):

@@ -161,13 +161,14 @@ def test_expression_trees_of_random_programs(seed):
 
 
 def _interpreter(ir, feeds: list[dict]) -> tuple[dict, list[dict]]:
-    handles = {s.name: s for s in getattr(ir, "_stream_handles", {}).values()}
+    handles = {s.name: s for s in getattr(ir, "stream_handles", {}).values()}  # a core Ir has none
     sess = popxl.Session(ir, "interpreter", options=CompileOptions(level=0))
     outs = []
     with sess:
         for f in feeds:
             outs.append({getattr(k, "name", k): v for k, v in sess.run({handles[k]: v for k, v in f.items()}).items()})
-    return {ir.main.values[vid].name: sess._host[vid].copy() for vid in ir.variables}, outs
+    core = driver.program_of(ir)
+    return {core.main.values[vid].name: sess._host[vid].copy() for vid in core.variables}, outs
 
 
 @pytest.mark.parametrize("name,steps", [("adam_level0", 3), ("adam_level2", 3), ("mnist_level2", 2),
