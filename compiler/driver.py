@@ -23,9 +23,9 @@ from runtime import Executable, Interpretable
 BACKENDS = {"llvm": "compiler.backends.llvm.backend", "onnx": "compiler.backends.onnx",
             "poplar": "compiler.backends.poplar"}
 
-__all__ = ["CompileOptions", "Executable", "HoldsIr", "program_of", "compile", "replicated", "processes", "optimise", "lower", "emit",
-           "emit_all", "export_onnx",
-           "emit_poplar", "reference_executable", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CompileOptions", "Executable", "HoldsIr", "program_of", "compile", "replicated", "processes", "optimise",
+           "lower", "emit", "emit_all", "export_onnx", "emit_poplar", "reference_executable", "save_checkpoint",
+           "load_checkpoint"]
 
 
 class HoldsIr(Protocol):

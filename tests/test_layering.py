@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # layer prefix -> prefixes of ours it may import (besides itself). Every module of ours is in a layer.
@@ -101,3 +103,36 @@ def test_importing_the_core_ir_loads_no_front_end_and_no_backend():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     loaded = eval(out)
     assert not [m for m in loaded if not m.startswith(("compiler.ir", "compiler.ops", "compiler.version"))], loaded
+
+
+def test_the_core_ir_knows_no_front_end():
+    """popxl.Ir holds a core Ir (`.core`) instead of extending it, so the core (clone, serialize, verify,
+    hashing, printer, dot) never meets a front-end field: no compiler/ir source names one."""
+    from compiler import popxl
+    from compiler.driver import program_of
+    from compiler.ir import Ir
+    from compiler.ir.clone import clone
+
+    assert not issubclass(popxl.Ir, Ir)
+    fe = popxl.Ir()
+    # popxl.Ir's own members and state; those the core also has (replication_factor, ...) and the
+    # generic `id` (graphs and ops have one too) are no front-end names
+    own = {n for n in {*vars(popxl.Ir), *vars(fe)} if not n.startswith("__")}
+    front = own - set(dir(Ir)) - set(vars(fe.core)) - {"id", "core"}
+    assert {"_wrappers", "_stream_handles", "main_graph", "create_graph"} <= front
+    found = []
+    for path in sorted((ROOT / "compiler" / "ir").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            name = (node.attr if isinstance(node, ast.Attribute) else
+                    node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None)
+            if name in front:
+                found.append(f"compiler/ir/{path.name}:{node.lineno} names {name!r}")
+    assert not found, "the core IR names front-end fields:\n" + "\n".join(found)
+    # the program is what the driver sees; a copy of it belongs to no front end
+    assert program_of(fe) is fe.core and program_of(fe.core) is fe.core
+    copy = clone(fe.core)
+    assert type(copy) is Ir and set(vars(copy)) == set(vars(fe.core))
+    with pytest.raises(TypeError, match="not built with compiler.popxl"):
+        popxl.Ir.wrapper_of(copy.main)
+    with pytest.raises(TypeError, match=r"compiler.ir.Ir or a front end's Ir.*got str"):
+        program_of("ir.json")
