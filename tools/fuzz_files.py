@@ -184,8 +184,8 @@ def base_programs(tmp: Path, count: int) -> list[Path]:
 
     from tools.fuzz import build, random_program
 
-    irs = [custom_optimiser.build_ir()[0]] + [build(random_program(s, size=6, hostile=s % 2 == 1)).ir
-                                              for s in range(count)]
+    irs = [custom_optimiser.build_ir()[0].core] + [build(random_program(s, size=6, hostile=s % 2 == 1)).ir.core
+                                                   for s in range(count)]
     paths = []
     for k, ir in enumerate(irs):
         p = tmp / f"base{k}.json"

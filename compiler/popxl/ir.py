@@ -96,7 +96,7 @@ class Ir:
 
     @replication_factor.setter
     def replication_factor(self, n: int) -> None:
-        self.core.replication_factor = int(n)
+        self.core.replication_factor = n
 
     @property
     def num_host_transfers(self) -> int:
