@@ -305,7 +305,7 @@ def _timed_ms(exe, dev, feeds: dict, reps: int) -> float:
 def step_matmuls(bs: int) -> list[tuple[tuple, tuple, bool, bool]]:
     """(a shape, b shape, transpose_a, transpose_b) of every matmul our step runs, in schedule order."""
     np.random.seed(0)
-    ir = clone(mnist_adam.train_ir(bs, 1e-3, popxl.float32)[0])
+    ir = clone(mnist_adam.train_ir(bs, 1e-3, popxl.float32)[0].core)
     run_pipeline(ir, level=2, skip=EPILOGUE_PASSES)
     return [(op.inputs[0].shape, op.inputs[1].shape, bool(op.attrs.get("transpose_a")),
              bool(op.attrs.get("transpose_b"))) for g in ir.reachable_graphs() for op in g.ops if op.kind == "MatMul"]

@@ -4,8 +4,8 @@ TARGET is one of
   - a saved IR: any file that is not a .py file, written by `ir.save(path)` (a popxl.Ir: `ir.core.save(path)`;
     see compiler/ir/serialize.py);
   - a Python file defining `build_ir()`: it is imported (its `if __name__ == "__main__":` block does not
-    run), and `build_ir()` returns an Ir (a core one or a popxl.Ir, unwrapped by driver.program_of), or a tuple whose first item is the Ir (examples/custom_optimiser.py
-    returns `(ir, handles)`);
+    run), and `build_ir()` returns an Ir (a core one or a popxl.Ir, unwrapped by driver.program_of), or a
+    tuple whose first item is the Ir (examples/custom_optimiser.py returns `(ir, handles)`);
   - `FILE.py:FUNC` to call another function of that file with no arguments, e.g. `examples/mnist_adam.py:build_ir`.
 The file's folder is put on sys.path first, so it can import its neighbours.
 """
