@@ -188,12 +188,11 @@ def torch_setup(data: str, bs: int, seed: int, count: int, lr: float = 1e-3):
     return lambda: tr.step(*next(feeds))
 
 
-def isa_table(args, cpus: list[str]) -> Table:
+def isa_table(args, cpus: list[str], rounds: int) -> Table:
     """Our step (fp32 Adam state) compiled for each CPU, against torch eager + fused Adam restricted to
     the same ISA in its own process (isa_rows.py), alternating rounds."""
     from isa_rows import TORCH_FOR, TorchWorker, alternate, timed
 
-    rounds = args.rounds or (3 if args.quick else 7)
     train, _ = mnist_adam.load_data(args.data)
     mean, std = stats(train)
     t = Table("isa", "MNIST training step per target CPU: steps/s (ours fp32 Adam state vs torch eager + fused "
@@ -386,10 +385,12 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.target_cpu:
         cpus = args.target_cpu.split(",")
-        path = write_result("mnist_train_isa", [isa_table(args, cpus)],
+        rounds = args.rounds or (3 if args.quick else 7)
+        path = write_result("mnist_train_isa", [isa_table(args, cpus, rounds)],
                             command=f"python benchmarks/mnist_train.py --target-cpu {args.target_cpu} "
-                                    f"--batches {args.batches} --threads {args.threads}",
-                            settings={"threads": args.threads, "batches": args.batches, "pause_s": PAUSE_S},
+                                    f"--batches {args.batches} --threads {args.threads} --rounds {rounds}",
+                            settings={"threads": args.threads, "batches": args.batches, "rounds": rounds,
+                                      "pause_s": PAUSE_S},
                             notes=["torch restricted by ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, "
                                    "DNNL_MAX_CPU_ISA=AVX2 (x86-64-v2 rows: ATen default, MKL SSE4_2, oneDNN SSE41; "
                                    "host rows: torch's "
