@@ -233,6 +233,44 @@ def isa_table(args, cpus: list[str], rounds: int) -> Table:
     return t
 
 
+def isa_pieces(args, cpus: list[str], rounds: int) -> Table:
+    """Our step's time by piece (each piece compiled alone, as profile_ours) per target CPU, rounds
+    alternating over all CPUs and pieces: which part of the step a narrower ISA slows."""
+    from isa_rows import alternate
+
+    rng = np.random.default_rng(0)
+    t = Table("isa_pieces", "Our step by piece per target CPU: ms per call (each piece compiled alone; pieces "
+              "as the details table), and the piece's time over the host build's",
+              ["target", "threads", "batch"] + [f"{p} ms" for p in PIECES] + [f"{p} / host" for p in PIECES])
+    for threads in map(int, args.threads.split(",")):
+        for bs in map(int, args.batches.split(",")):
+            feeds = {"image": rng.standard_normal((1, bs, 28, 28)).astype(np.float32),
+                     "labels": rng.integers(0, 10, (1, bs)).astype(np.int32)}
+            reps = 20 if bs <= 32 else 4
+            variants, keep = {}, []
+            for cpu in cpus:
+                for piece in PIECES:
+                    np.random.seed(0)
+                    sess = popxl.Session(build_piece(bs, piece), "cpu", options=CompileOptions(
+                        threads=threads, target_cpu=None if cpu == "host" else cpu))
+                    keep.append(sess)
+
+                    def run(exe=sess._exe, dev=sess._dev, n=reps, feeds=feeds) -> float:
+                        t0 = time.perf_counter()
+                        for _ in range(n):
+                            exe.run(dev, feeds, 1)
+                        return (time.perf_counter() - t0) / n
+                    variants[cpu, piece] = run
+            med = alternate(variants, rounds)
+            for cpu in cpus:
+                t.add(**{"target": cpu, "threads": threads, "batch": bs,
+                         **{f"{p} ms": med[cpu, p] * 1e3 for p in PIECES},
+                         **{f"{p} / host": med[cpu, p] / med["host", p] if "host" in cpus else None
+                            for p in PIECES}})
+                print(f"pieces {cpu} threads {threads} batch {bs}: {t.rows[-1]}", flush=True)
+    return t
+
+
 def build_piece(bs: int, piece: str):
     """A program with one piece of the training step: forward + loss; forward + backward (the gradients
     summed into one number so nothing is dropped); the eight Adam updates on gradient variables; the step."""
@@ -386,7 +424,7 @@ def main(argv=None) -> dict:
     if args.target_cpu:
         cpus = args.target_cpu.split(",")
         rounds = args.rounds or (3 if args.quick else 7)
-        path = write_result("mnist_train_isa", [isa_table(args, cpus, rounds)],
+        path = write_result("mnist_train_isa", [isa_table(args, cpus, rounds), isa_pieces(args, cpus, rounds)],
                             command=f"python benchmarks/mnist_train.py --target-cpu {args.target_cpu} "
                                     f"--batches {args.batches} --threads {args.threads} --rounds {rounds}",
                             settings={"threads": args.threads, "batches": args.batches, "rounds": rounds,
@@ -395,7 +433,11 @@ def main(argv=None) -> dict:
                                    "DNNL_MAX_CPU_ISA=AVX2 (x86-64-v2 rows: ATen default, MKL SSE4_2, oneDNN SSE41; "
                                    "host rows: torch's "
                                    "defaults); rounds alternate between "
-                                   "our sessions and the torch processes; medians."],
+                                   "our sessions and the torch processes; medians.",
+                                   "pieces: forward + loss; forward + backward (gradients summed, no update); the "
+                                   "eight Adam updates alone on gradient variables (standalone kernels, not fused "
+                                   "into the weight-gradient matmuls as in the step); the whole step. Rounds "
+                                   "alternate over every CPU and piece."],
                             results_dir=args.results_dir)
         print(f"wrote {path}")
         return {"path": path}
