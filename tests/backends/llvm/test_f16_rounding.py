@@ -53,12 +53,14 @@ def both():
     return run
 
 
-def _check(run, bits: np.ndarray) -> None:
+def _check(run, bits: np.ndarray, with_numpy: bool = True) -> None:
     got, old = run(bits)
     bad = got != old
     assert not bad.any(), (f"{bad.sum()} of {bits.size} differ from the round trip, e.g. "
                            f"{[hex(v) for v in bits[bad][:4]]} -> {[hex(v) for v in got[bad][:4]]}, "
                            f"expected {[hex(v) for v in old[bad][:4]]}")
+    if not with_numpy:
+        return
     x = bits.view(np.float32)
     with np.errstate(over="ignore"):
         want = x.astype(np.float16).astype(np.float32).view(np.uint32)
@@ -79,8 +81,8 @@ def test_every_exponent_around_every_rounding_boundary(both):
 
 
 @on_x86
-@pytest.mark.slow  # all 2^32 float32 values: about a minute
+@pytest.mark.slow  # all 2^32 float32 values (numpy's float16 cast, slow on NaN, only in the test above)
 def test_all_float32_values(both):
     step = np.arange(1 << 24, dtype=np.uint32)
     for start in range(0, 1 << 32, step.size):
-        _check(both, step + np.uint32(start))
+        _check(both, step + np.uint32(start), with_numpy=False)
