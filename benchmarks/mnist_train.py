@@ -5,6 +5,7 @@ steps/s at batch 8 and 128, plus where our step's time goes.
 
   python benchmarks/mnist_train.py [--quick] [--data DIR] [--batches 8,128] [--threads 1,2] [--limit-steps N]
   python benchmarks/mnist_train.py --target-cpu host,haswell,x86-64-v2 [--batches 8,128] [--threads 1]
+  python benchmarks/mnist_train.py --profile [--batches 8,128] [--threads 1,2]
 
 Headline rows keep the same state dtypes on both sides: our Adam's first moment in float32, like torch's.
 The tutorial's float16 first moment is a separate, labelled column. PyTorch runs the same update rule
@@ -399,6 +400,24 @@ def profile_matmuls(bs: int, threads: int, reps: int, table: "Table") -> None:
                  "ms": off - total, "share of step (epilogues off) %": 100 * (off - total) / off})
 
 
+def profile_main(args) -> dict:
+    mm_t = Table("matmuls", "Where our step's time goes: each matmul of the step compiled alone (with a copy of its "
+                 "result into a variable), their sum, the whole step with the epilogue passes off and on, and the "
+                 "rest (ms per call, median of 7 samples; GFLOP/s of the matmuls' 2 m n k)",
+                 ["threads", "batch", "piece", "count", "ms", "GFLOP/s", "share of step (epilogues off) %"])
+    for threads in map(int, args.threads.split(",")):
+        for bs in map(int, args.batches.split(",")):
+            profile_matmuls(bs, threads, 20 if bs <= 32 else 4, mm_t)
+            print(f"threads {threads} batch {bs}: {mm_t.rows[-3:]}", flush=True)
+    cmd = f"python benchmarks/mnist_train.py --profile --batches {args.batches} --threads {args.threads}"
+    path = write_result("mnist_train_profile", [mm_t], command=cmd,
+                        settings={"threads": args.threads, "batches": args.batches},
+                        notes=["ours only (no torch in the process); each program compiled alone and called directly."],
+                        results_dir=args.results_dir)
+    print(f"wrote {path}")
+    return {"path": path, "rows": mm_t.rows}
+
+
 def peak_temporaries(bs: int, skip: tuple[str, ...]) -> int:
     """The memory plan's peak bytes of the training step after the default pipeline (tools/report.py)."""
     np.random.seed(0)
@@ -420,7 +439,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--results-dir", default=None, help="where to write the result (default benchmarks/results)")
     ap.add_argument("--target-cpu", default=None, help="instead: rows per target CPU, e.g. host,haswell,x86-64-v2 "
                     "(torch restricted to the same ISA in its own process); writes mnist_train_isa")
+    ap.add_argument("--profile", action="store_true", help="instead: where our step's time goes (each matmul "
+                    "compiled alone, the step with the epilogue passes off and on; no torch in the process); "
+                    "writes mnist_train_profile")
     args = ap.parse_args(argv)
+    if args.profile:
+        return profile_main(args)
     if args.target_cpu:
         cpus = args.target_cpu.split(",")
         rounds = args.rounds or (3 if args.quick else 7)
@@ -461,10 +485,6 @@ def main(argv=None) -> dict:
                   "off / on) and our step's time by piece (ms, compiled alone)",
                   ["threads", "batch", "torch.compile first 3 steps s", "peak temporaries, epilogues off",
                    "peak temporaries, epilogues on"] + [f"{p} ms" for p in PIECES])
-    mm_t = Table("matmuls", "Where our step's time goes: each matmul of the step compiled alone (with a copy of its "
-                 "result into a variable), their sum, and the whole step with the epilogue passes off and on "
-                 "(ms per call, median of 7 samples; GFLOP/s of the matmuls' 2 m n k)",
-                 ["threads", "batch", "piece", "count", "ms", "GFLOP/s", "share of step (epilogues off) %"])
     for threads in map(int, args.threads.split(",")):
         torch.set_num_threads(threads)
         opts = CompileOptions(threads=threads)
@@ -491,7 +511,6 @@ def main(argv=None) -> dict:
                        "ours / epilogues off": b["ours"] / b["ours, epilogues off"],
                        "ours / torch fused": b["ours"] / b["torch fused Adam"]})
             prof = profile_ours(bs, threads, 20 if bs <= 32 else 4)
-            profile_matmuls(bs, threads, 20 if bs <= 32 else 4, mm_t)
             extra.add(**{"threads": threads, "batch": bs, "torch.compile first 3 steps s": r["compile_s"],
                          "peak temporaries, epilogues off": peak_temporaries(bs, EPILOGUE_PASSES),
                          "peak temporaries, epilogues on": peak_temporaries(bs, ()),
@@ -499,7 +518,7 @@ def main(argv=None) -> dict:
             print(f"threads {threads} batch {bs}: {main_t.rows[-1]}", flush=True)
     cmd = "python benchmarks/mnist_train.py" + (" --quick" if args.quick else "") + (
         " --no-compile" if args.no_compile else "")
-    path = write_result("mnist_train", [main_t, b2b, extra, mm_t], command=cmd,
+    path = write_result("mnist_train", [main_t, b2b, extra], command=cmd,
                         settings={"threads": args.threads, "batches": args.batches, "limit_steps": limit,
                                   "rounds": rounds, "pause_s": PAUSE_S},
                         notes=[f"{rounds} interleaved rounds of {'50 / 5' if args.quick else '200 / 20'} steps "
