@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "examples", ROOT / "benchmarks"):
     sys.path.insert(0, str(p))
 import mnist_adam  # noqa: E402
-from common import PAUSE_S, Table, interleaved_samples, write_result  # noqa: E402
+from common import PAUSE_S, Table, interleaved_ms, interleaved_samples, write_result  # noqa: E402
 
 from compiler import popxl  # noqa: E402
 from compiler.data import batches, stats  # noqa: E402
@@ -368,14 +368,15 @@ def _matmul_alone(sa: tuple, sb: tuple, ta: bool, tb: bool):
 def profile_matmuls(bs: int, threads: int, reps: int, table: "Table") -> None:
     """Where the step's time goes: each of its matmuls compiled alone (plus a copy of its result), their
     sum, and the whole step with the epilogue passes off and on, each timed the same way."""
-    steps = {}
     rng = np.random.default_rng(0)
     feeds = {"image": rng.standard_normal((1, bs, 28, 28)).astype(np.float32),
              "labels": rng.integers(0, 10, (1, bs)).astype(np.int32)}
+    runs = {}
     for name, skip in (("step, epilogues off", EPILOGUE_PASSES), ("step, epilogues on", ())):
         np.random.seed(0)
         sess = popxl.Session(build_piece(bs, "step"), "cpu", options=CompileOptions(threads=threads, skip=skip))
-        steps[name] = _timed_ms(sess._exe, sess._dev, feeds, reps)
+        runs[name] = partial(sess._exe.run, sess._dev, feeds, 1)
+    steps = interleaved_ms(runs, rounds=21, reps=reps)  # the two steps alternate: their ratio is like for like
     total, flops_all = 0.0, 0
     shapes = step_matmuls(bs)
     for spec in dict.fromkeys(shapes):
@@ -402,8 +403,8 @@ def profile_matmuls(bs: int, threads: int, reps: int, table: "Table") -> None:
 
 def profile_main(args) -> dict:
     mm_t = Table("matmuls", "Where our step's time goes: each matmul of the step compiled alone (with a copy of its "
-                 "result into a variable), their sum, the whole step with the epilogue passes off and on, and the "
-                 "rest (ms per call, median of 7 samples; GFLOP/s of the matmuls' 2 m n k)",
+                 "result into a variable), their sum, the whole step with the epilogue passes off and on (alternating rounds), "
+                 "and the rest (ms per call, medians; GFLOP/s of the matmuls' 2 m n k)",
                  ["threads", "batch", "piece", "count", "ms", "GFLOP/s", "share of step (epilogues off) %"])
     for threads in map(int, args.threads.split(",")):
         for bs in map(int, args.batches.split(",")):
