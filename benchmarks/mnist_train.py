@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 from functools import partial
 import sys
@@ -413,7 +414,11 @@ def profile_main(args) -> dict:
     cmd = f"python benchmarks/mnist_train.py --profile --batches {args.batches} --threads {args.threads}"
     path = write_result("mnist_train_profile", [mm_t], command=cmd,
                         settings={"threads": args.threads, "batches": args.batches},
-                        notes=["ours only (no torch in the process); each program compiled alone and called directly."],
+                        notes=["ours only (no torch in the process); each program compiled alone and called directly."]
+                        + ([f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} (at real-time priority on a loaded "
+                            "machine, libgomp's default spin-then-sleep made the 2-thread batch-8 step ~3x slower "
+                            "than on the quiet machine; spinning threads keep their CPUs)"]
+                           if "OMP_WAIT_POLICY" in os.environ else []),
                         results_dir=args.results_dir)
     print(f"wrote {path}")
     return {"path": path, "rows": mm_t.rows}
