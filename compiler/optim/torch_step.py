@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.autograd import _profiler_enabled
 
 from compiler.driver import CompileOptions
 from compiler.ops.builder import Handle
@@ -93,6 +94,15 @@ class CompiledStep:
         return self._rt().compiles
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """torch.optim's step(): hooks and profiler range as torch's own wrapper gives them (see _hooked)."""
+        if (_profiler_enabled() or self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
+                or _GLOBAL_HOOKS is None or any(_GLOBAL_HOOKS)):
+            return _hooked(self, closure)
+        return self._plain_step(closure)
+
+    step.hooked = True  # type: ignore[attr-defined]  # torch's Optimizer.__init__ must not wrap it again
+
+    def _plain_step(self, closure: Callable[[], Any] | None = None) -> Any:
         if closure is None:  # the steady state: no torch op runs, so no grad-mode switch either
             plan = self._rt().plan
             if plan is not None and plan.step(self, self._group_spec):
@@ -184,6 +194,25 @@ class CompiledStep:
 
     def _build(self, kb: KernelBuilder, key: tuple) -> None:
         raise NotImplementedError
+
+
+# torch installs Optimizer.profile_hook_step around every optimizer's step(): a profiler range
+# (record_function) and the step pre/post hooks. Right after a backward its record_function alone
+# cost about as much as our whole steady-state step (benchmarks/torch_step_profile.py: ~75-95 us of
+# a ~220 us step on the conv net, torch fused's and ours alike). So CompiledStep.step goes through
+# torch's own wrapper only when it has something to do: a hook is registered (on this optimizer or
+# globally) or torch's profiler is on (torch.profiler.profile / torch.autograd.profiler.profile),
+# and the profile then shows "Optimizer.step#AdamW.step" as for torch's optimizers. What does not see
+# that range: RecordFunction observers registered from C++ only (at::addGlobalCallback) while no
+# profiler runs. If torch moves its global hook dicts, every step takes the wrapper.
+_hooked = torch.optim.Optimizer.profile_hook_step(CompiledStep._plain_step)
+_GLOBAL_HOOKS: tuple[dict, dict] | None = None
+try:
+    from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+    _GLOBAL_HOOKS = (_global_optimizer_pre_hooks, _global_optimizer_post_hooks)
+except ImportError:  # another torch layout: correct, only slower
+    pass
 
 
 def scalar_dtype(group: dict) -> torch.dtype:

@@ -236,3 +236,40 @@ def test_every_kernel_buffer_is_the_callers_memory(ours, _, kw):
     assert "g0.param0" in names and "g0.grad0" in names and "g0.lr" in names
     with pytest.raises(ValueError, match=r"no array bound to caller-owned buffer 'g0.lr'"):
         kernel.exe.run({}, {}, 1)
+
+
+def test_step_hooks_and_the_profiler_range_are_torchs():
+    """Pre/post hooks (per optimizer and global, a pre-hook replacing the arguments) run as around torch's
+    own step, and torch's profiler shows the Optimizer.step range, on the steady-state step too (the
+    step skips torch's wrapper only while there is nothing for it to do)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    def run(cls, closure_loss):
+        torch.manual_seed(0)
+        net = _net()
+        opt = cls(net.parameters(), lr=0.01)
+        calls = []
+        _steps(net, opt, 3)  # ours reaches its steady state
+        handles = [register_optimizer_step_pre_hook(lambda o, a, k: calls.append("global pre")),
+                   register_optimizer_step_post_hook(lambda o, a, k: calls.append("global post"))]
+        _steps(net, opt, 1)  # global hooks only
+        handles += [opt.register_step_pre_hook(lambda o, a, k: calls.append("pre")),
+                    opt.register_step_post_hook(lambda o, a, k: calls.append("post"))]
+        _steps(net, opt, 1)
+        # a pre-hook may replace the arguments: here it passes a closure
+        handles.append(opt.register_step_pre_hook(lambda o, a, k: ((a[0],), {"closure": lambda: closure_loss})))
+        got = opt.step()
+        for h in handles:
+            h.remove()
+        _steps(net, opt, 2)  # no hooks any more
+        with torch.profiler.profile() as prof:
+            _steps(net, opt, 1)
+        names = [e.name for e in prof.events()]
+        return calls, got, names, net
+
+    a = run(Adam, 7.0)
+    b = run(torch.optim.Adam, 7.0)
+    assert a[0] == b[0] == ["global pre", "global post"] + ["global pre", "pre", "post", "global post"] * 2
+    assert a[1] == b[1] == 7.0
+    assert "Optimizer.step#Adam.step" in a[2] and "Optimizer.step#Adam.step" in b[2]
+    _same_params(a[3], b[3], rtol=1e-5)
