@@ -130,9 +130,15 @@ def _infer(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
         shape, dtype = pros[k][3]
         shape = tuple(int(d) for d in shape)
         for x in specs[start:start + counts[k]]:
-            if np.broadcast_shapes(x.shape, shape) != shape:
+            try:
+                fits = np.broadcast_shapes(x.shape, shape) == shape
+            except ValueError:
+                fits = False
+            if not fits:
                 raise ValueError(f"prologue {'ab'[k]}: an input of shape {x.shape} does not broadcast to {shape}")
         operands.append(TensorSpec(shape, dtype))
+    if pros and any(len(o.shape) != 2 for o in operands):  # the backend's prologue loops are 2-d
+        raise ValueError(f"prologues are fused into 2-d matmuls only, not {operands[0].shape} @ {operands[1].shape}")
     attrs = {k: a[k] for k in ("transpose_a", "transpose_b") if a.get(k)}
     (c,) = get("MatMul").infer({"a": operands[0], "b": operands[1]}, attrs)
     if c != TensorSpec(tuple(a["c_spec"][0]), a["c_spec"][1]):

@@ -168,3 +168,46 @@ def test_print_schedule_lists_the_prologue_refusals():
     assert [r for r in refusals(work) if "fuse_matmul_prologue" in r] == [
         "main: fuse_matmul_prologue: MatMulEpilogue.105 operand a keeps its producer apart: 'mul_out' is also "
         "read by ReduceSum.101"]
+
+
+@pytest.mark.parametrize("edit", ["shape", "batched", "slot"])
+def test_a_saved_ir_with_inconsistent_prologues_is_refused_at_load(tmp_path, edit):
+    """The type rule checks prologues against the op's inputs and c_spec, so a tampered file never reaches
+    native code with shapes its buffers do not have."""
+    import json
+
+    from compiler.ir import Ir
+    from compiler.ir.serialize import IRFormatError
+
+    work = check_passes(_program(lambda x, w, s: _mm(ops.tanh(x * s), w)), PASSES)
+    path = tmp_path / "ir.json"
+    work.save(path)
+    Ir.load(path)  # as saved: loads
+    doc = json.loads(path.read_text())
+
+    def pro(node):  # the one prologue entry of the MatMulEpilogue's attrs
+        if isinstance(node, dict):
+            if "prologues" in node:
+                return node["prologues"][0]
+            for v in node.values():
+                found = pro(v)
+                if found is not None:
+                    return found
+        elif isinstance(node, list):
+            for v in node:
+                found = pro(v)
+                if found is not None:
+                    return found
+        return None
+    entry = pro(doc)
+    if edit == "shape":
+        entry[3][0] = [60, 5]
+    elif edit == "batched":
+        entry[3][0] = [1, 6, 5]
+    else:
+        entry[0] = 7
+    path.write_text(json.dumps(doc))
+    why = {"shape": "does not broadcast|not the matmul's result", "batched": "2-d matmuls only",
+           "slot": "slot 0"}[edit]
+    with pytest.raises(IRFormatError, match=why):
+        Ir.load(path)
