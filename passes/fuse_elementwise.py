@@ -12,6 +12,9 @@ Fusion is refused, and the reason appended to graph.info["fusion_refusals"], whe
   - a result does not cover the loop (an in-place write into a broadcast operand);
   - an op outside the group (non-elementwise, e.g. a MatMul or a Call) depends on one member and feeds
     another: the kernel would have to run both before and after it.
+Two loops are never joined through a single-element tensor alone (a shared hyper-parameter or step
+count): that saves no memory traffic and made an optimizer's per-parameter updates one kernel growing
+with the model. Single-element ops join the loop that reads them, or, left over, a neighbouring loop.
 Groups are formed greedily in schedule order; legality is checked on the graph of groups, so the
 result is always schedulable (see contraction.py). The kernel is created with Graph.make_op and explicit
 modifies/aliases; SSA versions of every storage stay contiguous (rewrite.retarget).
@@ -167,6 +170,52 @@ class Fuser:
         self.foot[rep] = foot
         return rep
 
+    def _apart(self, b: Op, link: Value | None) -> bool:
+        """The group being grown and group `b` stay apart, for now, when `b` is a loop and the only thing
+        linking them is a single-element tensor (a hyper-parameter, Adam's step): one
+        loop would save no memory traffic, and following such links chained every parameter's update
+        of an optimizer into one kernel that grew with the model, as did LLVM's superlinear cost on it
+        (docs/compile_time.md). A group without a loop still joins a loop that reads it (its consumer:
+        the loop computes it first); one left over joins a neighbour at the end (`_leftovers`)."""
+        return link is not None and link.spec.nelms == 1 and self.foot[b].shape is not None
+
+    def _link_candidates(self, op: Op, readers: dict[int, list[Op]]) -> list[tuple[Op, Value | None]]:
+        """(op of a group to try, the tensor linking it to op, None for an ordering dependency), in the
+        order they are tried: data producers, other dependencies, readers of a common tensor."""
+        producers = [(v.producer, v) for v in op.inputs
+                     if v.producer in self.pos and self.c.find(v.producer) in self.foot]
+        data = {p for p, _ in producers}
+        ordered = producers + [(p, None) for p in sorted(self.deps.pred[op], key=self.pos.__getitem__)
+                               if p not in data]
+        return ordered + [(r, v) for v in op.inputs for r in readers.get(v.id, [])]
+
+    def _grow(self, op: Op, rep: Op, candidates: list[tuple[Op, Value | None]], respect_links: bool) -> Op:
+        tried: set[Op] = set()
+        for other, link in candidates:
+            o = self.c.find(other)
+            if o is rep or o not in self.foot or o in tried or (respect_links and self._apart(o, link)):
+                continue
+            tried.add(o)
+            rep = self._try(rep, o, op, report=link is not None and link.producer is other)
+        return rep
+
+    def _leftovers(self, readers: dict[int, list[Op]]) -> None:
+        """Each group still without a loop joins the loop of a producer or a reader of its tensors if it
+        can (a step counter's write-back after the loop that computed it), once, so none of them grows."""
+        for rep in [r for r, f in self.foot.items() if f.shape is None]:
+            if rep not in self.foot or self.foot[rep].shape is not None:
+                continue
+            members = sorted(self.c.members[rep], key=self.pos.__getitem__)
+            cands: list[tuple[Op, Value | None]] = []
+            for m in members:
+                cands += [(c, None) for c, _ in self._link_candidates(m, readers)]
+                cands += [(r, None) for v in m.results for r in readers.get(v.id, [])]
+            for other, _ in cands:
+                o = self.c.find(other)
+                if o is not rep and o in self.foot and self.foot[o].shape is not None \
+                        and self._try(rep, o, members[0], False) is not rep:
+                    break
+
     def groups(self) -> list[list[Op]]:
         readers: dict[int, list[Op]] = {}
         for op in self.g.ops:
@@ -177,20 +226,10 @@ class Fuser:
                 self.refusals.append(f"{op.label} not fused: {why}")
                 continue
             self.foot[op] = Footprint.of(op)
-            rep = op
-            producers = [v.producer for v in op.inputs
-                         if v.producer in self.pos and self.c.find(v.producer) in self.foot]
-            ordered = producers + sorted(self.deps.pred[op], key=self.pos.__getitem__)
-            ordered += [r for v in op.inputs for r in readers.get(v.id, [])]
-            tried: set[Op] = set()
-            for other in ordered:
-                o = self.c.find(other)
-                if o is rep or o not in self.foot or o in tried:
-                    continue
-                tried.add(o)
-                rep = self._try(rep, o, op, report=other in producers)
+            self._grow(op, op, self._link_candidates(op, readers), respect_links=True)
             for v in op.inputs:
                 readers.setdefault(v.id, []).append(op)
+        self._leftovers(readers)
         return [sorted(m, key=self.pos.__getitem__) for m in self.c.groups() if len(m) > 1]
 
 
