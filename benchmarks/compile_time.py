@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "examples", ROOT / "benchmarks"):
     sys.path.insert(0, str(p))
 import deep_mlp  # noqa: E402
-from common import Table, interleaved_ms, write_result  # noqa: E402
+from common import Table, interleaved_ms, interleaved_samples, write_result  # noqa: E402
 from functional_adam import MyAdam  # noqa: E402
 
 from compiler import popxl  # noqa: E402
@@ -193,44 +194,110 @@ def _kernel_texts(ir: Any) -> list[str]:
     return [str(m) for m in table.modules.values()]
 
 
-def opt_level_rows(programs: dict[str, Any], steps: int) -> list[dict]:
-    """Per program: each kernel compiled at O2 and O3 (interleaved, best of 3), grouped by size (lines
-    of LLVM IR before optimisation), and the step's run time with every kernel at O2 against O3."""
+# (LLVM level, loop unrolling): O3 was the pipeline before, O2 is now; O2 without unrolling was measured
+# and not taken (it changes the order of reassociable sums in small kernels: docs/compile_time.md)
+VARIANTS = {"O3": (3, True), "O2": (2, True), "O2_no_unroll": (2, False)}
+
+
+def _run_steps(sess: Any, feeds: list[dict], steps: int) -> None:
+    for _ in range(steps):
+        for f in feeds:
+            sess.run(f)
+
+
+def kernel_rows(programs: dict[str, Any], small: int = 200) -> list[dict]:
+    """Per program: each distinct kernel compiled (parse, optimise, emit; CPU, best of 3, interleaved) with
+    each of VARIANTS, summed per size group (lines of LLVM text before optimisation)."""
     from compiler.backends.llvm import target
     from compiler.backends.llvm.jobs import to_object
 
     target.init()
     tm = target.target_machine()
     rows = []
-    for name, (ir, feed) in programs.items():
+    for name, ir in programs.items():
         buckets: dict[str, list[float]] = {}
         for text in _kernel_texts(ir):
             size = text.count("\n")
-            bucket = "<200" if size < 200 else "200-1000" if size < 1000 else ">=1000"
-            best = {2: float("inf"), 3: float("inf")}
+            bucket = f"<{small}" if size < small else f"{small}-999" if size < 1000 else ">=1000"
+            best = {v: float("inf") for v in VARIANTS}
             for _ in range(3):
-                for level in (2, 3):
+                for v, (level, unroll) in VARIANTS.items():
                     c0 = time.process_time()
-                    to_object(text, tm, level)
-                    best[level] = min(best[level], time.process_time() - c0)
-            acc = buckets.setdefault(bucket, [0, 0.0, 0.0])
+                    to_object(text, tm, level, unroll)
+                    best[v] = min(best[v], time.process_time() - c0)
+            acc = buckets.setdefault(bucket, [0.0] * (1 + len(VARIANTS)))
             acc[0] += 1
-            acc[1] += best[2]
-            acc[2] += best[3]
-        sessions = {lvl: popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, opt_level=lvl,
-                                                                                    threads=THREADS))
-                    for lvl in (2, 3)}
-        for s in sessions.values():
-            s.__enter__()
-        run = interleaved_ms({f"O{lvl}": (lambda s=s, f=feed: s.run(f)) for lvl, s in sessions.items()},
-                             rounds=steps)
+            for i, v in enumerate(VARIANTS):
+                acc[1 + i] += best[v]
+        for bucket, (n, *ms) in sorted(buckets.items()):
+            row: dict[str, Any] = {"program": name, "kernel_lines": bucket, "kernels": int(n)}
+            row.update({f"{v}_ms": round(m * 1e3, 1) for v, m in zip(VARIANTS, ms)})
+            row["O2/O3"] = round(ms[1] / max(ms[0], 1e-9), 3)
+            rows.append(row)
+    return rows
+
+
+def adam_ir(n: int) -> Any:
+    """The tutorial Adam (examples/custom_optimiser.py, cached graph) on one float32 parameter of n elements."""
+    from custom_optimiser import Adam
+
+    ir = popxl.Ir()
+    rng = np.random.default_rng(0)
+    with ir.main_graph:
+        w = popxl.variable(rng.standard_normal(n).astype(np.float32), name="w")
+        g = popxl.variable(rng.standard_normal(n).astype(np.float32) * 1e-2, name="g")
+        facts, graph = Adam(cache=True).create_graph(w, w.spec, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                                                     first_order_dtype=popxl.float32)
+        graph.bind(facts.init()).call(w, g)
+    return ir
+
+
+def mnist_case(bs: int) -> tuple[Any, list[dict]]:
+    """The MNIST tutorial step (same initial weights every build) and one batch for it."""
+    import mnist_adam
+
+    np.random.seed(0)
+    ir, streams, *_ = mnist_adam.train_ir(bs)
+    rng = np.random.default_rng(0)
+    return ir, [dict(zip(streams, [rng.standard_normal((bs, 28, 28)).astype(np.float32),
+                                   rng.integers(0, 10, bs).astype(np.int32)]))]
+
+
+def mlp_case(layers: int) -> tuple[Any, list[dict]]:
+    ir, streams, *_ = deep_mlp.train_ir(layers, WIDTH, BATCH, CLASSES)
+    return ir, [dict(zip(streams, deep_mlp.batch(WIDTH, BATCH, CLASSES)))]
+
+
+def pipeline_rows(cases: list[tuple[str, int, Callable[[], tuple[Any, list[dict]]], int]], rounds: int) -> list[dict]:
+    """The LLVM pipeline before (O3) and now (O2), per program and thread count: the cold compile's CPU
+    (no cache; LLVM initialised) and the step's run time, the two builds timed in alternating rounds in
+    this process (a 50 ms pause before each), every step on the same inputs. O2/O3 is the median of the
+    per-round ratios; middle_half the 25th-75th percentile of them."""
+    from common import PAUSE_S
+
+    rows = []
+    for name, threads, build, steps in cases:
+        sessions, cpu, fns = {}, {}, {}
+        for lv in (3, 2):
+            ir, feeds = build()
+            opts = CompileOptions(use_cache=False, opt_level=lv, threads=threads)
+            _, cpu[lv], sess = _cpu_timed(lambda ir=ir, opts=opts: popxl.Session(ir, "cpu", options=opts))
+            sess.__enter__()
+            sessions[lv] = sess
+            fns[lv] = partial(_run_steps, sess, feeds, steps)
+        samples = interleaved_samples(fns, rounds, reps=1, pause_s=PAUSE_S)
         for s in sessions.values():
             s.__exit__(None, None, None)
-        for bucket, (n, o2, o3) in sorted(buckets.items()):
-            rows.append({"program": name, "kernel_lines": bucket, "kernels": n, "compile_O2_ms": round(o2 * 1e3, 2),
-                         "compile_O3_ms": round(o3 * 1e3, 2), "O3/O2_compile": round(o3 / max(o2, 1e-9), 3)})
-        rows.append({"program": name, "kernel_lines": "whole step", "step_O2_ms": round(run["O2"], 4),
-                     "step_O3_ms": round(run["O3"], 4), "O3/O2_step": round(run["O3"] / run["O2"], 3)})
+        ratios = sorted(a / b for a, b in zip(samples[2], samples[3]))
+        per = steps * len(feeds)
+        rows.append({"program": name, "threads": threads, "compile_O3_cpu_s": round(cpu[3], 3),
+                     "compile_O2_cpu_s": round(cpu[2], 3),
+                     "step_O3_ms": round(statistics.median(samples[3]) / per * 1e3, 4),
+                     "step_O2_ms": round(statistics.median(samples[2]) / per * 1e3, 4),
+                     "O2/O3_step": round(statistics.median(ratios), 3),
+                     "middle_half": f"{ratios[len(ratios) // 4]:.3f}-{ratios[(3 * len(ratios)) // 4]:.3f}",
+                     "rounds": rounds})
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -261,8 +328,9 @@ def one_module_rows(ir: Any, feed: dict, steps: int) -> list[dict]:
     from runtime.artifact import NativeCode
     from runtime.openmp import resolve_threads
 
-    split = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, threads=THREADS))
-    one = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, threads=THREADS))
+    # both at O3 (what compile_module, the one-module build of tools.compile --emit, runs): like for like
+    split = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, threads=THREADS, opt_level=3))
+    one = popxl.Session(ir, "cpu", options=CompileOptions(use_cache=False, threads=THREADS, opt_level=3))
     work = optimise(ir, CompileOptions())
     mod, layout, tm = compile_module(work)
     one._exe = runtime.load(NativeCode(tm.emit_object(mod), layout, work, resolve_threads(THREADS)))
@@ -328,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--torch-compile-max", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--rounds", type=int, default=31, help="alternating rounds of the pipeline table")
     a = ap.parse_args(argv)
     try:
         import torch
@@ -380,16 +449,27 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     mn_feed = dict(zip(mn_streams, [rng.standard_normal((8, 28, 28)).astype(np.float32),
                                     rng.integers(0, 10, 8).astype(np.int32)]))
-    mlp_ir, mlp_streams, *_ = deep_mlp.train_ir(16, WIDTH, BATCH, CLASSES)
-    mlp_feed = dict(zip(mlp_streams, deep_mlp.batch(WIDTH, BATCH, CLASSES)))
-    levels = Table("opt_level", "O2 against O3: kernels' compile CPU (ms, summed per size group) and the step's "
-                   "run time with every kernel at that level", ["program", "kernel_lines", "kernels", "compile_O2_ms",
-                                                               "compile_O3_ms", "O3/O2_compile", "step_O2_ms",
-                                                               "step_O3_ms", "O3/O2_step"])
-    for row in opt_level_rows({"MNIST step, batch 8": (mn_ir, mn_feed), "MLP 16 layers": (mlp_ir, mlp_feed)},
-                              a.steps * 5):
-        levels.add(**row)
+    mlp_ir = deep_mlp.train_ir(16, WIDTH, BATCH, CLASSES)[0]
+    kernels = Table("kernels", "each distinct kernel compiled at O3, O2 and O2 without loop unrolling (CPU ms, best of "
+                    "3, summed per size group: lines of LLVM text)",
+                    ["program", "kernel_lines", "kernels"] + [f"{v}_ms" for v in VARIANTS] + ["O2/O3"])
+    for row in kernel_rows({"MNIST step, batch 8": mn_ir, "MNIST step, batch 128": mnist_adam.train_ir(128)[0],
+                            "MLP 16 layers": mlp_ir}):
+        kernels.add(**row)
         print(row)
+    pipe = Table("pipeline", "the LLVM pipeline before (O3) and now (O2): cold compile CPU (s) and run time per step "
+                 "(ms), alternating rounds", ["program", "threads", "compile_O3_cpu_s", "compile_O2_cpu_s", "step_O3_ms",
+                                              "step_O2_ms", "O2/O3_step", "middle_half", "rounds"])
+    cases: list = []
+    for threads in (1, 2):
+        cases += [("MNIST step, batch 8", threads, partial(mnist_case, 8), 50),
+                  ("MNIST step, batch 128", threads, partial(mnist_case, 128), 5)]
+    cases += [("MLP 16 layers", 1, partial(mlp_case, 16), 100),
+              ("tutorial Adam, 262K", 1, lambda: (adam_ir(2**18), [{}]), 100),
+              ("tutorial Adam, 16M", 1, lambda: (adam_ir(2**24), [{}]), 2),
+              ("tutorial Adam, 16M", 2, lambda: (adam_ir(2**24), [{}]), 2)]
+    for row in pipeline_rows(cases, a.rounds):
+        pipe.add(**row)
     workers = Table("workers", "cold compile of the 128-layer MLP step by kernel compile workers (no cache)",
                     ["compile_workers", "wall_s", "cpu_s", "wall_vs_in_line"])
     for row in workers_rows(deep_mlp.train_ir(128, WIDTH, BATCH, CLASSES)[0]):
@@ -400,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in one_module_rows(mn_ir, mn_feed, a.steps * 10):
         layout.add(**row)
         print(row)
-    write_result("compile_time", [t, fresh, levels, workers, layout],
+    write_result("compile_time", [t, fresh, kernels, pipe, workers, layout],
                  command="python benchmarks/compile_time.py " + " ".join(argv or sys.argv[1:]),
                  settings={"layers": a.layers, "width": WIDTH, "batch": BATCH, "steps": a.steps},
                  notes=["cold: empty cache directory, this process (LLVM initialised); warm: the same program "

@@ -83,11 +83,11 @@ def _target_parts(tgt: Target | None, opt_level: int) -> tuple:
     return (tgt.triple, tgt.cpu, tgt.features), __version__, code_version(), opt_level
 
 
-def cache_key(irx: Ir, prefix: str = "optc", tgt: Target | None = None, opt_level: int = 3) -> str:
+def cache_key(irx: Ir, prefix: str = "optc", tgt: Target | None = None, opt_level: int = 2) -> str:
     return CompileCache.key(ir_digest(irx), *_target_parts(tgt, opt_level), prefix)
 
 
-def kernel_symbol(signature: tuple, tgt: Target | None = None, opt_level: int = 3) -> str:
+def kernel_symbol(signature: tuple, tgt: Target | None = None, opt_level: int = 2) -> str:
     """The symbol of a kernel: its cache key, so a symbol names one compiled object."""
     return KERNEL_PREFIX + CompileCache.key("kernel", signature, *_target_parts(tgt, opt_level))
 

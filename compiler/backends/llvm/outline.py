@@ -1,7 +1,7 @@
 """Each distinct kernel once: an op's whole lowering is outlined into a `noinline` function, one per
 signature, and graph functions stay flat lists of calls.
 
-Why: LLVM's O3 pipeline costs time per instruction it sees. A 16-layer MLP lowered op by op (and
+Why: LLVM's optimisation pipeline costs time per instruction it sees. A 16-layer MLP lowered op by op (and
 inlined) gave one 31k-line step function, although its layers use a handful of kernel shapes. With
 one function per signature, compile time grows with the number of distinct kernels; a layer that
 repeats an existing shape adds only call instructions.

@@ -1,5 +1,6 @@
 """LLVM set-up: the target machine for a CompileOptions target (the host by default, or a named CPU and
-triple from isa.CPUS for code shipped elsewhere) and the O3 new-pass-manager pipeline."""
+triple from isa.CPUS for code shipped elsewhere) and the new-pass-manager pipeline (O2 by default:
+CompileOptions.opt_level, docs/compile_time.md)."""
 from __future__ import annotations
 
 import functools
@@ -59,12 +60,13 @@ def target_machine(t: Target | None = None, reloc: str = "pic") -> llvm.TargetMa
                                         codemodel="default")
 
 
-def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine, speed_level: int = 3) -> None:
-    """Run the O3 pipeline (or O`speed_level`) with loop and SLP vectorisation on."""
+def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine, speed_level: int = 3, unroll: bool = True) -> None:
+    """Run the O`speed_level` pipeline with loop and SLP vectorisation on (loop unrolling off only for
+    benchmarks/compile_time.py's measurement of it: it decides the order of reassociable sums)."""
     pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
-    pto.loop_unrolling = True
+    pto.loop_unrolling = unroll
     pb = llvm.create_pass_builder(tm, pto)
     mpm = pb.getModulePassManager()
     mpm.run(mod, pb)
