@@ -273,3 +273,26 @@ def test_step_hooks_and_the_profiler_range_are_torchs():
     assert a[1] == b[1] == 7.0
     assert "Optimizer.step#Adam.step" in a[2] and "Optimizer.step#Adam.step" in b[2]
     _same_params(a[3], b[3], rtol=1e-5)
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_zero_grad_is_torchs_with_its_profiler_range(set_to_none):
+    """zero_grad either way leaves the gradients as torch's does, and torch's profiler sees its range."""
+    def run(cls):
+        net = _net()
+        opt = cls(net.parameters(), lr=0.01)
+        _steps(net, opt, 3)
+        net[0].weight.grad = None  # a parameter without a gradient stays without one
+        opt.zero_grad(set_to_none=set_to_none)
+        grads = [None if p.grad is None else p.grad.clone() for p in net.parameters()]
+        _steps(net, opt, 1)
+        with torch.profiler.profile() as prof:
+            opt.zero_grad(set_to_none=set_to_none)
+        return grads, [e.name for e in prof.events()], net
+
+    (ga, na, a), (gb, nb, b) = run(Adam), run(torch.optim.Adam)
+    assert [g is None for g in ga] == [g is None for g in gb] == [True] + [set_to_none] * 3
+    assert all(g is None or not g.any() for g in ga)
+    assert "Optimizer.zero_grad#Adam.zero_grad" in na and "Optimizer.zero_grad#Adam.zero_grad" in nb
+    assert all(p.grad is None for p in a.parameters()) == set_to_none
+    _same_params(a, b, rtol=1e-5)
