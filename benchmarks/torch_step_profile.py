@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shlex
 import statistics
 import sys
 import time
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
     t = Table("profile", "The step right after backward, in parts (us, medians)",
               ["model", "optimizer", "part", "us after backward", "us warm"],
               notes=["'= ...' rows are differences of the measurements above them (e.g. native call = "
-                     "validation + repoint + call - validation + repoint - kernel)"])
+                     "validation + repoint + call - validation + repoint - kernel); as differences of medians, "
+                     "a small one can come out negative"])
     for name, (make, batch) in _models(False).items():
         if words and not any(w in name for w in words):
             continue
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     notes = [f"{args.iters} iterations per model, ours and torch fused interleaved iteration by iteration; "
              f"torch.get_num_threads() = {torch.get_num_threads()}, torch's defaults"]
     path = write_result("torch_step_profile", [t], command="python benchmarks/torch_step_profile.py"
-                        + (f" --models {args.models}" if args.models != "conv" else ""), settings=vars(args),
+                        + (f" --models {shlex.quote(args.models)}" if args.models != "conv" else ""), settings=vars(args),
                         notes=notes)
     print(f"wrote {path}")
     return {"profile": t.rows}

@@ -15,7 +15,8 @@ After two steps with the same kernel, a step is one native call over a pointer t
 versions, state tensors, gradients' layout; gradients may move) and falls back to the full path, which
 rebinds or raises, when something changed. Inside a training loop the fixed cost per step is a fraction
 of torch's fused Adam's (GradScaler, clip_grad_norm_, zero_grad either way, torch.compile'd models and
-channels_last weights are covered by tests/optim/test_torch_loop.py).
+channels_last weights are covered by tests/optim/test_torch_loop.py). torch's profiling/hook wrapper
+around step() runs only when it has something to do (a step hook, torch's profiler): torch_step.py.
 The arithmetic is torch's own, op for op (see compiler/optim/aten.py); the one difference is Adam's
 square root, which torch's CPU build takes from MKL (not correctly rounded). `Adam(...,
 exact_sqrt=True)` calls torch.sqrt between two compiled kernels instead, and is then bit for bit
