@@ -194,9 +194,10 @@ def _kernel_texts(ir: Any) -> list[str]:
     return [str(m) for m in table.modules.values()]
 
 
-# (LLVM level, loop unrolling): O3 was the pipeline before, O2 is now; O2 without unrolling was measured
-# and not taken (it changes the order of reassociable sums in small kernels: docs/compile_time.md)
-VARIANTS = {"O3": (3, True), "O2": (2, True), "O2_no_unroll": (2, False)}
+# (CompileOptions.opt_level, loop unrolling): O3 everywhere was the pipeline before; "auto" is now (O3 for
+# small kernels without reassociable sums, O2 for the rest); O2 without unrolling was measured and not
+# taken (it changes the order of reassociable sums in small kernels: docs/compile_time.md)
+VARIANTS = {"O3": (3, True), "O2": (2, True), "auto": ("auto", True), "O2_no_unroll": (2, False)}
 
 
 def _run_steps(sess: Any, feeds: list[dict], steps: int) -> None:
@@ -232,7 +233,7 @@ def kernel_rows(programs: dict[str, Any], small: int = 200) -> list[dict]:
         for bucket, (n, *ms) in sorted(buckets.items()):
             row: dict[str, Any] = {"program": name, "kernel_lines": bucket, "kernels": int(n)}
             row.update({f"{v}_ms": round(m * 1e3, 1) for v, m in zip(VARIANTS, ms)})
-            row["O2/O3"] = round(ms[1] / max(ms[0], 1e-9), 3)
+            row["auto/O3"] = round(ms[2] / max(ms[0], 1e-9), 3)
             rows.append(row)
     return rows
 
@@ -269,16 +270,16 @@ def mlp_case(layers: int) -> tuple[Any, list[dict]]:
 
 
 def pipeline_rows(cases: list[tuple[str, int, Callable[[], tuple[Any, list[dict]]], int]], rounds: int) -> list[dict]:
-    """The LLVM pipeline before (O3) and now (O2), per program and thread count: the cold compile's CPU
-    (no cache; LLVM initialised) and the step's run time, the two builds timed in alternating rounds in
-    this process (a 50 ms pause before each), every step on the same inputs. O2/O3 is the median of the
-    per-round ratios; middle_half the 25th-75th percentile of them."""
+    """The LLVM pipeline before (O3 everywhere) and now ("auto"), per program and thread count: the cold
+    compile's CPU (no cache; LLVM initialised) and the step's run time, the two builds timed in alternating
+    rounds in this process (a 50 ms pause before each), every step on the same inputs. auto/O3 is the
+    median of the per-round ratios; middle_half the 25th-75th percentile of them."""
     from common import PAUSE_S
 
     rows = []
     for name, threads, build, steps in cases:
         sessions, cpu, fns = {}, {}, {}
-        for lv in (3, 2):
+        for lv in (3, "auto"):
             ir, feeds = build()
             opts = CompileOptions(use_cache=False, opt_level=lv, threads=threads)
             _, cpu[lv], sess = _cpu_timed(lambda ir=ir, opts=opts: popxl.Session(ir, "cpu", options=opts))
@@ -288,13 +289,13 @@ def pipeline_rows(cases: list[tuple[str, int, Callable[[], tuple[Any, list[dict]
         samples = interleaved_samples(fns, rounds, reps=1, pause_s=PAUSE_S)
         for s in sessions.values():
             s.__exit__(None, None, None)
-        ratios = sorted(a / b for a, b in zip(samples[2], samples[3]))
+        ratios = sorted(a / b for a, b in zip(samples["auto"], samples[3]))
         per = steps * len(feeds)
         rows.append({"program": name, "threads": threads, "compile_O3_cpu_s": round(cpu[3], 3),
-                     "compile_O2_cpu_s": round(cpu[2], 3),
+                     "compile_auto_cpu_s": round(cpu["auto"], 3),
                      "step_O3_ms": round(statistics.median(samples[3]) / per * 1e3, 4),
-                     "step_O2_ms": round(statistics.median(samples[2]) / per * 1e3, 4),
-                     "O2/O3_step": round(statistics.median(ratios), 3),
+                     "step_auto_ms": round(statistics.median(samples["auto"]) / per * 1e3, 4),
+                     "auto/O3_step": round(statistics.median(ratios), 3),
                      "middle_half": f"{ratios[len(ratios) // 4]:.3f}-{ratios[(3 * len(ratios)) // 4]:.3f}",
                      "rounds": rounds})
         print(rows[-1], flush=True)
@@ -450,16 +451,17 @@ def main(argv: list[str] | None = None) -> None:
     mn_feed = dict(zip(mn_streams, [rng.standard_normal((8, 28, 28)).astype(np.float32),
                                     rng.integers(0, 10, 8).astype(np.int32)]))
     mlp_ir = deep_mlp.train_ir(16, WIDTH, BATCH, CLASSES)[0]
-    kernels = Table("kernels", "each distinct kernel compiled at O3, O2 and O2 without loop unrolling (CPU ms, best of "
-                    "3, summed per size group: lines of LLVM text)",
-                    ["program", "kernel_lines", "kernels"] + [f"{v}_ms" for v in VARIANTS] + ["O2/O3"])
+    kernels = Table("kernels", "each distinct kernel compiled at O3, O2, auto and O2 without loop unrolling (CPU ms, "
+                    "best of 3, summed per size group: lines of LLVM text)",
+                    ["program", "kernel_lines", "kernels"] + [f"{v}_ms" for v in VARIANTS] + ["auto/O3"])
     for row in kernel_rows({"MNIST step, batch 8": mn_ir, "MNIST step, batch 128": mnist_adam.train_ir(128)[0],
                             "MLP 16 layers": mlp_ir}):
         kernels.add(**row)
         print(row)
-    pipe = Table("pipeline", "the LLVM pipeline before (O3) and now (O2): cold compile CPU (s) and run time per step "
-                 "(ms), alternating rounds", ["program", "threads", "compile_O3_cpu_s", "compile_O2_cpu_s", "step_O3_ms",
-                                              "step_O2_ms", "O2/O3_step", "middle_half", "rounds"])
+    pipe = Table("pipeline", "the LLVM pipeline before (O3 everywhere) and now (auto): cold compile CPU (s) and run "
+                 "time per step (ms), alternating rounds", ["program", "threads", "compile_O3_cpu_s",
+                                                            "compile_auto_cpu_s", "step_O3_ms", "step_auto_ms",
+                                                            "auto/O3_step", "middle_half", "rounds"])
     cases: list = []
     for threads in (1, 2):
         cases += [("MNIST step, batch 8", threads, partial(mnist_case, 8), 50),

@@ -31,9 +31,10 @@ class CompileOptions:
     # threads compiling kernels while the next ones are lowered (0: compile each at once; more than 1
     # gains nothing while llvmlite serialises its calls: compiler/backends/llvm/jobs.py)
     compile_workers: int = 1
-    # LLVM pipeline of the native code: 2 (O2) or 3 (O3). O2 ran every benchmark step as fast as O3 and
-    # compiled in about half the time (measured per kernel size: docs/compile_time.md)
-    opt_level: int = 2
+    # LLVM pipeline of the native code: "auto" (O3 for small elementwise kernels, O2 for matmuls, reductions
+    # and large modules, which O3 compiled ~1.7x slower for the same run time), 2 (O2) or 3 (O3);
+    # docs/compile_time.md
+    opt_level: int | str = "auto"
     # under mpiexec: how long a collective or start-up check waits for the other processes before it
     # raises (a rank that died without a word); seconds
     collective_timeout_s: float = 300.0

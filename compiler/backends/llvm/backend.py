@@ -78,17 +78,18 @@ def source_digest(dirs: list[Path], extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def _target_parts(tgt: Target | None, opt_level: int) -> tuple:
+def _target_parts(tgt: Target | None, opt_level: int | str) -> tuple:
     tgt = tgt or target.host_target()
     return (tgt.triple, tgt.cpu, tgt.features), __version__, code_version(), opt_level
 
 
-def cache_key(irx: Ir, prefix: str = "optc", tgt: Target | None = None, opt_level: int = 2) -> str:
+def cache_key(irx: Ir, prefix: str = "optc", tgt: Target | None = None, opt_level: int | str = "auto") -> str:
     return CompileCache.key(ir_digest(irx), *_target_parts(tgt, opt_level), prefix)
 
 
-def kernel_symbol(signature: tuple, tgt: Target | None = None, opt_level: int = 2) -> str:
-    """The symbol of a kernel: its cache key, so a symbol names one compiled object."""
+def kernel_symbol(signature: tuple, tgt: Target | None = None, opt_level: int | str = "auto") -> str:
+    """The symbol of a kernel: its cache key, so a symbol names one compiled object ("auto" picks a
+    kernel's level from its LLVM text, which the signature and code_version() determine)."""
     return KERNEL_PREFIX + CompileCache.key("kernel", signature, *_target_parts(tgt, opt_level))
 
 
@@ -104,8 +105,7 @@ def lower(irx: Ir, options: CompileOptions) -> NativeCode:
     cache = CompileCache(options.cache_dir) if options.use_cache else None
     kcache = cache.kernels() if cache else None
     level = options.opt_level
-    if level not in (2, 3):
-        raise ValueError(f"CompileOptions.opt_level={level!r}: the LLVM pipeline is 2 or 3 (O2, O3)")
+    target.level_for("", level)  # a bad level fails here, before anything is lowered
     key = cache_key(irx, prefix, tgt, level) if cache else ""
     layout = layout_of(irx, prefix)
     mark_target(layout, tgt)

@@ -20,13 +20,13 @@ import llvmlite.binding as llvm
 from . import target
 
 
-def to_object(text: str, tm: llvm.TargetMachine, speed_level: int = 2, unroll: bool = True) -> bytes:
-    """Parse, verify, optimise and emit one module's text."""
+def to_object(text: str, tm: llvm.TargetMachine, opt_level: int | str = "auto", unroll: bool = True) -> bytes:
+    """Parse, verify, optimise (at target.level_for(text, opt_level)) and emit one module's text."""
     mod = llvm.parse_assembly(text)
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
     mod.verify()
-    target.optimise(mod, tm, speed_level, unroll)
+    target.optimise(mod, tm, target.level_for(text, opt_level), unroll)
     return tm.emit_object(mod)
 
 
@@ -34,7 +34,8 @@ class ObjectJobs:
     """Modules handed over as they are lowered; `results()` waits for their object files. With
     `workers=0` every module is compiled at once in the calling thread."""
 
-    def __init__(self, make_tm: Callable[[], llvm.TargetMachine], workers: int = 1, speed_level: int = 2) -> None:
+    def __init__(self, make_tm: Callable[[], llvm.TargetMachine], workers: int = 1,
+                 speed_level: int | str = "auto") -> None:
         self.tm = make_tm()
         self.level = speed_level
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="optgraph-llvm") if workers else None

@@ -1,6 +1,6 @@
 """LLVM set-up: the target machine for a CompileOptions target (the host by default, or a named CPU and
-triple from isa.CPUS for code shipped elsewhere) and the new-pass-manager pipeline (O2 by default:
-CompileOptions.opt_level, docs/compile_time.md)."""
+triple from isa.CPUS for code shipped elsewhere) and the new-pass-manager pipeline (per kernel size by
+default: CompileOptions.opt_level, `level_for`, docs/compile_time.md)."""
 from __future__ import annotations
 
 import functools
@@ -58,6 +58,28 @@ def target_machine(t: Target | None = None, reloc: str = "pic") -> llvm.TargetMa
     target = llvm.Target.from_triple(t.triple)
     return target.create_target_machine(cpu=t.cpu, features=t.llvm_features(), opt=3, reloc=reloc,
                                         codemodel="default")
+
+
+OPT_LEVELS = ("auto", 2, 3)
+# Under "auto", kernels under this many lines of LLVM text whose arithmetic allows no reassociation or
+# contraction (the elementwise optimizer updates) get O3: they compile about as fast at O3 as at O2, and
+# the tutorial Adam's update ran ~1.5% faster at O3. Everything else gets O2: the matmul kernels (O3 cost
+# them ~1.7x O2's compile time for the same run time) and every kernel with reassociable sums (`reassoc`:
+# matmuls, reductions, softmax), whatever its size, because O2 and O3 may order those sums differently
+# and a small unfused matmul must give the bits of the same product inside a large fused epilogue
+# kernel. Measured in benchmarks/compile_time.py (kernels, pipeline tables); docs/compile_time.md.
+SMALL_KERNEL_LINES = 200
+
+
+def level_for(text: str, opt_level: int | str = "auto") -> int:
+    """The LLVM level (2 or 3) of a module whose LLVM text is `text`, for CompileOptions.opt_level."""
+    if opt_level == "auto":
+        exact = " reassoc " not in text and " contract " not in text  # IEEE results under any pipeline
+        return 3 if text.count("\n") < SMALL_KERNEL_LINES and exact else 2
+    if opt_level in (2, 3):
+        return int(opt_level)
+    raise ValueError(f"CompileOptions.opt_level={opt_level!r}: the LLVM pipeline is 'auto' (O3 for small kernels "
+                     "without reassociable sums, O2 for the rest), 2 (O2) or 3 (O3)")
 
 
 def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine, speed_level: int = 3, unroll: bool = True) -> None:

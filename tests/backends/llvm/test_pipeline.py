@@ -1,6 +1,7 @@
-"""The LLVM pipeline (CompileOptions.opt_level): O2 by default, O3 on request; both compute what the
-interpreter computes, a bad level is refused before anything is lowered, and the level is part of
-every cache key. Why O2, and what else was measured: docs/compile_time.md."""
+"""The LLVM pipeline (CompileOptions.opt_level): by default ("auto") O3 for kernels under
+SMALL_KERNEL_LINES lines of LLVM text and O2 for larger modules; 2 or 3 forces a level. Every choice
+computes what the interpreter computes, a bad level is refused before anything is lowered, and the
+choice is part of every cache key. The measurements behind it: docs/compile_time.md."""
 from __future__ import annotations
 
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from compiler import popxl
+from compiler.backends.llvm import target
 from compiler.driver import CompileOptions
 from compiler.popxl import ops
 
@@ -37,11 +39,32 @@ def _elementwise_ir() -> popxl.Ir:
     return ir
 
 
-def test_o2_is_the_default():
-    assert CompileOptions().opt_level == 2
+def test_auto_chooses_by_kernel_size():
+    small, big = "x\n" * (target.SMALL_KERNEL_LINES - 1), "x\n" * target.SMALL_KERNEL_LINES
+    assert CompileOptions().opt_level == "auto"
+    assert (target.level_for(small), target.level_for(big)) == (3, 2)
+    assert target.level_for(small + "%s = fadd reassoc float %a, %b\n") == 2
+    assert (target.level_for(small, 2), target.level_for(big, 3)) == (2, 3)
 
 
-@pytest.mark.parametrize("level", [2, 3])
+def test_a_step_has_kernels_on_both_sides_of_the_threshold():
+    """The MNIST step: its elementwise updates at O3; matmuls and reductions (reassociable sums) at O2."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
+    import mnist_adam
+
+    from compiler.backends.llvm.lower import lower as lower_module
+    from compiler.backends.llvm.outline import KernelTable
+    from compiler.driver import optimise
+
+    table = KernelTable()
+    lower_module(optimise(mnist_adam.train_ir(8)[0], CompileOptions()), "optc", kernels=table)
+    levels = {sig[0]: set() for sig in table.by_signature}
+    for sig, k in table.by_signature.items():
+        levels[sig[0]].add(target.level_for(str(table.modules[k.fn.name])))
+    assert levels["MatMulEpilogue"] == {2} and levels["ReduceSum"] == {2} and levels["FusedKernel"] == {3}, levels
+
+
+@pytest.mark.parametrize("level", ["auto", 2, 3])
 def test_every_level_computes_what_the_interpreter_does(level):
     for build in (_bias_grad_ir, _elementwise_ir):
         want, _ = run_session(build(), "interpreter")
@@ -56,10 +79,10 @@ def test_a_bad_level_is_refused_before_lowering(bad):
 
 
 def test_the_level_is_part_of_the_cache_keys():
-    """A kernel or program compiled at O2 is never taken from the cache for O3, or the other way round."""
+    """A kernel or program compiled under one choice is never taken from the cache for another."""
     from compiler.backends.llvm.backend import cache_key, kernel_symbol
 
     sig = ("ReduceSum", (), (), 1, 1, (), (), (), (), None)
-    assert kernel_symbol(sig, opt_level=2) != kernel_symbol(sig, opt_level=3)
+    assert len({kernel_symbol(sig, opt_level=lv) for lv in target.OPT_LEVELS}) == 3
     ir = _bias_grad_ir().core
-    assert cache_key(ir, opt_level=2) != cache_key(ir, opt_level=3)
+    assert len({cache_key(ir, opt_level=lv) for lv in target.OPT_LEVELS}) == 3
