@@ -146,3 +146,36 @@ def test_an_intermediate_read_outside_becomes_a_kernel_output():
     k = work.main.ops[0]
     assert k.kind == "FusedKernel" and len(k.outputs) == 2 and len(k.modifies) == 1
     assert after(work, ["fuse_elementwise"]).main.info["fusion_refusals"] == work.main.info["fusion_refusals"]
+
+
+def _two_updates(shared_full: bool):
+    """Two parameters' updates that read one step count t (single element) and its new value; with
+    shared_full, both also read one full-size tensor g."""
+    def build():
+        ir = popxl.Ir()
+        with ir.main_graph:
+            t = popxl.variable(np.asarray(3.0, np.float32), name="t")
+            g = popxl.variable(np.linspace(0, 1, 6).reshape(2, 3).astype(np.float32), name="g")
+            ws = [popxl.variable(np.full((2, 3), k + 1.0, np.float32), name=f"w{k}") for k in range(2)]
+            gs = [g, g] if shared_full else [popxl.variable(np.full((2, 3), 0.1 * k, np.float32), name=f"g{k}")
+                                             for k in range(2)]
+            t1 = t + 1.0
+            for w, gk in zip(ws, gs):
+                ops.var_updates.accumulate_(w, ops.tanh(gk) / t1)
+            ops.var_updates.copy_var_update_(t, t1)
+        return ir
+    return build
+
+
+def test_loops_linked_only_by_a_single_element_stay_apart():
+    """Joining them saves no traffic, and for an optimizer it made one kernel per shape that grew with the
+    model (tests/optim/test_functional_compile_cost.py); the step count's ops join the first loop."""
+    work = check_passes(_two_updates(shared_full=False), ["fuse_elementwise"])
+    fused = [op for op in work.main.ops if op.kind == "FusedKernel"]
+    assert len(fused) == 2 and all(op.attrs["shape"] == (2, 3) for op in fused), print_schedule(work.main)
+    assert all(op.kind == "FusedKernel" for op in work.main.ops), "the step's update joined a loop"
+
+
+def test_loops_reading_a_common_full_tensor_still_fuse():
+    work = check_passes(_two_updates(shared_full=True), ["fuse_elementwise"])
+    assert kinds(work.main) == ["FusedKernel"], print_schedule(work.main)
