@@ -11,7 +11,7 @@ import pytest
 
 from compiler import popxl
 from compiler.driver import emit
-from conftest import run_session
+from session_helpers import run_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import custom_optimiser  # noqa: E402

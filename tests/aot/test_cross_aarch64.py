@@ -15,7 +15,7 @@ import pytest
 from compiler import popxl
 from compiler.popxl import ops
 from compiler.driver import CompileOptions, emit, emit_all
-from conftest import assert_close, run_session
+from session_helpers import assert_close, run_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import custom_optimiser  # noqa: E402

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from session_helpers import ROOT
 
 from compiler import popxl
 from compiler.ir import verify

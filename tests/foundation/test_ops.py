@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_close, run_session
+from session_helpers import assert_close, run_session
 
 from compiler import popxl
 from compiler.popxl import ops

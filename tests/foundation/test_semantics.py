@@ -5,7 +5,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import run_session
+from session_helpers import run_session
 
 from compiler import addons, popxl
 from compiler.ir.ambiguity import InplaceAmbiguityError

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from conftest import run_session
+from session_helpers import run_session
 
 from compiler import popxl
 from compiler.popxl import ops

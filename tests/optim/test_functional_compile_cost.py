@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from session_helpers import ROOT
 
 from compiler.backends.llvm.lower import lower as lower_module
 from compiler.backends.llvm.outline import KernelTable

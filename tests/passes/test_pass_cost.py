@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from session_helpers import ROOT
 
 from compiler.ir.clone import clone
 from passes.pipeline import pipeline

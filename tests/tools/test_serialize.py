@@ -71,7 +71,7 @@ def test_examples_round_trip(tmp_path, build, example, optimised):
 
 
 def test_session_results_identical_after_reload(tmp_path):
-    from conftest import run_session
+    from session_helpers import run_session
 
     ir = load_target("examples/custom_optimiser.py")
     ir.save(tmp_path / "p.json")

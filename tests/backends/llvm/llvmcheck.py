@@ -9,7 +9,7 @@ from compiler import popxl
 from compiler.driver import CompileOptions
 from compiler.ir import DType
 from compiler.popxl import ops
-from conftest import assert_close, run_session
+from session_helpers import assert_close, run_session
 
 Body = Callable[[dict[str, popxl.Tensor]], "dict[str, popxl.Tensor] | None"]
 

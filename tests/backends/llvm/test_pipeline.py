@@ -16,7 +16,7 @@ from compiler.driver import CompileOptions
 from compiler.popxl import ops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import run_session  # noqa: E402
+from session_helpers import run_session  # noqa: E402
 from llvmcheck import check  # noqa: E402
 
 

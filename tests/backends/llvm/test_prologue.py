@@ -14,7 +14,7 @@ from compiler.driver import CompileOptions, optimise
 from compiler.ops.matmul_epilogue import prologues
 from compiler.popxl import ops
 from compiler.popxl.ops._emit import emit_op, out
-from conftest import run_session
+from session_helpers import run_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from llvmcheck import check, program  # noqa: E402

@@ -21,7 +21,7 @@ from compiler.backends.llvm.backend import cache_key
 from compiler.driver import CompileOptions, emit, optimise
 from compiler.popxl import ops
 from compiler.popxl.ops._emit import emit_op, out
-from conftest import assert_matches_reference, run_session
+from session_helpers import assert_matches_reference, run_session
 from runtime.cpu_check import UnsupportedCpu, host, missing
 
 HERE = Path(__file__).resolve().parent

@@ -15,7 +15,7 @@ import pytest
 from compiler import popxl
 from compiler.driver import CompileOptions
 from compiler.popxl.ops._emit import emit_op, out
-from conftest import run_session
+from session_helpers import run_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ortrun import run_steps  # noqa: E402
 
 from compiler import popxl  # noqa: E402
-from conftest import run_session  # noqa: E402
+from session_helpers import run_session  # noqa: E402
 from compiler.backends.onnx import to_model  # noqa: E402
 from compiler.driver import CompileOptions, optimise  # noqa: E402
 from compiler.ops.matmul_epilogue import prologues  # noqa: E402
