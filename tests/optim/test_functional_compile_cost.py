@@ -19,10 +19,9 @@ from compiler.backends.llvm.outline import KernelTable
 from compiler.driver import CompileOptions, optimise
 from compiler.optim import SGD, Adam
 
-sys.path.insert(0, str(ROOT / "tests" / "passes"))
 sys.path.insert(0, str(ROOT / "examples"))
 from functional_adam import MyAdam  # noqa: E402
-from test_pass_cost import lines_executed  # noqa: E402
+from work_count import lines_executed  # noqa: E402
 
 
 def _params(layers: int) -> tuple[dict, dict]:

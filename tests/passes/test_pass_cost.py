@@ -16,28 +16,12 @@ from session_helpers import ROOT
 from compiler.ir.clone import clone
 from passes.pipeline import pipeline
 from passes.registry import PASSES
+from work_count import lines_executed
 
 sys.path.insert(0, str(ROOT / "examples"))
 import deep_mlp  # noqa: E402
 
 QUADRATIC: set[str] = set()
-
-
-def lines_executed(fn) -> int:
-    n = 0
-
-    def local(frame, event, arg):
-        nonlocal n
-        n += 1
-        return local
-
-    old = sys.gettrace()
-    sys.settrace(lambda frame, event, arg: local)
-    try:
-        fn()
-    finally:
-        sys.settrace(old)
-    return n
 
 
 def _work(layers: int) -> dict[str, int]:
