@@ -315,16 +315,7 @@ def profile_ours(bs: int, threads: int, reps: int) -> dict[str, float]:
     for piece in PIECES:
         np.random.seed(0)
         sess = popxl.Session(build_piece(bs, piece), "cpu", options=CompileOptions(threads=threads))
-        exe, dev = sess._exe, sess._dev
-        for _ in range(3):
-            exe.run(dev, feeds, 1)
-        samples = []
-        for _ in range(7):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                exe.run(dev, feeds, 1)
-            samples.append((time.perf_counter() - t0) / reps * 1e3)
-        out[piece] = round(statistics.median(samples), 3)
+        out[piece] = round(_timed_ms(sess._exe, sess._dev, feeds, reps), 3)
     return out
 
 

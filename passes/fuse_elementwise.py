@@ -31,6 +31,7 @@ from compiler.ops import expr_for, get
 from compiler.ops.fused import inline_expr
 from compiler.ops.primitives import Expr
 
+from .refusals import format_recorded
 from .contraction import Contraction
 from .registry import register
 from .rewrite import replace_groups
@@ -305,11 +306,7 @@ def fuse_graph(g: Graph) -> bool:
 
 def format_refusals(ir: Ir) -> str:
     """Every recorded fusion refusal, one per line, by graph."""
-    lines = []
-    for g in ir.graphs.values():
-        for r in g.info.get("fusion_refusals", []):
-            lines.append(f"{g.id or 'main'}: {r}")
-    return "\n".join(lines)
+    return format_recorded(ir, "fusion_refusals")
 
 
 @register("fuse_elementwise")

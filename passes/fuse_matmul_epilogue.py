@@ -23,6 +23,7 @@ from compiler.ops import expr_for
 from compiler.ops.fused import inline_expr
 from compiler.ops.primitives import Expr
 
+from .refusals import format_recorded
 from .contraction import Contraction
 from .fuse_elementwise import is_fusible, iteration_shape, readers_of
 from .registry import register
@@ -128,7 +129,7 @@ def fuse_graph(g: Graph) -> bool:
 
 def format_refusals(ir: Ir) -> str:
     """Every recorded epilogue refusal, one per line, by graph."""
-    return "\n".join(f"{g.id or 'main'}: {r}" for g in ir.graphs.values() for r in g.info.get("epilogue_refusals", []))
+    return format_recorded(ir, "epilogue_refusals")
 
 
 @register("fuse_matmul_epilogue")

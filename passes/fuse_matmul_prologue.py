@@ -32,6 +32,7 @@ from compiler.ops.fused import inline_expr
 from compiler.ops.matmul_epilogue import layout, prologues
 from compiler.ops.primitives import Expr, Prim
 
+from .refusals import format_recorded
 from .contraction import Contraction
 from .fuse_elementwise import is_fusible, iteration_shape, readers_of
 from .registry import register
@@ -211,7 +212,7 @@ def fuse_graph(g: Graph) -> bool:
 
 def format_refusals(ir: Ir) -> str:
     """Every recorded prologue refusal, one per line, by graph."""
-    return "\n".join(f"{g.id or 'main'}: {r}" for g in ir.graphs.values() for r in g.info.get("prologue_refusals", []))
+    return format_recorded(ir, "prologue_refusals")
 
 
 @register("fuse_matmul_prologue")
