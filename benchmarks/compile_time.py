@@ -303,8 +303,9 @@ def pipeline_rows(cases: list[tuple[str, int, Callable[[], tuple[Any, list[dict]
 
 
 def workers_rows(ir: Any, rounds: int = 3) -> list[dict]:
-    """Cold compile CPU and wall with kernels compiled in line (0), on one worker overlapping the
-    lowering (1), on two (2): llvmlite's lock lets no two compile at once (jobs.py)."""
+    """Cold compile CPU and wall with kernels compiled in line (0), on one worker thread overlapping the
+    lowering (1), on two compile processes (2; jobs.py). cpu_s is this process's CPU only: the compile
+    processes' CPU is not in it. The processes are started in the first round and kept."""
     from compiler.driver import lower
 
     times: dict[int, list[tuple[float, float]]] = {0: [], 1: [], 2: []}
@@ -472,7 +473,7 @@ def main(argv: list[str] | None = None) -> None:
               ("tutorial Adam, 16M", 2, lambda: (adam_ir(2**24), [{}]), 2)]
     for row in pipeline_rows(cases, a.rounds):
         pipe.add(**row)
-    workers = Table("workers", "cold compile of the 128-layer MLP step by kernel compile workers (no cache)",
+    workers = Table("workers", "cold compile of the 128-layer MLP step by kernel compile workers (no cache; 2 = two compile processes, whose CPU cpu_s leaves out)",
                     ["compile_workers", "wall_s", "cpu_s", "wall_vs_in_line"])
     for row in workers_rows(deep_mlp.train_ir(128, WIDTH, BATCH, CLASSES)[0]):
         workers.add(**row)

@@ -28,8 +28,9 @@ class CompileOptions:
     # architecture (aarch64-linux-gnu). Code for a CPU this machine lacks features of is refused at load.
     target_cpu: str | None = None
     target_triple: str | None = None
-    # threads compiling kernels while the next ones are lowered (0: compile each at once; more than 1
-    # gains nothing while llvmlite serialises its calls: compiler/backends/llvm/jobs.py)
+    # who compiles kernels while the next ones are lowered: 0 the lowering thread itself, 1 one worker
+    # thread (llvmlite serialises its calls, so more threads would gain nothing), N >= 2 N compile
+    # processes (pays for many large kernels on idle cores; compiler/backends/llvm/jobs.py)
     compile_workers: int = 1
     # LLVM pipeline of the native code: "auto" (O3 for small elementwise kernels, O2 for matmuls, reductions
     # and large modules, which O3 compiled ~1.7x slower for the same run time), 2 (O2) or 3 (O3);

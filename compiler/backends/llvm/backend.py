@@ -128,7 +128,7 @@ def lower(irx: Ir, options: CompileOptions) -> NativeCode:
             layout.ws_size = hit[1]["ws_size"]
             return NativeCode(hit[0], layout, irx, threads, cache_hit=True, source=source,
                               kernels=tuple(o[0] for o in objs), reused_kernels=len(objs))  # type: ignore[index]
-    jobs = ObjectJobs(lambda: target.target_machine(tgt), workers=options.compile_workers, speed_level=level)
+    jobs = ObjectJobs(tgt, workers=options.compile_workers, speed_level=level)
     table = KernelTable(lambda sig: kernel_symbol(sig, tgt, level), lookup if kcache else None,
                         lambda sym, km: jobs.submit(sym, str(km)))
     module, layout = lower_module(irx, prefix, tgt.isa, table)
