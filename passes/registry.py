@@ -11,7 +11,7 @@ PASSES: dict[str, PassFn] = {}
 # the modules of this package that are machinery, not passes; every other module is imported on first
 # lookup, so a new pass is one file (with @register) plus its name in a list of pipeline.py
 MACHINERY = ("__init__", "manager", "registry", "pipeline", "invariants", "rewrite", "contraction",
-             "depgraph")
+             "depgraph", "refusals")
 
 
 def register(name: str) -> Callable[[PassFn], PassFn]:
