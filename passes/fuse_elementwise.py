@@ -34,8 +34,8 @@ from compiler.ops.primitives import Expr
 from .refusals import format_recorded
 from .contraction import Contraction
 from .registry import register
-from .rewrite import replace_groups
-from .schedule import dependency_graph, topological_order
+from .rewrite import replace_groups_in_order
+from .schedule import dependency_graph
 
 
 def is_fusible(op: Op) -> bool:
@@ -298,10 +298,7 @@ def fuse_graph(g: Graph) -> bool:
     groups = fuser.groups()
     g.info["fusion_refusals"] = fuser.refusals
     readers = readers_of(g)
-    replace_groups(g, [(members, *build_kernel(g, members, readers)) for members in groups])
-    if groups:
-        g.ops = topological_order(g)
-    return bool(groups)
+    return replace_groups_in_order(g, [(members, *build_kernel(g, members, readers)) for members in groups])
 
 
 def format_refusals(ir: Ir) -> str:

@@ -27,8 +27,8 @@ from .refusals import format_recorded
 from .contraction import Contraction
 from .fuse_elementwise import is_fusible, iteration_shape, readers_of
 from .registry import register
-from .rewrite import replace_groups
-from .schedule import dependency_graph, topological_order
+from .rewrite import replace_groups_in_order
+from .schedule import dependency_graph
 
 # four rows of the result (the micro-kernels' row block) must fit the native epilogue's tile buffer
 MAX_ROW_BYTES = 16384
@@ -121,10 +121,7 @@ def fuse_graph(g: Graph) -> bool:
     for mm, e in pairs:
         op, retargets = build(g, mm, e)
         edits.append(([mm, e], op, retargets))
-    replace_groups(g, edits)
-    if pairs:
-        g.ops = topological_order(g)
-    return bool(pairs)
+    return replace_groups_in_order(g, edits)
 
 
 def format_refusals(ir: Ir) -> str:

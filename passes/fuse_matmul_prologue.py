@@ -36,8 +36,8 @@ from .refusals import format_recorded
 from .contraction import Contraction
 from .fuse_elementwise import is_fusible, iteration_shape, readers_of
 from .registry import register
-from .rewrite import replace_groups
-from .schedule import dependency_graph, topological_order
+from .rewrite import replace_groups_in_order
+from .schedule import dependency_graph
 
 MAX_A_ROW_BYTES = 16384  # a few rows of op(a) (the micro-kernels' row block) sit in a stack buffer
 B_BUFFER_BYTES = 65536  # all of b sits in a stack buffer of each thread
@@ -204,10 +204,7 @@ def fuse_graph(g: Graph) -> bool:
     for mm, fused in plans:
         op, retargets = build(g, mm, fused)
         edits.append((sorted(fused.values(), key=pos.__getitem__) + [mm], op, retargets))
-    replace_groups(g, edits)
-    if plans:
-        g.ops = topological_order(g)
-    return bool(plans)
+    return replace_groups_in_order(g, edits)
 
 
 def format_refusals(ir: Ir) -> str:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from compiler.ir import Graph, Op, Value
 
+from .schedule import topological_order
+
 
 def retarget(g: Graph, old: Value, new: Value) -> None:
     """Readers of `old` read `new`; later versions of old's storage become later versions of new's.
@@ -174,3 +176,12 @@ def replace_groups(g: Graph, edits: list[tuple[list[Op], Op, list[tuple[Value, V
             if v.id not in live:
                 g.values.pop(v.id, None)
     rt.finish()
+
+
+def replace_groups_in_order(g: Graph, edits: list[tuple[list[Op], Op, list[tuple[Value, Value]]]]) -> bool:
+    """`replace_groups`, then the graph's ops put back in a dependency order (a fused op stands where its
+    first member stood, which may precede a producer of a later member); True when anything changed."""
+    replace_groups(g, edits)
+    if edits:
+        g.ops = topological_order(g)
+    return bool(edits)
