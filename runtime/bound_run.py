@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .buffers import first_overlap
-from .openmp import forked_child
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -99,8 +98,4 @@ class BoundRun:
     def __call__(self) -> None:
         ex = self._ex
         with ex._lock:
-            # libgomp's workers do not survive fork: a forked child stays out of the runtime (openmp.py)
-            ex._rt.num_threads = 1 if forked_child() else ex.threads
-            rc = ex._fn(*self._args)
-        if rc:
-            ex._raise_for(rc)
+            ex.call_native(*self._args)

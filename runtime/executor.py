@@ -101,14 +101,18 @@ class Executor:
             o = np.empty((iterations * (m.d2h_per[k] if m.d2h_per else 1), *spec.shape), spec.dtype.numpy)
             outs[name] = o
             self._d2h[k] = o.ctypes.data if o.nbytes else self._ws.ctypes.data
+        self.call_native(_addressof(ptrs), _addressof(self._h2d), _addressof(self._d2h), self._ws.ctypes.data,
+                         iterations, _addressof(self._rt))
+        del keep
+        return outs
+
+    def call_native(self, *args: int) -> None:
+        """Call the entry point (the caller holds the lock) at this executor's thread count; raise its error."""
         # libgomp's workers do not survive fork: a forked child stays out of the runtime (openmp.py)
         self._rt.num_threads = 1 if forked_child() else self.threads
-        rc = self._fn(_addressof(ptrs), _addressof(self._h2d), _addressof(self._d2h), self._ws.ctypes.data,
-                      iterations, _addressof(self._rt))
-        del keep
+        rc = self._fn(*args)
         if rc:
             self._raise_for(rc)
-        return outs
 
     def missing(self, vid: int, name: str) -> str:
         """The error for a run that binds no array to buffer `vid`."""
