@@ -473,7 +473,8 @@ def main(argv: list[str] | None = None) -> None:
               ("tutorial Adam, 16M", 2, lambda: (adam_ir(2**24), [{}]), 2)]
     for row in pipeline_rows(cases, a.rounds):
         pipe.add(**row)
-    workers = Table("workers", "cold compile of the 128-layer MLP step by kernel compile workers (no cache; 2 = two compile processes, whose CPU cpu_s leaves out)",
+    workers = Table("workers", "cold compile of the 128-layer MLP step by kernel compile workers (no cache; "
+                    "2 = two compile processes, whose CPU cpu_s leaves out)",
                     ["compile_workers", "wall_s", "cpu_s", "wall_vs_in_line"])
     for row in workers_rows(deep_mlp.train_ir(128, WIDTH, BATCH, CLASSES)[0]):
         workers.add(**row)

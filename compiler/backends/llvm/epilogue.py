@@ -27,7 +27,7 @@ from .kernels import storages_of
 from .loops import broadcast_strides, c64, for_range
 from .isa import Isa
 from .isa import of as isa_of
-from .matmul import emit_tile, plan, row_step, run_tiles
+from .matmul import emit_tile, packed_b, plan, row_step, run_tiles
 from .prologue import PrologueEmitter
 from .rules import Ctx, lower_node
 from .special import special
@@ -99,6 +99,7 @@ def _matmul_epilogue(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
             cols = w.shape[1]
             PrologueEmitter(m.module, b, pro[1], typed).region(
                 W, (0, w.shape[0]), (0, cols), lambda o, i: b.add(b.mul(o, c64(cols)), i))
+    W = packed_b(b, p, W, fn.args[-2], fn.args[-1])
     emit = EpilogueEmitter(m, b, ep, typed, c.shape, (len(a.shape) == 1, len(w.shape) == 1))
     with for_range(b, fn.args[-1], "tile", start=fn.args[-2]) as t:
         if 0 in pro:  # this tile's rows of op(a) (2-d only: tile t is rows [t*tm, t*tm + tm))

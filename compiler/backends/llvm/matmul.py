@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 
 Index = Callable[[ir.Value, ir.Value], ir.Value]
 
+# B transposed with k below this takes path "ntp" (Plan) when its packed copy fits PACK_MAX_BYTES of stack:
+# the dot products' k loop would run mostly in its scalar tail (MNIST's output-layer gradient, k = 10:
+# 0.14 ms as dot products at batch 128, one thread; about 0.02 ms packed)
+PACK_MAX_K = 16
+PACK_MAX_BYTES = 65536
+
 
 def _vec(b: ir.IRBuilder) -> ir.VectorType:
     """One vector register of float32 for the module's ISA."""
@@ -60,6 +66,8 @@ def _vfma(module: ir.Module, vec: ir.VectorType) -> ir.Function:
 
 def _entry_alloca(b: ir.IRBuilder, ty: ir.Type, size: int | None = None) -> ir.Value:
     """An alloca in the function's entry block (one inside a loop would grow the stack per trip)."""
+    if b.block is b.function.entry_basic_block:  # a second builder there would shift b's insertion point
+        return b.alloca(ty, size=size)
     eb = ir.IRBuilder(b.function.entry_basic_block)
     eb.position_at_start(b.function.entry_basic_block)
     return eb.alloca(ty, size=size)
@@ -118,8 +126,62 @@ def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir
                     cp = b.gep(C, [b.add(crow, j)])
                     b.store(b.call(sfma, [a, b.load(b.gep(B, [b.add(brow, j)])), b.load(cp)]), cp)
 
-    plain(i_lo, m4, n64, j_hi)
+    E = N % (VW * VECS)  # the last columns, when this tile ends at the matrix's edge
+    if E:
+        edge = b.icmp_signed("==", b.sub(j_hi, n64), c64(E))
+        with b.if_else(edge) as (then, otherwise):
+            with then:
+                _edge_columns(module, b, A, B, C, K, N, a_index, b_off, c_off, (i_lo, m4), n64, E, ROWS)
+            with otherwise:
+                plain(i_lo, m4, n64, j_hi)
+    else:
+        plain(i_lo, m4, n64, j_hi)
     plain(m4, i_hi, j_lo, j_hi)
+
+
+def _edge_columns(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, K: int, N: int,
+                  a_index: Index, b_off: ir.Value, c_off: ir.Value, rows: tuple[ir.Value, ir.Value],
+                  j0: ir.Value, E: int, ROWS: int) -> None:
+    """Columns [j0, j0 + E) of the row blocks in `rows` (E < the micro-kernel's width: a 10-class output
+    layer is all edge): B's E columns are copied into zero-padded vectors once, then ROWS x ceil(E / lanes)
+    accumulators run over k as in the micro-kernel. Each element is the same ordered chain of
+    multiply-adds from 0 as in the scalar loop, so the results are too."""
+    VEC = _vec(b)
+    VW = VEC.count
+    EV = -(-E // VW)
+    fma = _vfma(module, VEC)
+    zero = ir.Constant(VEC, [0.0] * VW)
+    packed = _entry_alloca(b, VEC, K * EV)
+    accs = [[_entry_alloca(b, VEC) for _ in range(EV)] for _ in range(ROWS)]
+    with for_range(b, K, "ek") as k:
+        brow = b.add(b_off, b.add(b.mul(k, c64(N)), j0))
+        for v in range(EV):
+            vec = zero
+            for lane in range(min(VW, E - v * VW)):
+                x = b.load(b.gep(B, [b.add(brow, c64(v * VW + lane))]))
+                vec = b.insert_element(vec, x, ir.Constant(ir.IntType(32), lane))
+            b.store(vec, b.gep(packed, [b.add(b.mul(k, c64(EV)), c64(v))]))
+    with for_range(b, b.sdiv(b.sub(rows[1], rows[0]), c64(ROWS)), "eb") as ib:
+        i0 = b.add(rows[0], b.mul(ib, c64(ROWS)))
+        for r in range(ROWS):
+            for v in range(EV):
+                b.store(zero, accs[r][v])
+        with for_range(b, K, "ekk") as k:
+            bv = [b.load(b.gep(packed, [b.add(b.mul(k, c64(EV)), c64(v))])) for v in range(EV)]
+            for r in range(ROWS):
+                a = _splat(b, b.load(b.gep(A, [a_index(b.add(i0, c64(r)), k)])))
+                for v in range(EV):
+                    b.store(b.call(fma, [a, bv[v], b.load(accs[r][v])]), accs[r][v])
+        for r in range(ROWS):
+            crow = b.add(c_off, b.add(b.mul(b.add(i0, c64(r)), c64(N)), j0))
+            for v in range(EV):
+                acc = b.load(accs[r][v])
+                if (v + 1) * VW <= E:
+                    _vstore(b, acc, C, b.add(crow, c64(v * VW)))
+                else:
+                    for lane in range(E - v * VW):
+                        b.store(b.extract_element(acc, ir.Constant(ir.IntType(32), lane)),
+                                b.gep(C, [b.add(crow, c64(v * VW + lane))]))
 
 
 def _hsum(b: ir.IRBuilder, module: ir.Module, v: ir.Value) -> ir.Value:
@@ -186,7 +248,7 @@ def emit_f32_nt(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C:
 def row_step(path: str, P: Isa, M: int, K: int) -> int:
     """Rows of the micro-kernel's grid on `path` for an M x K operand: tile row starts on multiples of
     it keep every element on the same code path whatever the tiling."""
-    return {"nn": P.mm_rows_for(M, K), "nt": P.nt_rows, "plain": 1}[path]
+    return {"nn": P.mm_rows_for(M, K), "ntp": P.mm_rows_for(M, K), "nt": P.nt_rows, "plain": 1}[path]
 
 
 def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool, P: Isa) -> tuple[int, int]:
@@ -194,7 +256,7 @@ def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool, P: Isa) -> tuple
     TILE_MIN_MACS multiply-adds whose edges lie on the micro-kernel's grid."""
     if not parallel_ok:
         return M, N
-    cap = {"nn": 4 * P.mm_cols, "nt": 16 * P.nt_cols, "plain": N}[path]  # multiples of the kernels' widths
+    cap = {"nn": 4 * P.mm_cols, "ntp": 4 * P.mm_cols, "nt": 16 * P.nt_cols, "plain": N}[path]  # multiples of the kernels' widths
     tn = N if N <= cap else cap
     step = row_step(path, P, M, K)
     tm = -(-TILE_MIN_MACS // max(tn * K, 1))
@@ -205,7 +267,10 @@ def tiles(M: int, K: int, N: int, path: str, parallel_ok: bool, P: Isa) -> tuple
 @dataclass(frozen=True)
 class Plan:
     """What a matmul's code depends on: C (batch..., M, N) = op(A) @ op(B), contraction K; the
-    micro-kernel path ("nn", "nt" or "plain") and whether its tiles may be shared among threads."""
+    micro-kernel path ("nn", "nt", "ntp" or "plain") and whether its tiles may be shared among threads.
+    "ntp" is B transposed with k too short for the dot products' vectors (the output layer's gradient,
+    k = 10 classes): op(B) is packed into (K, N) once per tile call (packed_b) and the i-k-j
+    micro-kernels run on it; elementwise the sums are the same ordered chains of multiply-adds as "nn"."""
 
     M: int
     K: int
@@ -238,6 +303,8 @@ def plan(op: Op) -> Plan:
     w_b = broadcast_strides(wsh[:-2], batch) if batch else ()
     f32 = a.dtype == w.dtype == dt == DType.float32
     path = "nn" if f32 and not tb else "nt" if f32 and not ta else "plain"
+    if path == "nt" and K < PACK_MAX_K and K * N * 4 <= PACK_MAX_BYTES and not any(w_b):
+        path = "ntp"
     par = prod(batch) * M * N * K >= PARALLEL_MIN_MACS
     return Plan(M, K, N, batch, a_b, w_b, ta, tb, path, par)
 
@@ -268,15 +335,30 @@ def emit_tile(m: "ModuleLowering", b: ir.IRBuilder, op: Op, p: Plan, A: ir.Value
     lda = M  # the row length of A when transposed
     if a_local:
         a_off, lda = b.sub(c64(0), i0 if p.ta else b.mul(i0, c64(K))), tm if p.ta else M
-    if p.path == "nn":
+    if p.path in ("nn", "ntp"):  # "ntp": W is packed_b's (K, N) buffer, the same for every batch matrix
         def a_index(i: ir.Value, k: ir.Value) -> ir.Value:
             return b.add(a_off, b.add(b.mul(k, c64(lda)), i) if p.ta else b.add(b.mul(i, c64(K)), k))
-        emit_f32(m.module, b, A, W, Y, K, N, a_index, w_off, y_off, rows, cols, isa_of(m.module).mm_rows_for(M, K))
+        emit_f32(m.module, b, A, W, Y, K, N, a_index, w_off if p.path == "nn" else c64(0), y_off, rows, cols,
+                 isa_of(m.module).mm_rows_for(M, K))
     elif p.path == "nt":
         emit_f32_nt(m.module, b, A, W, Y, K, N, a_off, w_off, y_off, rows, cols)
     else:
         _plain_rows(m, b, op, A, W, Y, lda, K, N, p.ta, p.tb, (a_off, w_off, y_off), rows)  # M: A's indexing only
     return bi, rows, cols
+
+
+def packed_b(b: ir.IRBuilder, p: Plan, W: ir.Value, lo: ir.Value, hi: ir.Value) -> ir.Value:
+    """The B operand the tiles read: W itself, or on path "ntp" W's (N, K) matrix transposed into a
+    (K, N) buffer on this call's stack, filled once before the first of tiles [lo, hi)."""
+    if p.path != "ntp":
+        return W
+    K, N = p.K, p.N
+    buf = _entry_alloca(b, F32, max(K * N, 1))
+    with b.if_then(b.icmp_signed("<", lo, hi)):
+        with for_range(b, N, "pj") as j:
+            with for_range(b, K, "pk") as k:
+                b.store(b.load(b.gep(W, [b.add(b.mul(j, c64(K)), k)])), b.gep(buf, [b.add(b.mul(k, c64(N)), j)]))
+    return buf
 
 
 @special("MatMul")
@@ -295,6 +377,7 @@ def _matmul(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
         arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     A, W, Y = typed(b, fn.args[0], a.dtype), typed(b, fn.args[1], w.dtype), typed(b, fn.args[2], y.dtype)
+    W = packed_b(b, p, W, fn.args[3], fn.args[4])
     with for_range(b, fn.args[4], "tile", start=fn.args[3]) as t:
         emit_tile(m, b, op, p, A, W, Y, t, tm, tn)
     b.ret_void()

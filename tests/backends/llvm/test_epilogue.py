@@ -75,6 +75,36 @@ def test_random_shapes_every_layout(ta, tb, seed):
     check("vs interpreter", want["out_y"], ref["out_y"], atol=1e-4)
 
 
+# k shorter than a vector with B transposed (path "ntp": B packed, i-k-j micro-kernels) and results
+# narrower than the micro-kernel or with a column edge (the packed edge columns), at tile-grid edges
+SHORT_OR_NARROW = [(128, 10, 512, False, True), (8, 10, 512, False, True), (523, 3, 130, False, True),
+                   (77, 15, 65, False, True), (5, 1, 17, False, True), (128, 512, 10, False, False),
+                   (512, 128, 10, True, False), (301, 40, 74, False, False), (9, 33, 1, True, False),
+                   (130, 16, 63, False, True), (70, 20, 63, False, False), (33, 7, 100, True, False)]
+
+
+@pytest.mark.parametrize("m,k,n,ta,tb", SHORT_OR_NARROW, ids=lambda v: str(v))
+def test_short_depth_and_narrow_results(m, k, n, ta, tb):
+    from compiler.backends.llvm.matmul import plan
+    build = _bias_gelu((k, m) if ta else (m, k), (n, k) if tb else (k, n), ta, tb, (n,))
+    mm = [op for op in optimise(build(), CompileOptions(skip=OFF)).main.ops if op.kind == "MatMul"]
+    assert plan(mm[0]).path == ("ntp" if tb and k < 16 else "nt" if tb else "nn")
+    want = _fused_equals_unfused(build)
+    ref, _ = run_session(build(), "interpreter", None, 1, CompileOptions(level=0))
+    check("vs interpreter", want["out_y"], ref["out_y"], atol=1e-4)
+
+
+def test_a_batched_transposed_b_keeps_the_dot_products():
+    """Packing op(B) once per call is only for a B shared by every batch matrix."""
+    from compiler.backends.llvm.matmul import plan
+    build = _bias_gelu((3, 20, 10), (3, 40, 10), False, True, (40,))
+    mm = [op for op in optimise(build(), CompileOptions(skip=OFF)).main.ops if op.kind == "MatMul"]
+    assert plan(mm[0]).path == "nt"
+    want = _fused_equals_unfused(build)
+    ref, _ = run_session(build(), "interpreter", None, 1, CompileOptions(level=0))
+    check("vs interpreter", want["out_y"], ref["out_y"], atol=1e-4)
+
+
 @pytest.mark.parametrize("sa,sb,bias", [((3, 37, 64), (64, 270), (37, 270)), ((2, 1, 40, 33), (3, 33, 50), (50,)),
                                         ((70,), (70, 90), (90,)), ((20, 70), (70,), (20,))],
                          ids=["batched", "broadcast-batch", "vector-a", "vector-b"])
