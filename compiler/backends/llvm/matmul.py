@@ -93,22 +93,13 @@ def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir
     sfma = module.declare_intrinsic("llvm.fmuladd", [F32], ir.FunctionType(F32, [F32, F32, F32]))
     (i_lo, i_hi), (j_lo, j_hi) = rows, cols
     m4, n64 = _cut(b, i_lo, i_hi, ROWS), _cut(b, j_lo, j_hi, VW * VECS)
-    zero = ir.Constant(VEC, [0.0] * VW)
     accs = [[_entry_alloca(b, VEC) for _ in range(VECS)] for _ in range(ROWS)]
     with for_range(b, b.sdiv(b.sub(m4, i_lo), c64(ROWS)), "ib") as ib:
         i0 = b.add(i_lo, b.mul(ib, c64(ROWS)))
         with for_range(b, b.sdiv(b.sub(n64, j_lo), c64(VW * VECS)), "jb") as jb:
             j0 = b.add(j_lo, b.mul(jb, c64(VW * VECS)))
-            for r in range(ROWS):
-                for v in range(VECS):
-                    b.store(zero, accs[r][v])
-            with for_range(b, K, "k") as k:
-                brow = b.add(b_off, b.add(b.mul(k, c64(N)), j0))
-                bv = [_vload(b, B, b.add(brow, c64(v * VW))) for v in range(VECS)]
-                for r in range(ROWS):
-                    a = _splat(b, b.load(b.gep(A, [a_index(b.add(i0, c64(r)), k)])))
-                    for v in range(VECS):
-                        b.store(b.call(fma, [a, bv[v], b.load(accs[r][v])]), accs[r][v])
+            _register_block(b, fma, A, a_index, i0, K, accs,
+                            lambda k, v: _vload(b, B, b.add(b.add(b_off, b.add(b.mul(k, c64(N)), j0)), c64(v * VW))))
             for r in range(ROWS):
                 crow = b.add(c_off, b.add(b.mul(b.add(i0, c64(r)), c64(N)), j0))
                 for v in range(VECS):
@@ -139,6 +130,22 @@ def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir
     plain(m4, i_hi, j_lo, j_hi)
 
 
+def _register_block(b: ir.IRBuilder, fma: ir.Function, A: ir.Value, a_index: Index, i0: ir.Value, K: int,
+                    accs: list[list[ir.Value]], b_vec: Callable[[ir.Value, int], ir.Value]) -> None:
+    """The micro-kernel's register block: accs[r][v] = the ordered chain over k of multiply-adds of
+    A(i0 + r, k) (splat) by b_vec(k, v), from zero; B's vectors loaded once per k, reused by every row."""
+    zero = ir.Constant(accs[0][0].type.pointee, [0.0] * accs[0][0].type.pointee.count)
+    for row in accs:
+        for acc in row:
+            b.store(zero, acc)
+    with for_range(b, K, "k") as k:
+        bv = [b_vec(k, v) for v in range(len(accs[0]))]
+        for r, row in enumerate(accs):
+            a = _splat(b, b.load(b.gep(A, [a_index(b.add(i0, c64(r)), k)])))
+            for v, acc in enumerate(row):
+                b.store(b.call(fma, [a, bv[v], b.load(acc)]), acc)
+
+
 def _edge_columns(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir.Value, K: int, N: int,
                   a_index: Index, b_off: ir.Value, c_off: ir.Value, rows: tuple[ir.Value, ir.Value],
                   j0: ir.Value, E: int, ROWS: int) -> None:
@@ -163,15 +170,8 @@ def _edge_columns(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, 
             b.store(vec, b.gep(packed, [b.add(b.mul(k, c64(EV)), c64(v))]))
     with for_range(b, b.sdiv(b.sub(rows[1], rows[0]), c64(ROWS)), "eb") as ib:
         i0 = b.add(rows[0], b.mul(ib, c64(ROWS)))
-        for r in range(ROWS):
-            for v in range(EV):
-                b.store(zero, accs[r][v])
-        with for_range(b, K, "ekk") as k:
-            bv = [b.load(b.gep(packed, [b.add(b.mul(k, c64(EV)), c64(v))])) for v in range(EV)]
-            for r in range(ROWS):
-                a = _splat(b, b.load(b.gep(A, [a_index(b.add(i0, c64(r)), k)])))
-                for v in range(EV):
-                    b.store(b.call(fma, [a, bv[v], b.load(accs[r][v])]), accs[r][v])
+        _register_block(b, fma, A, a_index, i0, K, accs,
+                        lambda k, v: b.load(b.gep(packed, [b.add(b.mul(k, c64(EV)), c64(v))])))
         for r in range(ROWS):
             crow = b.add(c_off, b.add(b.mul(b.add(i0, c64(r)), c64(N)), j0))
             for v in range(EV):
