@@ -94,6 +94,22 @@ def test_short_depth_and_narrow_results(m, k, n, ta, tb):
     check("vs interpreter", want["out_y"], ref["out_y"], atol=1e-4)
 
 
+def test_short_depth_transposed_b_made_by_a_prologue():
+    """Path "ntp" after operand b's prologue: b * 0.5 computed into its (N, K) stack buffer, then packed."""
+    from compiler.ops.matmul_epilogue import prologues
+    arrays = {"a": _normal((523, 10), 7), "b": _normal((130, 10), 8), "bias": _normal((130,), 9)}
+
+    def body(t):
+        y = out(emit_op("MatMul", {"a": t["a"], "b": t["b"] * 0.5}, {"transpose_a": False, "transpose_b": True}))
+        return {"y": ops.gelu(y + t["bias"])}
+    build = program(arrays, body)
+    fused = [op for op in optimise(build(), CompileOptions()).main.ops if op.kind == "MatMulEpilogue"]
+    assert 1 in prologues(fused[0]), "b's producer was meant to be fused as a prologue"
+    want = _fused_equals_unfused(build)
+    ref, _ = run_session(build(), "interpreter", None, 1, CompileOptions(level=0))
+    check("vs interpreter", want["out_y"], ref["out_y"], atol=1e-4)
+
+
 def test_a_batched_transposed_b_keeps_the_dot_products():
     """Packing op(B) once per call is only for a B shared by every batch matrix."""
     from compiler.backends.llvm.matmul import plan
