@@ -118,7 +118,7 @@ def emit_f32(module: ir.Module, b: ir.IRBuilder, A: ir.Value, B: ir.Value, C: ir
                     b.store(b.call(sfma, [a, b.load(b.gep(B, [b.add(brow, j)])), b.load(cp)]), cp)
 
     E = N % (VW * VECS)  # the last columns, when this tile ends at the matrix's edge
-    if E:
+    if E and K * -(-E // VW) * VW * 4 <= PACK_MAX_BYTES:  # their packed copy sits on the stack
         edge = b.icmp_signed("==", b.sub(j_hi, n64), c64(E))
         with b.if_else(edge) as (then, otherwise):
             with then:
