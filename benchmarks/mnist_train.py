@@ -342,7 +342,8 @@ def step_matmuls(bs: int) -> list[tuple[tuple, tuple, bool, bool]]:
 
 
 def _matmul_alone(sa: tuple, sb: tuple, ta: bool, tb: bool):
-    """A program computing op(a) @ op(b) into a variable (level 1 keeps the matmul and the copy apart)."""
+    """A program computing op(a) @ op(b) into a variable (compiled at the default level, the copy is the
+    matmul's epilogue: its tiles store the result there once, as a plain matmul stores its own)."""
     from compiler.popxl import ops
     from compiler.popxl.ops._emit import emit_op, out
 
@@ -378,7 +379,7 @@ def profile_matmuls(bs: int, threads: int, reps: int, table: "Table") -> None:
         sa, sb, ta, tb = spec
         m, k = (sa[1], sa[0]) if ta else sa
         n = sb[0] if tb else sb[1]
-        sess = popxl.Session(_matmul_alone(*spec), "cpu", options=CompileOptions(threads=threads, level=1))
+        sess = popxl.Session(_matmul_alone(*spec), "cpu", options=CompileOptions(threads=threads))
         ms = _timed_ms(sess._exe, sess._dev, {}, reps)
         count = shapes.count(spec)
         total += ms * count
@@ -389,6 +390,15 @@ def profile_matmuls(bs: int, threads: int, reps: int, table: "Table") -> None:
     off = steps["step, epilogues off"]
     table.add(**{"threads": threads, "batch": bs, "piece": "all matmuls", "count": len(shapes), "ms": total,
                  "GFLOP/s": flops_all / total / 1e6, "share of step (epilogues off) %": 100 * total / off})
+    np.random.seed(0)
+    sess = popxl.Session(build_piece(bs, "adam"), "cpu", options=CompileOptions(threads=threads))
+    adam = _timed_ms(sess._exe, sess._dev, feeds, reps)
+    table.add(**{"threads": threads, "batch": bs, "piece": "the Adam updates alone", "count": 8, "ms": adam,
+                 "share of step (epilogues off) %": 100 * adam / off})
+    # what no fusion removes: the matmuls (same micro-kernels, same order: the results are bit-identical)
+    # and the update's arithmetic over every weight; "ours / epilogues off" is at most 100 / this share
+    table.add(**{"threads": threads, "batch": bs, "piece": "floor of a fused step: matmuls + Adam", "count": 1,
+                 "ms": total + adam, "share of step (epilogues off) %": 100 * (total + adam) / off})
     for name, ms in steps.items():
         table.add(**{"threads": threads, "batch": bs, "piece": name, "count": 1, "ms": ms,
                      "GFLOP/s": flops_all / ms / 1e6, "share of step (epilogues off) %": 100 * ms / off})
