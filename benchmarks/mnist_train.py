@@ -242,7 +242,7 @@ def isa_pieces(args, cpus: list[str], rounds: int) -> Table:
 
     rng = np.random.default_rng(0)
     t = Table("isa_pieces", "Our step by piece per target CPU: ms per call (each piece compiled alone; pieces "
-              "as the details table), and the piece's time over the host build's",
+              "as the details table, with the tutorial's float16 first moment), and the piece's time over the host build's",
               ["target", "threads", "batch"] + [f"{p} ms" for p in PIECES] + [f"{p} / host" for p in PIECES])
     for threads in map(int, args.threads.split(",")):
         for bs in map(int, args.batches.split(",")):
@@ -253,7 +253,7 @@ def isa_pieces(args, cpus: list[str], rounds: int) -> Table:
             for cpu in cpus:
                 for piece in PIECES:
                     np.random.seed(0)
-                    sess = popxl.Session(build_piece(bs, piece), "cpu", options=CompileOptions(
+                    sess = popxl.Session(build_piece(bs, piece, popxl.float16), "cpu", options=CompileOptions(
                         threads=threads, target_cpu=None if cpu == "host" else cpu))
                     keep.append(sess)
 
@@ -273,14 +273,15 @@ def isa_pieces(args, cpus: list[str], rounds: int) -> Table:
     return t
 
 
-def build_piece(bs: int, piece: str):
+def build_piece(bs: int, piece: str, m_dtype: popxl.dtype = popxl.float32):
     """A program with one piece of the training step: forward + loss; forward + backward (the gradients
-    summed into one number so nothing is dropped); the eight Adam updates on gradient variables; the step."""
+    summed into one number so nothing is dropped); the eight Adam updates on gradient variables; the step.
+    m_dtype: Adam's first moment (float32 as the main table's "ours" rows; the tutorial's is float16)."""
     from compiler import addons
     from compiler.popxl import ops
 
     if piece == "step":
-        return mnist_adam.train_ir(bs)[0]
+        return mnist_adam.train_ir(bs, 1e-3, m_dtype)[0]
     ir = popxl.Ir(replication=1)
     with ir.main_graph:
         img = ops.host_load(popxl.h2d_stream((bs, 28, 28), popxl.float32, "image"))
@@ -290,7 +291,7 @@ def build_piece(bs: int, piece: str):
             variables = facts.init()
             grads = {v: popxl.variable(np.full(v.shape, 1e-3, np.float32), name=f"g.{k}")
                      for k, v in variables.named_tensors.items()}
-            mnist_adam.optimiser_step(variables, grads, mnist_adam.Adam(cache=True))
+            mnist_adam.optimiser_step(variables, grads, mnist_adam.Adam(cache=True), 1e-3, m_dtype)
             out = ops.sum(img)
         else:
             bwd = addons.autodiff(fwd) if piece == "forward+backward" else None
