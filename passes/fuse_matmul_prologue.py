@@ -6,25 +6,41 @@ with attrs["prologues"] naming E's expression (compiler/ops/matmul_epilogue.py);
 identity epilogue. `x` is no longer a tensor: the backend computes the part of it a tile needs into a
 buffer on the stack, where the micro-kernels read it as they read the operand.
 
-Where it is cheap, and why:
-  - operand a: tiles are whole rows of the result, and a tile needs exactly its own rows of op(a), so
-    each element of `a` is computed once, as in the unfused program;
-  - operand b: every tile needs all of b, so the backend computes it once per thread (per call of the
-    tile function), into a K x N stack buffer; fused only while that buffer is at most B_BUFFER_BYTES and
-    the recomputation costs at most MAX_B_SHARE of the matmul's work at ASSUMED_THREADS threads (each
-    element of b feeds M multiply-adds; E costs its primitive count per element).
+Where it is cheap, and why (the cost model: an operand's elements recomputed R times by E's primitives
+may cost at most MAX_B_SHARE of the multiply-adds those elements feed):
+  - operand a: tiles are whole rows of one batch matrix of the result, and a tile needs exactly its own
+    rows of that batch matrix of op(a), so each element of `a` is computed once, as in the unfused
+    program. When a is broadcast over batch dims (a 2-d a against a batched b, a 1-d a, a size-1 batch
+    dim), each of the R batch matrices sharing a matrix of a computes it again: fused only while
+    R x cost <= MAX_B_SHARE x R x N, i.e. E costs at most a quarter of N per element;
+  - operand b: every tile needs all of b's matrix for its batch matrix. When b has one matrix for the
+    whole call (2-d, 1-d, or its batch dims all 1), the backend computes it once per thread (per call of
+    the tile function) into a K x N stack buffer; fused only while ASSUMED_THREADS x cost is at most
+    MAX_B_SHARE of the batch x M multiply-adds each element feeds. When b varies along the batch, a
+    thread computes b's matrix for a tile whose matrix of b is not the one in its buffer (the last one
+    is kept in a stack slot; tiles run batch-major, so that is once per change of b's matrix, plus once
+    for each other thread starting inside a run): at most runs + ASSUMED_THREADS - 1 matrices, fused
+    while that times cost is at most MAX_B_SHARE of batch x M. Either way one matrix of b must fit
+    B_BUFFER_BYTES.
+  - a 1-d a is one row (M = 1), a 1-d b one column (N = 1); nothing else changes. With a 1-d a, b's
+    prologue is refused by the model (every thread would recompute b for one multiply-add per element).
 Refused, with the reason appended to graph.info["prologue_refusals"], when
   - the operand is a graph input, variable or constant, or made by an op that is not elementwise;
   - the operand is a graph output, or is read by another op, or twice by the matmul;
   - E writes in place, has more than one result, or runs a loop that is not the operand's shape;
-  - the matmul is batched or takes a 1-d operand (prologues are fused into 2-d matmuls), the operand is
-    not float, or a row of op(a) is wider than MAX_A_ROW_BYTES (the tile's rows of a are on the stack);
+  - the cost model above says no, one matrix of b is larger than B_BUFFER_BYTES, the operand is not
+    float, or a row of op(a) is wider than MAX_A_ROW_BYTES (the tile's rows of a are on the stack);
   - E reads a storage the matmul's epilogue writes in place (a later tile would read updated data);
   - an op outside the pair depends on E and feeds the matmul.
 Runs after fuse_matmul_epilogue (so a producer that is itself a matmul's epilogue stays there: the chain
 matmul -> elementwise -> matmul keeps the elementwise op as the first matmul's epilogue, computed once).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
 
 from compiler.ir import Graph, Ir, Op, Value
 from compiler.ops import expr_for
@@ -40,9 +56,9 @@ from .rewrite import replace_groups_in_order
 from .schedule import dependency_graph
 
 MAX_A_ROW_BYTES = 16384  # a few rows of op(a) (the micro-kernels' row block) sit in a stack buffer
-B_BUFFER_BYTES = 65536  # all of b sits in a stack buffer of each thread
-ASSUMED_THREADS = 16  # b's prologue runs once per thread: cost it at a 16-core machine's count
-MAX_B_SHARE = 0.25  # ... and allow it at most a quarter of the matmul's multiply-adds
+B_BUFFER_BYTES = 65536  # one matrix of b sits in a stack buffer of each thread
+ASSUMED_THREADS = 16  # b's prologue runs at least once per thread: cost it at a 16-core machine's count
+MAX_B_SHARE = 0.25  # ... and allow any recomputation at most a quarter of the matmul's multiply-adds
 
 
 def _kernel_expr(e: Op) -> Expr:
@@ -60,11 +76,38 @@ def _operands(mm: Op) -> tuple[Value, Value]:
     return mm.inputs[ra[0]], mm.inputs[rb[0]]
 
 
-def _shape_refusal(mm: Op) -> str | None:
-    a, b = _operands(mm)
-    if len(a.shape) != 2 or len(b.shape) != 2:
-        return f"its operands are {a.shape} and {b.shape}; prologues are fused into 2-d matmuls only"
-    return None
+@dataclass(frozen=True)
+class _Dims:
+    """The matmul's shape as the backend tiles it: result (batch..., M, N), contraction K; a_b / w_b:
+    along which batch dims each operand varies (False: broadcast, the same matrix for every index)."""
+
+    batch: tuple[int, ...]
+    M: int
+    K: int
+    N: int
+    a_b: tuple[bool, ...]
+    w_b: tuple[bool, ...]
+
+
+def _dims(mm: Op) -> _Dims:
+    a, b = (v.shape for v in _operands(mm))
+    ta, tb = bool(mm.attrs.get("transpose_a")), bool(mm.attrs.get("transpose_b"))
+    am = (1,) + a if len(a) == 1 else a  # a 1-d a is one row, a 1-d b one column
+    bm = b + (1,) if len(b) == 1 else b
+    M, K = (am[-1], am[-2]) if ta else (am[-2], am[-1])
+    N = bm[-2] if tb else bm[-1]
+    batch = tuple(np.broadcast_shapes(am[:-2], bm[:-2]))
+
+    def varies(sh: tuple[int, ...]) -> tuple[bool, ...]:
+        return tuple(d != 1 for d in (1,) * (len(batch) - len(sh)) + sh)
+    return _Dims(batch, M, K, N, varies(am[:-2]), varies(bm[:-2]))
+
+
+def _b_runs(d: _Dims) -> int:
+    """How often b's matrix changes along the batch-major walk over the result's batch matrices: at every
+    step of the innermost batch dim along which b varies."""
+    moving = [k for k, v in enumerate(d.w_b) if v]
+    return prod(d.batch[:moving[-1] + 1]) if moving else 1
 
 
 def refusal(mm: Op, slot: int, readers: dict[int, list[Op]], written: set[int]) -> str | None:
@@ -94,20 +137,36 @@ def refusal(mm: Op, slot: int, readers: dict[int, list[Op]], written: set[int]) 
     clash = [v.name for v in e.inputs if v.storage in written]
     if clash:
         return f"{e.label} reads {clash[0]!r}, which the matmul's epilogue writes in place"
-    ta, tb = bool(mm.attrs.get("transpose_a")), bool(mm.attrs.get("transpose_b"))
-    k = x.shape[0] if (ta if slot == 0 else not tb) else x.shape[1]  # the contraction length
-    if slot == 0 and k * x.dtype.itemsize > MAX_A_ROW_BYTES:
-        return f"a row of op({x.name!r}) ({k} elements) is wider than {MAX_A_ROW_BYTES} bytes"
-    if slot == 1:
-        if x.spec.nbytes > B_BUFFER_BYTES:
-            return f"{x.name!r} ({x.spec.nbytes} bytes) is larger than the {B_BUFFER_BYTES}-byte per-thread buffer"
-        a = _operands(mm)[0]
-        m = a.shape[1] if ta else a.shape[0]
-        cost = sum(n.prim not in (Prim.input, Prim.const) for n in _kernel_expr(e).nodes)
-        if ASSUMED_THREADS * cost > MAX_B_SHARE * m:
+    d = _dims(mm)
+    cost = sum(n.prim not in (Prim.input, Prim.const) for n in _kernel_expr(e).nodes)
+    if slot == 0:
+        if d.K * x.dtype.itemsize > MAX_A_ROW_BYTES:
+            return f"a row of op({x.name!r}) ({d.K} elements) is wider than {MAX_A_ROW_BYTES} bytes"
+        # a broadcast over batch dims: the tiles of each batch matrix compute their rows of it again
+        again = prod(n for n, v in zip(d.batch, d.a_b) if not v)
+        if again > 1 and again * cost > MAX_B_SHARE * again * d.N:
+            return (f"{x.name!r} is broadcast over {again} batch matrices: {e.label} ({cost} operations per "
+                    f"element) would be recomputed {again} times, more than {MAX_B_SHARE:.0%} of the "
+                    f"{again * d.N} multiply-adds each element feeds")
+        return None
+    nbytes = d.K * d.N * x.dtype.itemsize
+    if nbytes > B_BUFFER_BYTES:
+        what = "a matrix of " if len(x.shape) > 2 else ""
+        return f"{what}{x.name!r} ({nbytes} bytes) is larger than the {B_BUFFER_BYTES}-byte per-thread buffer"
+    macs = prod(d.batch) * d.M  # the multiply-adds each element of b's matrices feeds, on average
+    if not any(d.w_b):  # one matrix of b for the whole call: computed once per thread
+        if ASSUMED_THREADS * cost > MAX_B_SHARE * macs:
             return (f"{e.label} ({cost} operations per element) would be recomputed by each of up to "
-                    f"{ASSUMED_THREADS} threads, more than {MAX_B_SHARE:.0%} of the {m} multiply-adds each "
+                    f"{ASSUMED_THREADS} threads, more than {MAX_B_SHARE:.0%} of the {macs} multiply-adds each "
                     "element of b feeds")
+        return None
+    # b varies along the batch: a thread computes b's matrix when its next tile needs another one
+    runs = _b_runs(d)
+    times = runs + ASSUMED_THREADS - 1
+    if times * cost > MAX_B_SHARE * prod(d.batch) * d.M:
+        return (f"{e.label} ({cost} operations per element) would compute up to {times} matrices of b "
+                f"({runs} changes of matrix along the batch, one more for each of up to {ASSUMED_THREADS} "
+                f"threads), more than {MAX_B_SHARE:.0%} of the matmul's multiply-adds")
     return None
 
 
@@ -174,13 +233,12 @@ def fuse_graph(g: Graph) -> bool:
     taken: set[Op] = set()
     plans: list[tuple[Op, dict[int, Op]]] = []
     for mm in [op for op in g.ops if op.kind in ("MatMul", "MatMulEpilogue")]:
-        why_all = _shape_refusal(mm)
         written = {mm.inputs[i].storage for i in mm.modifies}
         fused: dict[int, Op] = {}
         for slot in (0, 1):
             if slot in prologues(mm):
                 continue
-            why = why_all or refusal(mm, slot, readers, written)
+            why = refusal(mm, slot, readers, written)
             e = None if why is not None else _operands(mm)[slot].producer
             if e is not None and e in taken:
                 why = f"{e.label} is already another matmul's prologue"
@@ -214,7 +272,7 @@ def format_refusals(ir: Ir) -> str:
 
 @register("fuse_matmul_prologue")
 def run(ir: Ir) -> bool:
-    """Fuse the elementwise producer of a 2-d matmul's operand into the matmul (computed per tile)."""
+    """Fuse the elementwise producer of a matmul operand into the matmul (computed per tile)."""
     changed = False
     for g in ir.graphs.values():
         changed |= fuse_graph(g)

@@ -137,8 +137,6 @@ def _infer(s: dict[str, TensorSpec], a: dict[str, Any]) -> list[TensorSpec]:
             if not fits:
                 raise ValueError(f"prologue {'ab'[k]}: an input of shape {x.shape} does not broadcast to {shape}")
         operands.append(TensorSpec(shape, dtype))
-    if pros and any(len(o.shape) != 2 for o in operands):  # the backend's prologue loops are 2-d
-        raise ValueError(f"prologues are fused into 2-d matmuls only, not {operands[0].shape} @ {operands[1].shape}")
     attrs = {k: a[k] for k in ("transpose_a", "transpose_b") if a.get(k)}
     (c,) = get("MatMul").infer({"a": operands[0], "b": operands[1]}, attrs)
     if c != TensorSpec(tuple(a["c_spec"][0]), a["c_spec"][1]):

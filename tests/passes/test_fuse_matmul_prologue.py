@@ -7,7 +7,7 @@ import pytest
 
 import mnist_adam
 from compiler import popxl
-from compiler.ir import print_schedule
+from compiler.ir import Op, print_schedule
 from compiler.ir.dot import to_dot
 from compiler.ops.matmul_epilogue import expand, prologues
 from compiler.popxl import ops
@@ -128,17 +128,101 @@ def test_refusals_name_the_reason(name):
         assert why in text, text
 
 
-def test_a_batched_matmul_keeps_its_producers():
+def _shaped(sx: tuple[int, ...], sw: tuple[int, ...], body):
+    """As _program with x of shape sx and w of shape sw: out takes the matmul's result shape."""
     def build():
         ir = popxl.Ir()
         with ir.main_graph:
-            x = popxl.variable(np.ones((2, 3, 4), np.float32), name="x")
-            w = popxl.variable(np.ones((4, 5), np.float32), name="w")
-            res = popxl.variable(np.zeros((2, 3, 5), np.float32), name="out")
-            ops.var_updates.copy_var_update_(res, _mm(x * 2.0, w))
+            x = popxl.variable(np.linspace(-1, 1, int(np.prod(sx))).reshape(sx).astype(np.float32), name="x")
+            w = popxl.variable(np.linspace(-2, 1, int(np.prod(sw))).reshape(sw).astype(np.float32), name="w")
+            s = popxl.variable(np.asarray(0.5, np.float32), name="s")
+            y = body(x, w, s)
+            res = popxl.variable(np.zeros(y.shape, np.float32), name="out")
+            ops.var_updates.copy_var_update_(res, y)
         return ir
-    work = check_passes(build, PASSES)
-    assert "prologues are fused into 2-d matmuls only" in format_refusals(work)
+    return build
+
+
+BATCHED_GOLDEN = """\
+Graph : 
+  () -> () {
+    MatMulEpilogue.105 (%1 [(2, 64, 4) float32], %2 [() float32], %3 [(4, 5) float32], %4 [() float32], \
+%5 [(2, 64, 5) float32]) -> (%6 [(2, 64, 5) float32])
+      prologue a: v0 = input 0() : float32
+      prologue a: v1 = input 1() : float32
+      prologue a: v2 = mul(v0, v1) : float32
+      prologue a: return v2
+      prologue b: v0 = input 0() : float32
+      prologue b: v1 = input 1() : float32
+      prologue b: v2 = mul(v0, v1) : float32
+      prologue b: return v2
+      epilogue: v0 = input 0() : float32
+      epilogue: v1 = input 1() : float32
+      epilogue: return v0
+  }"""
+
+
+def _the_matmul(work) -> Op:
+    (op,) = [op for op in work.main.ops if op.kind == "MatMulEpilogue"]
+    return op
+
+
+def test_a_batched_matmul_takes_its_producers():
+    """a (2, 3, 4) per tile of each batch matrix; b (4, 5), one matrix for the whole batch, once per
+    thread: 16 threads x 1 multiply is more than a quarter of the 2 x 3 rows it feeds (refused), not of
+    2 x 300 (fused)."""
+    work = check_passes(_shaped((2, 3, 4), (4, 5), lambda x, w, s: _mm(x * 2.0, w * s)), PASSES)
+    assert sorted(prologues(_the_matmul(work))) == [0]
+    assert "would be recomputed by each of up to 16 threads, more than 25% of the 6 multiply-adds" in \
+        format_refusals(work)
+    work = check_passes(_shaped((2, 300, 4), (4, 5), lambda x, w, s: _mm(x * 2.0, w * s)), PASSES)
+    (op,) = work.main.ops
+    assert sorted(prologues(op)) == [0, 1] and format_refusals(work) == ""
+
+
+def test_a_batched_prologue_prints_and_draws():
+    work = check_passes(_shaped((2, 64, 4), (4, 5), lambda x, w, s: _mm(x * 2.0, w * s)), PASSES)
+    (op,) = work.main.ops
+    assert print_schedule(work.main) == BATCHED_GOLDEN
+    src = to_dot(work).source
+    assert f"cluster_op{op.id}" in src
+    assert f"op{op.id}_p0_n2 -> op{op.id}_mm" in src and f"op{op.id}_p1_n2 -> op{op.id}_mm" in src
+
+
+@pytest.mark.parametrize("sx,sw,slots", [
+    ((5,), (5, 7), [0]),  # a 1-d a: one row
+    ((300, 5), (5,), [0, 1]),  # a 1-d b: one column, 300 rows pay for its recomputation per thread
+    ((5,), (3, 5, 8), [0]),  # a 1-d a broadcast over 3 matrices: 1 multiply <= 25% of 8
+    ((2, 1, 70, 5), (1, 3, 5, 7), [0, 1]),  # both broadcast along one batch dim
+])
+def test_batched_and_1d_shapes_that_fuse(sx, sw, slots):
+    work = check_passes(_shaped(sx, sw, lambda x, w, s: _mm(x * 2.0, w * s if 1 in slots else w)), PASSES)
+    assert sorted(prologues(_the_matmul(work))) == slots and format_refusals(work) == ""
+
+
+SHAPED_REFUSALS = {
+    # a (6, 5) broadcast over the 3 matrices of w: tanh(x * s) costs 2 > 25% of n = 7 per recomputation
+    "a-broadcast-too-costly": ((6, 5), (3, 5, 7), lambda x, w, s: _mm(ops.tanh(x * s), w),
+                               "'tanh_out' is broadcast over 3 batch matrices: FusedKernel.104 (2 operations per element) would "
+                               "be recomputed 3 times, more than 25% of the 21 multiply-adds"),
+    # b varies along the batch: 3 changes + 15 threads' starts, 2 operations each, against 3 x 6 rows
+    "b-batched-too-costly": ((3, 6, 5), (3, 5, 7), lambda x, w, s: _mm(x, ops.tanh(w * s)),
+                             "would compute up to 18 matrices of b (3 changes of matrix along the batch"),
+    "b-matrix-too-large": ((2, 300, 200), (2, 200, 100), lambda x, w, s: _mm(x, w * s),
+                           "a matrix of 'mul_out' (80000 bytes) is larger than the 65536-byte"),
+    # a 1-d a makes one row: b's prologue would be recomputed by each thread for 1 multiply-add each
+    "b-after-a-vector": ((5,), (5, 7), lambda x, w, s: _mm(x, w * s),
+                         "would be recomputed by each of up to 16 threads, more than 25% of the 1 multiply-adds"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPED_REFUSALS))
+def test_batched_and_1d_refusals_name_the_reason(name):
+    sx, sw, body, why = SHAPED_REFUSALS[name]
+    work = check_passes(_shaped(sx, sw, body), PASSES)
+    text = format_refusals(work)
+    assert why in text, text
+    assert not any(prologues(op) for op in work.main.ops if op.kind == "MatMulEpilogue")
 
 
 def test_the_mnist_step_has_no_elementwise_operand_producer_left():
@@ -207,7 +291,7 @@ def test_a_saved_ir_with_inconsistent_prologues_is_refused_at_load(tmp_path, edi
     else:
         entry[0] = 7
     path.write_text(json.dumps(doc))
-    why = {"shape": "does not broadcast|not the matmul's result", "batched": "2-d matmuls only",
+    why = {"shape": "does not broadcast|not the matmul's result", "batched": "not the matmul's result",
            "slot": "slot 0"}[edit]
     with pytest.raises(IRFormatError, match=why):
         Ir.load(path)

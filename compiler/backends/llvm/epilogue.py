@@ -28,7 +28,7 @@ from .loops import broadcast_strides, c64, for_range
 from .isa import Isa
 from .isa import of as isa_of
 from .matmul import emit_tile, packed_b, plan, row_step, run_tiles
-from .prologue import PrologueEmitter
+from .prologue import PrologueEmitter, batch_offset
 from .rules import Ctx, lower_node
 from .special import special
 from .thresholds import PARALLEL_MIN_ELEMENTS, TILE_MIN_MACS
@@ -92,25 +92,42 @@ def _matmul_epilogue(m: "ModuleLowering", gl: "GraphLowering", op: Op) -> None:
     # the stack buffers first: b is still in the entry block
     tile = b.alloca(storage_type(c.dtype), size=tm * max(N, 1))
     A = b.alloca(storage_type(a.dtype), size=max(tm * K, 1)) if 0 in pro else typed(a)
-    W = b.alloca(storage_type(w.dtype), size=max(w.spec.nelms, 1)) if 1 in pro else typed(w)
-    if 1 in pro:  # all of b, once per call (per thread), before the first tile
-        lo, hi = fn.args[-2], fn.args[-1]
-        with b.if_then(b.icmp_signed("<", lo, hi)):
-            cols = w.shape[1]
-            PrologueEmitter(m.module, b, pro[1], typed).region(
-                W, (0, w.shape[0]), (0, cols), lambda o, i: b.add(b.mul(o, c64(cols)), i))
+    W = b.alloca(storage_type(w.dtype), size=max(K * N, 1)) if 1 in pro else typed(w)
+    b_rows, b_cols = (N, K) if p.tb else (K, N)  # b's matrix in its stored layout (a 1-d b is (K, 1))
+
+    def b_fill(o: ir.Value, i: ir.Value) -> ir.Value:  # b's buffer is its matrix, row-major
+        return b.add(b.mul(o, c64(b_cols)), i)
+    pb = PrologueEmitter(m.module, b, pro[1], typed, 1, p.batch) if 1 in pro else None
+    last_wb = b.alloca(I64) if pb is not None and any(p.w_b) else None
+    if pb is not None and last_wb is None:  # b has one matrix: computed once per call (per thread)
+        with b.if_then(b.icmp_signed("<", fn.args[-2], fn.args[-1])):
+            pb.region(W, (0, b_rows), (0, b_cols), b_fill)
+    elif last_wb is not None:  # b's matrix of the first tile is computed in the loop
+        b.store(c64(-1), last_wb)
     W = packed_b(b, p, W, fn.args[-2], fn.args[-1])
     emit = EpilogueEmitter(m, b, ep, typed, c.shape, (len(a.shape) == 1, len(w.shape) == 1))
+    pa = PrologueEmitter(m.module, b, pro[0], typed, 0, p.batch) if 0 in pro else None
     with for_range(b, fn.args[-1], "tile", start=fn.args[-2]) as t:
-        if 0 in pro:  # this tile's rows of op(a) (2-d only: tile t is rows [t*tm, t*tm + tm))
-            i0 = b.mul(t, c64(tm))
+        # tile t is rows [i0, i1) of batch matrix bi (whole-row tiles, batch-major, as emit_tile cuts them)
+        bi = b.sdiv(t, c64(max(tiles_m, 1)))
+        Wt = W
+        if last_wb is not None:  # b's matrix for this batch matrix, when it is not the one already there
+            assert pb is not None
+            wb = batch_offset(b, bi, p.batch, p.w_b)
+            with b.if_then(b.icmp_signed("!=", wb, b.load(last_wb))):
+                pb.at(bi)
+                pb.region(W, (0, b_rows), (0, b_cols), b_fill)
+                b.store(wb, last_wb)
+            Wt = b.gep(W, [b.sub(c64(0), b.mul(wb, c64(K * N)))])  # emit_tile adds wb * K * N back
+        if pa is not None:  # this tile's rows of op(a) for batch matrix bi
+            i0 = b.mul(b.srem(t, c64(max(tiles_m, 1))), c64(tm))
             i1 = b.select(b.icmp_signed("<", b.add(i0, c64(tm)), c64(M)), b.add(i0, c64(tm)), c64(M))
-            pa = PrologueEmitter(m.module, b, pro[0], typed)
+            pa.at(bi)
             if p.ta:  # a is (K, M): the buffer holds (K, tm)
                 pa.region(A, (0, K), (i0, i1), lambda o, i: b.add(b.mul(o, c64(tm)), b.sub(i, i0)))
             else:  # a is (M, K): the buffer holds (tm, K)
                 pa.region(A, (i0, i1), (0, K), lambda o, i: b.add(b.mul(b.sub(o, i0), c64(K)), i))
-        bi, rows, _ = emit_tile(m, b, mm, p, A, W, tile, t, tm, N, local=True, a_local=0 in pro)
+        bi, rows, _ = emit_tile(m, b, mm, p, A, Wt, tile, t, tm, N, local=True, a_local=0 in pro)
         emit.rows(tile, bi, rows, p.batch, N)
     b.ret_void()
 
