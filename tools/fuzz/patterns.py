@@ -5,7 +5,8 @@
 - "scaled_neg": scaled_add_ with b = -lr, lr*-1, (-0.0)-lr,   (fold_neg_into_scaled_add)
                 0.0-lr or a constant
 - "prologue":   tanh(x) * 0.5 and/or y * 0.5 as the operands   (fuse_matmul_prologue)
-                of a 2-d matmul, transpose attributes random
+                of a matmul (2-d, batched with broadcast batch dims,
+                or 1-d operands), transpose attributes random
 
 The generator side (which operands) and the build side (what ops) of each are here, so a recipe
 replays without the generator.
@@ -66,17 +67,33 @@ def scaled_neg_step(gen: "Generator", b: Builder) -> dict | bool:
     return gen._apply(b, {"op": "scaled_neg", "form": gen.rng.choice(SCALE_FORMS), "in": [i, j, h[0]]})
 
 
+def _contracts(xs: tuple[int, ...], ys: tuple[int, ...], ta: bool, tb: bool) -> bool:
+    """op(x) @ op(y) is a valid matmul of at most 1M result elements (1-d operands take no transpose;
+    batch dims broadcast)."""
+    if (ta and len(xs) < 2) or (tb and len(ys) < 2):
+        return False
+    k = xs[-2] if ta else xs[-1]
+    ky = ys[0] if len(ys) == 1 else ys[-1] if tb else ys[-2]
+    try:
+        batch = np.broadcast_shapes(xs[:-2], ys[:-2])
+    except ValueError:
+        return False
+    m = 1 if len(xs) == 1 else xs[-1] if ta else xs[-2]
+    n = 1 if len(ys) == 1 else ys[-2] if tb else ys[-1]
+    return k == ky and int(np.prod(batch)) * m * n <= 1 << 20
+
+
 def prologue_step(gen: "Generator", b: Builder) -> dict | bool:
-    p = gen.pick(b, lambda e: e.t.rank == 2 and e.t.dtype.is_float and e.t.nelms <= 50_000)
+    r = gen.rng
+    low = 1 if r.random() < 0.25 else 2  # vectors abound in the families: a dot product now and then
+    p = gen.pick(b, lambda e: e.t.rank >= low and e.t.dtype.is_float and e.t.nelms <= 50_000)
     if p is None:
         return False
     i, x = p
-    r = gen.rng
-    ta, tb = r.random() < 0.5, r.random() < 0.5
-    m, k = x.t.shape[::-1] if ta else x.t.shape
-    want = (None, k) if tb else (k, None)  # y is (n, k) when transposed, else (k, n)
-    q = gen.pick(b, lambda e: e.t.rank == 2 and e.t.dtype == x.t.dtype and e.t.nelms <= 50_000 and all(
-        w is None or w == d for w, d in zip(want, e.t.shape)))
+    ta, tb = r.random() < 0.5 and x.t.rank >= 2, r.random() < 0.5
+    k = x.t.shape[-2] if ta else x.t.shape[-1]
+    q = gen.pick(b, lambda e: e.t.rank >= 1 and e.t.dtype == x.t.dtype and e.t.nelms <= 50_000
+                 and _contracts(x.t.shape, e.t.shape, ta, tb))
     if q is None:
         return False
     j, y = q
@@ -124,5 +141,5 @@ def _prologue(b: Builder, s: dict, ins: list[Entry], fill: Any) -> None:
         w = y.t * 0.5 if "b" in s["on"] else y.t
         return out(emit_op("MatMul", {"a": a, "b": w}, {"transpose_a": s["ta"], "transpose_b": s["tb"]}))
     t, tol = b.traced(fn, x.tol, y.tol)
-    k = x.t.shape[0] if s["ta"] else x.t.shape[1]
+    k = x.t.shape[-2] if s["ta"] else x.t.shape[-1]
     _set(b, s, t, tol, k * (0.5 if "a" in s["on"] else x.bound) * (0.5 * y.bound if "b" in s["on"] else y.bound))
