@@ -12,6 +12,11 @@ grid, as in matmul.py), and the epilogue evaluates the same primitive expression
 same rules (rules.py, no fast-math flags), so vectorising it or not changes nothing. Tiles are disjoint
 and each runs on exactly one thread, so every output element is updated exactly once for any thread
 count; tile bounds depend only on the shapes, never on the thread count.
+
+Prologues (passes/fuse_matmul_prologue.py): a fused operand a is computed per tile, the tile's rows of its
+batch matrix, into a stack buffer the micro-kernels read (emit_tile's a_local); a fused b into a one-matrix
+stack buffer, once per call when b has one matrix, else whenever the tile's matrix of b is not the one the
+buffer holds (its index kept in a stack slot; tiles run batch-major, so once per change of matrix).
 """
 from __future__ import annotations
 
