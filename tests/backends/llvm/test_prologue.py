@@ -144,13 +144,16 @@ def test_batched_shapes_pinned(case):
     _fused_equals_unfused(_scaled(sa, sb, False, False, True), [0, 1])
 
 
-def test_batched_float16_operands_made_by_a_cast():
-    arrays = {"a": _normal((2, 70, 45), 4), "b": _normal((2, 45, 33), 5)}
+@pytest.mark.parametrize("ta,tb", LAYOUTS, ids=["nn", "tn", "nt", "tt"])
+def test_batched_float16_operands_made_by_a_cast(ta, tb):
+    """The plain micro-kernel path with batched prologue buffers: a (2, ...) per tile, b (3, 1, ...)
+    broadcast along the inner batch dim, both cast to float16 in their prologues."""
+    arrays = {"a": _normal((2, 45, 70) if ta else (2, 70, 45), 4), "b": _normal((3, 1, 33, 45) if tb else (3, 1, 45, 33), 5)}
 
     def body(t):
         a = ops.cast(t["a"] * 0.25, popxl.float16)
         b = ops.cast(t["b"], popxl.float16)
-        return {"y": out(emit_op("MatMul", {"a": a, "b": b}, {"transpose_b": False}))}
+        return {"y": out(emit_op("MatMul", {"a": a, "b": b}, {"transpose_a": ta, "transpose_b": tb}))}
     want = _fused_equals_unfused(program(arrays, body), [0, 1])
     ref, _ = run_session(program(arrays, body)(), "interpreter", None, 1, CompileOptions(level=0))
     check("vs interpreter", want["out_y"].astype(np.float32), ref["out_y"].astype(np.float32), atol=0.05)
