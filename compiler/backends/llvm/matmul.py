@@ -314,8 +314,8 @@ def emit_tile(m: "ModuleLowering", b: ir.IRBuilder, op: Op, p: Plan, A: ir.Value
               ) -> tuple[ir.Value, tuple[ir.Value, ir.Value], tuple[ir.Value, ir.Value]]:
     """Tile t of the result (tm x tn tiles, batch-major): returns (batch index, rows, cols). With `local`
     (whole-row tiles only), Y holds just this tile's rows: row i of the tile at Y[(i - rows[0]) * N].
-    With `a_local` (2-d, whole-row tiles), A holds just this tile's rows of op(A): (tm, K), or (K, tm)
-    when transposed (a matmul prologue's buffer); the micro-kernel path is the same."""
+    With `a_local` (whole-row tiles), A holds just this tile's rows of op(A) in the tile's batch matrix:
+    (tm, K), or (K, tm) when transposed (a matmul prologue's buffer); the micro-kernel path is the same."""
     M, K, N = p.M, p.K, p.N
     tiles_m, tiles_n = -(-M // tm) if M else 0, -(-N // tn) if N else 0
     per_batch = c64(max(tiles_m * tiles_n, 1))
