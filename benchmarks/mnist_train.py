@@ -530,7 +530,7 @@ def main(argv=None) -> dict:
                          **{f"{k} ms": v for k, v in prof.items()}})
             print(f"threads {threads} batch {bs}: {main_t.rows[-1]}", flush=True)
     cmd = "python benchmarks/mnist_train.py" + (" --quick" if args.quick else "") + (
-        " --no-compile" if args.no_compile else "")
+        f" --rounds {args.rounds}" if args.rounds else "") + (" --no-compile" if args.no_compile else "")
     path = write_result("mnist_train", [main_t, b2b, extra], command=cmd,
                         settings={"threads": args.threads, "batches": args.batches, "limit_steps": limit,
                                   "rounds": rounds, "pause_s": PAUSE_S},
