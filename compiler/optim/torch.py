@@ -27,7 +27,8 @@ UnsupportedTensorError (a RuntimeError and ValueError) naming the tensor. Gradie
 differently from their parameter are copied to its layout first (the one documented copy).
 torch is needed to import this module; importing compiler.optim does not import torch.
 The machinery: torch_step.py (the compiled step shared by all three), step_plan.py (its steady state),
-torch_adam.py (Adam/AdamW's kernels).
+torch_adam.py (Adam/AdamW's kernels). `compile_step(model, loss_fn, opt)` (torch_train.py) compiles a
+whole training step (forward, loss, backward and this update, fused into the weight-gradient matmuls).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from .tensor_views import UnsupportedTensorError
 from .torch_adam import AdamStep
 from .torch_step import CompiledStep, call_graph
 
-__all__ = ["Adam", "AdamW", "SGD", "UnsupportedTensorError"]
+__all__ = ["Adam", "AdamW", "SGD", "TrainStep", "UnsupportedTensorError", "compile_step"]
 F64 = DType.float64
 
 
@@ -122,3 +123,7 @@ def _sgd_graph(momentum: bool, nesterov: bool, maximize: bool, weight_decay: boo
     def sgd(p: Handle, g: Handle, lr: Handle, mom: Handle, damp: Handle, wd: Handle) -> None:
         aten.sgd_step(p, g, None, (lr, mom, damp, wd), **opts)
     return "sgd", "p& g lr mom damp wd", sgd
+
+
+# at the end: torch_train reads _sgd_graph from this module when it builds a step
+from .torch_train import TrainStep, compile_step  # noqa: E402
