@@ -23,7 +23,9 @@ and y. Parameters and state are updated in place in torch's memory. `p.grad` is 
 gradient never exists in memory. Hyper-parameters are read from param_groups at every call (float64
 kernel inputs: an lr scheduler works without recompiling); a kernel is compiled per distinct batch
 shape and optimizer options. Parameters that are frozen (requires_grad=False) or not in the
-optimizer are not updated, as with loss.backward(); opt.step().
+optimizer are not updated, as with loss.backward(); opt.step(). The model's layers are read once, by
+compile_step (compile again after changing its structure); the optimizer's step hooks are not run.
+The model's side (layers, loss, forward and backward IR) is torch_train_model.py.
 """
 from __future__ import annotations
 
@@ -37,68 +39,15 @@ from torch import nn
 
 from compiler.driver import CompileOptions
 from compiler.ir import DType
-from compiler.ops import builder as ops
-from compiler.ops.builder import GraphBuilder, Handle
+from compiler.ops.builder import Handle
 
 from .kernels import Kernel, KernelBuilder
 from .tensor_views import flat_view
 from .torch_adam import AdamStep, _adam_graph
 from .torch_step import CompiledStep, call_graph
+from .torch_train_model import check_loss, forward_backward, layers_of
 
-F32, F64, I64 = DType.float32, DType.float64, DType.int64
-SUPPORTED = "nn.Sequential (nested), nn.Flatten, nn.Linear, nn.ReLU, nn.Tanh, nn.GELU"
-_ACTIVATIONS = {nn.ReLU: ("Relu", "ReluGrad", "x"), nn.Tanh: ("Tanh", "TanhGrad", "y")}
-_GELU = {"none": ("GeluErf", "GeluErfGrad", "x"), "tanh": ("Gelu", "GeluGrad", "x")}
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One leaf module of the model: `kind` is "flatten", "linear" or an activation's op kinds."""
-
-    path: str
-    module: nn.Module
-    kind: str
-    grad_kind: str = ""
-    grad_reads: str = ""  # the activation's gradient reads its input "x" or its output "y"
-
-
-def layers_of(model: nn.Module, path: str = "model") -> list[Layer]:
-    """The model's leaf modules in call order; TypeError naming the first unsupported one."""
-    if isinstance(model, nn.Sequential):
-        return [x for name, m in model.named_children() for x in layers_of(m, f"{path}[{name}]")]
-    if isinstance(model, nn.Flatten):
-        if (model.start_dim, model.end_dim) != (1, -1):
-            raise TypeError(f"{path} is nn.Flatten(start_dim={model.start_dim}, end_dim={model.end_dim}): "
-                            "compile_step supports the default nn.Flatten() (start_dim=1, end_dim=-1) only")
-        return [Layer(path, model, "flatten")]
-    if isinstance(model, nn.Linear) and type(model) is nn.Linear:
-        return [Layer(path, model, "linear")]
-    kinds = _GELU.get(getattr(model, "approximate", "")) if type(model) is nn.GELU else _ACTIVATIONS.get(type(model))
-    if kinds is None:
-        raise TypeError(f"{path} is {type(model).__module__}.{type(model).__qualname__}, which compile_step "
-                        f"cannot compile; supported: {SUPPORTED}. Train such a model with loss.backward() and "
-                        "opt.step()")
-    return [Layer(path, model, *kinds)]
-
-
-def check_loss(loss_fn: nn.Module) -> str:
-    """"ce" or "mse"; ValueError/TypeError for a loss or an option compile_step does not support."""
-    if type(loss_fn) is nn.CrossEntropyLoss:
-        bad = [f"{k}={v!r}" for k, v, ok in (
-            ("reduction", loss_fn.reduction, "mean"), ("weight", loss_fn.weight, None),
-            ("label_smoothing", loss_fn.label_smoothing, 0.0), ("ignore_index", loss_fn.ignore_index, -100))
-            if v is not ok and v != ok]
-        if bad:
-            raise ValueError(f"nn.CrossEntropyLoss({', '.join(bad)}) is not supported by compile_step: use "
-                             "nn.CrossEntropyLoss() (mean over the batch, integer class targets)")
-        return "ce"
-    if type(loss_fn) is nn.MSELoss:
-        if loss_fn.reduction != "mean":
-            raise ValueError(f"nn.MSELoss(reduction={loss_fn.reduction!r}) is not supported by compile_step: "
-                             "use nn.MSELoss() (mean)")
-        return "mse"
-    raise TypeError(f"compile_step cannot compile the loss {type(loss_fn).__name__}; supported: "
-                    "nn.CrossEntropyLoss() and nn.MSELoss()")
+F32 = DType.float32
 
 
 def _update_graph(opt: CompiledStep, flags: tuple, shape: tuple, dt: DType, extra: tuple) -> tuple:
@@ -249,69 +198,11 @@ class TrainStep:
             params[id(p)] = next(bufs)
             if spec is not None:
                 stepped.append((id(p), params[id(p)], [next(bufs) for _ in spec[1]], spec))
-        grads = _backward(kb.main, self.layers, params, x, y, loss, self.loss, {pid for pid, *_ in stepped})
+        grads = forward_backward(kb.main, self.layers, params, x, y, loss, self.loss, {pid for pid, *_ in stepped})
         cache: dict = {}
         for pid, p, state, (gi, _, extra) in stepped:
             gkey, sub = _update_graph(self.optimizer, flags_of[gi], p.shape, F32, extra)
             call_graph(kb, cache, gkey, *sub, [p, grads[pid], *state, *hyper[gi]])
-
-
-def _backward(gb: GraphBuilder, layers: list[Layer], params: dict[int, Handle], x: Handle, y: Handle,
-              loss_out: Handle, loss: str, wanted: set[int]) -> dict[int, Handle]:
-    """Forward, loss (written to loss_out) and backward; returns the gradient of each wanted parameter."""
-    saved: list[Handle] = []  # each layer's input (an activation's output for Tanh's gradient)
-    h = x
-    for layer in layers:
-        saved.append(h)
-        if layer.kind == "flatten":
-            h = ops.reshape(h, (h.shape[0], prod(h.shape[1:])))
-        elif layer.kind == "linear":
-            m = layer.module
-            h = gb.emit_out("MatMul", f"{layer.path}.matmul", {"a": h, "b": params[id(m.weight)]},
-                            {"transpose_b": True})  # x W^T
-            if m.bias is not None:
-                h = h + params[id(m.bias)]
-        else:
-            h = gb.emit_out(layer.kind, layer.path, {"x": h})
-    dy = _loss_and_grad(gb, h, y, loss_out, loss)
-    grads: dict[int, Handle] = {}
-    for i in reversed(range(len(layers))):
-        layer, inp = layers[i], saved[i]
-        if layer.kind == "flatten":
-            dy = ops.reshape(dy, inp.shape)
-        elif layer.kind == "linear":
-            m = layer.module
-            if id(m.weight) in wanted:  # dW = dy^T x: its only reader will be the weight's update
-                grads[id(m.weight)] = gb.emit_out("MatMul", f"{layer.path}.weight_grad", {"a": dy, "b": inp},
-                                                  {"transpose_a": True})
-            if m.bias is not None and id(m.bias) in wanted:
-                grads[id(m.bias)] = ops.reduce("sum", dy, 0)
-            if i > 0:
-                dy = ops.matmul(dy, params[id(m.weight)])  # dx = dy W
-        else:
-            out = saved[i + 1] if i + 1 < len(saved) else None
-            other = inp if layer.grad_reads == "x" else out
-            assert other is not None  # an activation's output is the next layer's input or the loss's
-            dy = gb.emit_out(layer.grad_kind, f"{layer.path}.grad", {"dy": dy, layer.grad_reads: other})
-    return grads
-
-
-def _loss_and_grad(gb: GraphBuilder, z: Handle, y: Handle, loss_out: Handle, loss: str) -> Handle:
-    """loss (copied into loss_out) and dloss/dz. CrossEntropy: mean(logsumexp(z) - z[y]), dz = (softmax(z)
-    - onehot(y)) / batch; MSE: mean((z - y)^2), dz = 2 (z - y) / numel."""
-    if loss == "mse":
-        d = z - y
-        ops.copy_(loss_out, ops.reduce("mean", d * d))
-        return d * (2.0 / prod(z.shape))
-    batch, classes = z.shape
-    shifted = z - ops.reduce("max", z, 1, keepdims=True)
-    e = ops.exp(shifted)
-    total = ops.reduce("sum", e, 1, keepdims=True)
-    hit = ops.equal(ops.reshape(y, (batch, 1)), gb.constant(np.arange(classes)[None, :], I64, "classes"))
-    onehot = ops.cast(hit, F32)
-    picked = ops.reduce("sum", shifted * onehot, 1, keepdims=True)
-    ops.copy_(loss_out, ops.reduce("mean", ops.log(total) - picked))
-    return (e / total - onehot) * (1.0 / batch)
 
 
 def _view(t: torch.Tensor, what: str) -> np.ndarray:
