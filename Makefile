@@ -53,6 +53,7 @@ bench: setup
 	$(VPY) benchmarks/mnist_train.py $(BENCH_FLAGS)
 	$(VPY) benchmarks/torch_optim.py $(BENCH_FLAGS)
 	$(VPY) benchmarks/torch_loop.py $(BENCH_FLAGS)
+	$(VPY) benchmarks/torch_train.py $(BENCH_FLAGS)
 	$(VPY) -m benchmarks.report
 
 clean:
