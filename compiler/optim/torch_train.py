@@ -25,7 +25,8 @@ kernel inputs: an lr scheduler works without recompiling); a kernel is compiled 
 shape and optimizer options. Parameters that are frozen (requires_grad=False) or not in the
 optimizer are not updated, as with loss.backward(); opt.step(). The model's layers are read once, by
 compile_step (compile again after changing its structure); the optimizer's step hooks are not run.
-The model's side (layers, loss, forward and backward IR) is torch_train_model.py.
+The model's side (layers, loss, forward and backward IR) is torch_train_model.py; from the third step
+with the same kernel, a step is one native call over a pointer table bound once (torch_train_plan.py).
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from .tensor_views import flat_view
 from .torch_adam import AdamStep, _adam_graph
 from .torch_step import CompiledStep, call_graph
 from .torch_train_model import check_loss, forward_backward, layers_of
+from .torch_train_plan import TrainPlan
 
 F32 = DType.float32
 
@@ -85,6 +87,9 @@ class TrainStep:
         self.kernels: dict[tuple, Kernel] = {}
         self.kernel: Kernel | None = None  # the last one run (tests read its program)
         self._loss = np.zeros((), np.float32)
+        self._plan: TrainPlan | None = None  # the steady-state step (torch_train_plan.py), once there is one
+        self._last_key: tuple | None = None
+        self.slow_steps = 0  # steps that checked and bound everything (tests check the plan is taken)
         for layer in self.layers:
             for name, p in layer.module.named_parameters(recurse=False):
                 where = f"{layer.path}.{name}"
@@ -117,37 +122,59 @@ class TrainStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> float:
         opt = self.optimizer
         xa, ya = self._inputs(x, y)
+        if self._plan is None or not self._plan.step(opt, xa, ya):
+            self._slow_step(xa, ya)
+        # what torch's lr schedulers look for to know the optimizer stepped (else they warn that
+        # scheduler.step() came before optimizer.step())
+        opt._opt_called = True
+        return float(self._loss)
+
+    def _slow_step(self, xa: np.ndarray, ya: np.ndarray) -> None:
+        """Check and bind everything, compile the kernel if it is new, run it; plan the steps after it."""
+        opt = self.optimizer
+        self._plan = None
+        self.slow_steps += 1
         trained = self._trained()
         # what the kernel binds, in declaration order: (name, array); the kernel key is what it compiles
         bound: list[tuple[str, np.ndarray]] = [("x", xa), ("y", ya), ("loss", self._loss)]
         groups = sorted({t.group for t in trained.values()})
         flags_of: dict[int, tuple] = {}
+        hypers = []
         for gi in groups:
             flags, hyper, _ = opt._group_spec(opt.param_groups[gi])
             flags_of[gi] = flags
-            bound += [(f"param_groups[{gi}].h{j}", np.asarray(h, np.float64)) for j, h in enumerate(hyper)]
+            h = np.array(hyper, np.float64)  # the kernel's float64 inputs, one 0-d view each
+            hypers.append((gi, flags, h))
+            bound += [(f"param_groups[{gi}].h{j}", h[j:j + 1].reshape(())) for j in range(len(hyper))]
         specs: list[tuple] = []  # per model parameter: None (not stepped) or (group, state names, extras)
+        params, tensors, state = [], [], []
         for layer in self.layers:
             for name, p in layer.module.named_parameters(recurse=False):
                 where = f"{layer.path}.{name}"
                 bound.append((where, _view(p, where)))
+                params.append(p)
+                tensors.append(p)
                 t = trained.get(id(p))
                 if t is None:
                     specs.append(None)
                     continue
                 st, extra = opt._ensure_state(p, opt.param_groups[t.group])
                 bound += [(f"{where}.{n}", _view(st[n], f"optimizer.state[{where}][{n!r}]")) for n in t.names]
+                tensors += [st[n] for n in t.names]
+                state += [(p, n, st[n]) for n in t.names]
                 specs.append((t.group, t.names, extra))
         key = (tuple((a.shape, a.dtype.str) for _, a in bound), tuple(flags_of.items()), tuple(specs))
         k = self.kernels.get(key)
         if k is None:
             k = self.kernels[key] = Kernel(lambda kb: self._build(kb, bound, flags_of, specs), self.options)
         self.kernel = k
-        k.run([a for _, a in bound])
-        # what torch's lr schedulers look for to know the optimizer stepped (else they warn that
-        # scheduler.step() came before optimizer.step())
-        opt._opt_called = True
-        return float(self._loss)
+        arrays = [a for _, a in bound]
+        k.run(arrays)
+        bind = getattr(k.exe, "bind", None)  # native code has pointer tables; the interpreter has none
+        if key == self._last_key and bind is not None:
+            run = bind(dict(zip(k.vids, arrays)), k.vids[:2])  # x and y may move from step to step
+            self._plan = TrainPlan(run, opt, params, tensors, state, hypers, xa, ya)
+        self._last_key = key
 
     def _inputs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Views of x and y, checked against the model and the loss (a non-contiguous one is copied)."""

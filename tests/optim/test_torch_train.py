@@ -69,6 +69,7 @@ def test_matches_torch_eager_with_the_same_drop_in(opt, act, batch):
         want = eager_step(ref, nn.CrossEntropyLoss(), theirs, x, y)
         assert got == pytest.approx(want, rel=1e-5, abs=1e-5)
     assert step.compiles == 1
+    assert step.slow_steps == 2, "steps 3-5 are one bound native call each (torch_train_plan.py)"
     for (name, p), q, p0 in zip(model.named_parameters(), ref.parameters(), start):
         if cls is SGD:
             torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6, msg=name)
@@ -145,6 +146,17 @@ def test_bit_identical_to_the_epilogue_passes_off(opt, threads):
             np.testing.assert_array_equal(v.numpy(), wopt.state[q][k].numpy(), err_msg=f"{name} {k}")
 
 
+@pytest.mark.parametrize("opt", ["adamw", "sgd"])
+def test_native_code_matches_the_reference_interpreter(opt):
+    """The same program run by runtime/interpreter.py (numpy, op by op, no passes' fusion)."""
+    got, gopt, gl = _train(opt, CompileOptions())
+    want, wopt, wl = _train(opt, CompileOptions(device="interpreter"))
+    np.testing.assert_allclose(gl, wl, rtol=1e-5)
+    for (name, p), q in zip(got.named_parameters(), want.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-5, msg=name)
+        torch.testing.assert_close(gopt.state[p], wopt.state[q], rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_lr_changes_take_effect_without_recompiling_and_state_is_torchs():
     model = mlp("relu", (20, 16, 5))
     ref = copy.deepcopy(model)
@@ -192,6 +204,49 @@ def test_frozen_parameters_are_not_updated():
     assert torch.equal(model[1].weight, frozen)
     for p, q in zip(model.parameters(), ref.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+
+
+def test_the_steady_state_rebinds_whatever_moved():
+    """Each change below must send the step down the slow path (else the kernel would update memory that is
+    no longer the parameter's or the optimizer's), and training must go on exactly as torch eager's."""
+    model = mlp("relu", (20, 16, 5))
+    ref = copy.deepcopy(model)
+    ours, theirs = SGD(model.parameters(), lr=0.1, momentum=0.9), SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    step = compile_step(model, nn.CrossEntropyLoss(), ours)
+    data = iter(batches(17, 8, (20,), classes=5) + batches(2, 3, (20,), classes=5))
+
+    def both(slow: int) -> None:
+        x, y = next(data)
+        assert step(x, y) == pytest.approx(eager_step(ref, nn.CrossEntropyLoss(), theirs, x, y), rel=1e-6)
+        assert step.slow_steps == slow
+        for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6, msg=name)
+
+    for slow in (1, 2, 2, 2):  # the second step with the same kernel binds it for the steps after
+        both(slow)
+    for m in (model, ref):  # a parameter's memory moves
+        m[1].weight.data = m[1].weight.data.clone()
+    both(3)
+    both(3)
+    ours.load_state_dict(copy.deepcopy(theirs.state_dict()))  # new state tensors, new param_groups
+    both(4)
+    ours.state[model[3].weight]["momentum_buffer"] = theirs.state[ref[3].weight]["momentum_buffer"].clone()
+    both(5)
+    ours.param_groups[0]["momentum"] = theirs.param_groups[0]["momentum"] = 0.5  # a hyper-parameter: no rebind
+    both(5)
+    ours.param_groups[0]["nesterov"] = theirs.param_groups[0]["nesterov"] = True  # an option: a new kernel
+    for slow in (6, 7, 7):
+        both(slow)
+    assert step.compiles == 2
+    for m in (model, ref):
+        m[3].bias.requires_grad_(False)
+    both(8)
+    both(9)
+    for m in (model, ref):
+        m[3].bias.requires_grad_(True)
+    for slow in (10, 11, 11, 12, 13):  # the last two: batches of another size, a new kernel
+        both(slow)
+    assert step.compiles == 4
 
 
 # ---------------------------------------------------------------------------------------------- errors
