@@ -70,6 +70,7 @@ def row(batch: int, rounds: int, iters: int) -> dict:
     for step in steps.values():  # warm-up: compiles ours, reaches every variant's steady state
         for x, y in data[:3]:
             step(x, y)
+    check_same_training(batch, nets, base, 1e-3)
     samples: dict[str, list[float]] = {k: [] for k in VARIANTS}
     for _ in range(rounds):
         for kind, step in steps.items():
@@ -78,7 +79,7 @@ def row(batch: int, rounds: int, iters: int) -> dict:
             for x, y in data:
                 step(x, y)
             samples[kind].append((time.perf_counter() - t0) / iters)
-    check_same_training(batch, nets, base)
+    check_same_training(batch, nets, base, 0.25)
     out: dict = {"batch": batch}
     for kind, s in samples.items():
         out[f"ms {kind}"] = round(statistics.median(s) * 1e3, 3)
@@ -89,9 +90,14 @@ def row(batch: int, rounds: int, iters: int) -> dict:
     return out
 
 
-def check_same_training(batch: int, nets: dict[str, nn.Module], base: nn.Module, tol: float = 0.05) -> None:
-    """Every variant stepped the same batches from the same weights: each must end within tol of torch
-    fused's total movement from the start (the compiled step agrees with torch eager to ~1e-3 of it)."""
+def check_same_training(batch: int, nets: dict[str, nn.Module], base: nn.Module, tol: float) -> None:
+    """Every variant stepped the same batches from the same weights: each must be within tol of torch
+    fused's total movement from the start. After the 3 warm-up steps the compiled step agrees with torch
+    eager to ~1e-4 of it (tol 1e-3). After the timed rounds (hundreds of steps over the same 20 batches)
+    the model has memorised them, its gradients are mostly rounding noise, and Adam, which normalises
+    their size, turns the compiled backward's other summation order into an O(lr) difference per element
+    and step: it then ended 0.02-11% away in norm (torch's variants share one autograd and stay within
+    0.1%), so the check after the rounds (tol 0.25) only catches a variant that stopped training."""
     def flat(net: nn.Module) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
     ref, start = flat(nets["torch fused Adam"]), flat(base)

@@ -21,5 +21,5 @@ def test_the_training_check_catches_a_variant_that_trained_differently():
     base = torch.nn.Linear(3, 2)
     nets = {"torch fused Adam": torch.nn.Linear(3, 2), "compiled": torch.nn.Linear(3, 2)}
     with pytest.raises(AssertionError, match="compiled trained"):
-        torch_train.check_same_training(4, nets, base)
-    torch_train.check_same_training(4, {"torch fused Adam": base, "compiled": base}, nets["compiled"])
+        torch_train.check_same_training(4, nets, base, 0.25)
+    torch_train.check_same_training(4, {"torch fused Adam": base, "compiled": base}, nets["compiled"], 1e-3)
