@@ -90,9 +90,15 @@ class TrainStep:
         self._plan: TrainPlan | None = None  # the steady-state step (torch_train_plan.py), once there is one
         self._last_key: tuple | None = None
         self.slow_steps = 0  # steps that checked and bound everything (tests check the plan is taken)
+        seen: dict[int, str] = {}
         for layer in self.layers:
             for name, p in layer.module.named_parameters(recurse=False):
                 where = f"{layer.path}.{name}"
+                if id(p) in seen:  # its gradient would be a sum of several matmuls, and it bound twice
+                    raise ValueError(f"{where} is the same parameter as {seen[id(p)]} (a module used twice or "
+                                     "tied weights): compile_step does not support shared parameters; train "
+                                     "this model with loss.backward() and opt.step()")
+                seen[id(p)] = where
                 if p.dtype != torch.float32 or p.device.type != "cpu":
                     raise TypeError(f"{where} is {p.dtype} on {p.device}: compile_step trains float32 CPU "
                                     "parameters only; convert the model with model.float().cpu()")

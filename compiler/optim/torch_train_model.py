@@ -36,7 +36,8 @@ class Layer:
 def layers_of(model: nn.Module, path: str = "model") -> list[Layer]:
     """The model's leaf modules in call order; TypeError naming the first unsupported one."""
     if isinstance(model, nn.Sequential):
-        return [x for name, m in model.named_children() for x in layers_of(m, f"{path}[{name}]")]
+        # _modules, not named_children(), which lists a module used twice only once (forward calls it twice)
+        return [x for name, m in model._modules.items() if m is not None for x in layers_of(m, f"{path}[{name}]")]
     if isinstance(model, nn.Flatten):
         if (model.start_dim, model.end_dim) != (1, -1):
             raise TypeError(f"{path} is nn.Flatten(start_dim={model.start_dim}, end_dim={model.end_dim}): "

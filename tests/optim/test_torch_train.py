@@ -276,6 +276,19 @@ def test_parameters_must_be_float32_on_the_cpu():
         compile_step(model, nn.CrossEntropyLoss(), Adam(model.parameters()))
 
 
+def test_shared_and_non_contiguous_parameters_are_refused():
+    lin = nn.Linear(4, 4)
+    model = nn.Sequential(lin, nn.ReLU(), lin)
+    with pytest.raises(ValueError, match=r"model\[2\].weight is the same parameter as model\[0\].weight"):
+        compile_step(model, nn.MSELoss(), Adam(model.parameters()))
+    model = nn.Sequential(nn.Linear(4, 3))
+    model[0].weight.data = model[0].weight.data.t().contiguous().t()
+    step = compile_step(model, nn.MSELoss(), Adam(model.parameters()))
+    with pytest.raises(ValueError, match=r"model\[0\].weight with shape \(3, 4\) and strides \(1, 3\) is not "
+                       "contiguous"):
+        step(torch.randn(2, 4), torch.randn(2, 3))
+
+
 def test_a_torch_optimizer_is_refused_with_the_drop_in_to_use():
     model = nn.Sequential(nn.Linear(4, 3))
     with pytest.raises(TypeError, match=r"torch.optim.adam.Adam: use compiler.optim.torch.Adam"):
