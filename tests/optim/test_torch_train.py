@@ -157,6 +157,46 @@ def test_native_code_matches_the_reference_interpreter(opt):
         torch.testing.assert_close(gopt.state[p], wopt.state[q], rtol=1e-4, atol=1e-6, msg=name)
 
 
+def _random_case(seed: int):
+    """A random Sequential (depth, widths, activations, biases, an optional Flatten), loss and batches."""
+    rng = np.random.default_rng(seed)
+    widths = [int(w) for w in rng.integers(1, 40, size=int(rng.integers(2, 5)))]
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Flatten()] if rng.random() < 0.5 else []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers.append(nn.Linear(a, b, bias=bool(rng.random() < 0.7)))
+        if i < len(widths) - 2 or rng.random() < 0.3:
+            layers.append(ACTS[str(rng.choice(list(ACTS)))]())
+    model = nn.Sequential(*layers)
+    batch, ce = int(rng.integers(1, 10)), bool(rng.random() < 0.6)
+    shape = (batch, widths[0]) if not layers or not isinstance(layers[0], nn.Flatten) else (batch, 1, widths[0])
+    g = torch.Generator().manual_seed(seed)
+    data = [(torch.randn(*shape, generator=g), torch.randint(0, widths[-1], (batch,), generator=g) if ce
+             else torch.randn(batch, widths[-1], generator=g)) for _ in range(3)]
+    return model, nn.CrossEntropyLoss() if ce else nn.MSELoss(), data
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_models_match_torch_eager_and_the_unfused_step(seed):
+    """SGD (agrees to rounding) against torch eager; Adam bit for bit against the epilogue passes off."""
+    model, loss_fn, data = _random_case(seed)
+    ref = copy.deepcopy(model)
+    ours, theirs = SGD(model.parameters(), lr=0.1, momentum=0.5), SGD(ref.parameters(), lr=0.1, momentum=0.5)
+    step = compile_step(model, loss_fn, ours)
+    for x, y in data:
+        assert step(x, y) == pytest.approx(eager_step(ref, loss_fn, theirs, x, y), rel=1e-5, abs=1e-6)
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=f"{model}: {name}")
+    runs = []
+    for options in (CompileOptions(threads=2), CompileOptions(threads=2, skip=EPILOGUE_PASSES)):
+        m = copy.deepcopy(model)
+        s = compile_step(m, loss_fn, Adam(m.parameters(), lr=1e-2), options)
+        runs.append(([s(x, y) for x, y in data], [p.detach().numpy().copy() for p in m.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_lr_changes_take_effect_without_recompiling_and_state_is_torchs():
     model = mlp("relu", (20, 16, 5))
     ref = copy.deepcopy(model)
