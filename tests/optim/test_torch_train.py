@@ -21,7 +21,7 @@ from torch import nn  # noqa: E402
 
 from compiler.driver import CompileOptions, optimise  # noqa: E402
 from compiler.optim.torch import SGD, Adam, AdamW, compile_step  # noqa: E402
-from tools.report import EPILOGUE_PASSES  # noqa: E402
+from tools.report import EPILOGUE_PASSES, peak_bytes  # noqa: E402
 
 ACTS = {"relu": nn.ReLU, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU("tanh"), "tanh": nn.Tanh}
 OPTS = {"adam": (Adam, dict(lr=1e-3)), "adamw": (AdamW, dict(lr=1e-3, weight_decay=0.1)),
@@ -123,6 +123,8 @@ def test_every_weight_update_runs_in_its_gradient_matmuls_epilogue(opt):
     assert not [op for op in ops if op.kind == "MatMul" and op.outputs[0].shape in shapes]
     off, off_ops = _epilogues(step, CompileOptions(skip=EPILOGUE_PASSES))
     assert len([op for op in off_ops if op.kind == "MatMul" and op.outputs[0].shape in shapes]) == 3
+    # the memory plan's peak drops by at least the largest weight gradient (the target)
+    assert peak_bytes(off) - peak_bytes(ir) >= 64 * 48 * 4, (peak_bytes(off), peak_bytes(ir))
 
 
 def _train(opt: str, options: CompileOptions, steps: int = 3):
