@@ -11,7 +11,7 @@ from compiler.ir import Graph, Ir
 from compiler.ops import get, run_reference
 
 from .alias_analysis import AliasInfo
-from .registry import register
+from .registry import in_every_graph, register
 from .rewrite import drop_ops, retarget
 
 MAX_ELEMENTS = 4096
@@ -42,7 +42,4 @@ def fold_graph(ir: Ir, g: Graph) -> bool:
 @register("constant_fold")
 def run(ir: Ir) -> bool:
     """Replace pure ops over constants by their values."""
-    changed = False
-    for g in ir.graphs.values():
-        changed |= fold_graph(ir, g)
-    return changed
+    return in_every_graph(ir, lambda g: fold_graph(ir, g))

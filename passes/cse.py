@@ -12,7 +12,7 @@ from compiler.ir.hashing import canon
 from compiler.ops import get
 
 from .alias_analysis import AliasInfo
-from .registry import register
+from .registry import in_every_graph, register
 from .rewrite import drop_ops, retarget
 
 NEVER = ("Init", "HostLoad", "HostStore", "Call", "MultiKernel")
@@ -45,7 +45,4 @@ def cse_graph(g: Graph) -> bool:
 @register("cse")
 def run(ir: Ir) -> bool:
     """Merge pure ops computing the same thing from the same values."""
-    changed = False
-    for g in ir.graphs.values():
-        changed |= cse_graph(g)
-    return changed
+    return in_every_graph(ir, cse_graph)

@@ -16,7 +16,7 @@ import math
 
 from compiler.ir import Graph, Ir, Op, Value
 
-from .registry import register
+from .registry import in_every_graph, register
 
 KINDS = ("ScaledAdd", "ScaledAddLhsInplace")
 
@@ -94,7 +94,4 @@ def fold_graph(ir: Ir, g: Graph) -> bool:
 @register("fold_neg_into_scaled_add")
 def run(ir: Ir) -> bool:
     """ScaledAdd*(X, Y, b=Neg(lr)) -> ScaledAdd*(X, Y, b=lr, negate_b); constant scales -> attributes."""
-    changed = False
-    for g in ir.graphs.values():
-        changed |= fold_graph(ir, g)
-    return changed
+    return in_every_graph(ir, lambda g: fold_graph(ir, g))

@@ -33,7 +33,7 @@ from compiler.ops.primitives import Expr
 
 from .refusals import format_recorded
 from .contraction import Contraction
-from .registry import register
+from .registry import in_every_graph, register
 from .rewrite import replace_groups_in_order
 from .schedule import dependency_graph
 
@@ -309,7 +309,4 @@ def format_refusals(ir: Ir) -> str:
 @register("fuse_elementwise")
 def run(ir: Ir) -> bool:
     """Fuse connected elementwise ops over one iteration shape into FusedKernel loops."""
-    changed = False
-    for g in ir.graphs.values():
-        changed |= fuse_graph(g)
-    return changed
+    return in_every_graph(ir, fuse_graph)

@@ -26,7 +26,7 @@ from compiler.ops.primitives import Expr
 from .refusals import format_recorded
 from .contraction import Contraction
 from .fuse_elementwise import is_fusible, iteration_shape, readers_of
-from .registry import register
+from .registry import in_every_graph, register
 from .rewrite import replace_groups_in_order
 from .schedule import dependency_graph
 
@@ -132,7 +132,4 @@ def format_refusals(ir: Ir) -> str:
 @register("fuse_matmul_epilogue")
 def run(ir: Ir) -> bool:
     """Fuse each MatMul with the elementwise op reading its result (bias, activation, optimizer update)."""
-    changed = False
-    for g in ir.graphs.values():
-        changed |= fuse_graph(g)
-    return changed
+    return in_every_graph(ir, fuse_graph)

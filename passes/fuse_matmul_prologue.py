@@ -51,7 +51,7 @@ from compiler.ops.primitives import Expr, Prim
 from .refusals import format_recorded
 from .contraction import Contraction
 from .fuse_elementwise import is_fusible, iteration_shape, readers_of
-from .registry import register
+from .registry import in_every_graph, register
 from .rewrite import replace_groups_in_order
 from .schedule import dependency_graph
 
@@ -273,7 +273,4 @@ def format_refusals(ir: Ir) -> str:
 @register("fuse_matmul_prologue")
 def run(ir: Ir) -> bool:
     """Fuse the elementwise producer of a matmul operand into the matmul (computed per tile)."""
-    changed = False
-    for g in ir.graphs.values():
-        changed |= fuse_graph(g)
-    return changed
+    return in_every_graph(ir, fuse_graph)

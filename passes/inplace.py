@@ -16,7 +16,7 @@ from compiler.ops import get
 
 from .alias_analysis import AliasInfo
 from .fuse_elementwise import iteration_shape
-from .registry import register
+from .registry import in_every_graph, register
 
 
 def _candidate(op: Op) -> bool:
@@ -82,7 +82,4 @@ def inplace_graph(g: Graph) -> bool:
 @register("inplace")
 def run(ir: Ir) -> bool:
     """Let elementwise ops write their result over a temporary operand nobody reads afterwards."""
-    changed = False
-    for g in ir.graphs.values():
-        changed |= inplace_graph(g)
-    return changed
+    return in_every_graph(ir, inplace_graph)

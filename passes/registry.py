@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from compiler.ir import Ir
+from compiler.ir import Graph, Ir
 
 PassFn = Callable[[Ir], bool]
 PASSES: dict[str, PassFn] = {}
@@ -22,6 +22,14 @@ def register(name: str) -> Callable[[PassFn], PassFn]:
         fn.pass_name = name  # type: ignore[attr-defined]
         return fn
     return deco
+
+
+def in_every_graph(ir: Ir, fn: Callable[[Graph], bool]) -> bool:
+    """A graph-local pass over the whole Ir: fn on every graph (each one, even after a change)."""
+    changed = False
+    for g in ir.graphs.values():
+        changed |= fn(g)
+    return changed
 
 
 def get_pass(name: str) -> PassFn:

@@ -15,7 +15,7 @@ from compiler.ir import Graph, Ir, Op
 
 from .alias_analysis import AliasInfo
 from .depgraph import CycleError, DepGraph
-from .registry import register
+from .registry import in_every_graph, register
 
 
 class ScheduleError(ValueError):
@@ -68,7 +68,4 @@ def schedule_graph(g: Graph) -> bool:
 @register("schedule")
 def run(ir: Ir) -> bool:
     """Order every graph's ops by data, in_sequence constraints and read-before-overwrite hazards."""
-    changed = False
-    for g in ir.graphs.values():
-        changed |= schedule_graph(g)
-    return changed
+    return in_every_graph(ir, schedule_graph)
